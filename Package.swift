@@ -1,0 +1,107 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Stockade",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "stockade-node", targets: ["stockade-node"]),
+        .library(name: "StockadeClient", targets: ["StockadeClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        // Value types, limits and error codes. Depends on nothing.
+        .target(name: "StockadeCore"),
+        // The deterministic ledger state machine.
+        .target(
+            name: "Ledger",
+            dependencies: [
+                "StockadeCore",
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        // Durable command log and snapshots with group commit.
+        .target(name: "Storage", dependencies: ["StockadeCore"]),
+        // The node runtime that sequences commands through the log into the ledger.
+        .target(
+            name: "Node",
+            dependencies: [
+                "StockadeCore", "Ledger", "Storage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // HTTP API: router, middleware, error mapping.
+        .target(
+            name: "API",
+            dependencies: [
+                "StockadeCore", "Ledger", "Node",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        // Client library (HTTP/1.1 keep-alive over SwiftNIO).
+        .target(
+            name: "StockadeClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "stockade-node",
+            dependencies: [
+                "StockadeCore", "Ledger", "Storage", "Node", "API",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Test support: history generators, invariant checks, real-process launcher.
+        .target(
+            name: "StockadeTesting",
+            dependencies: ["StockadeCore", "Ledger", "StockadeClient"]
+        ),
+        .testTarget(
+            name: "LedgerTests",
+            dependencies: [
+                "StockadeCore", "Ledger", "StockadeTesting",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: ["StockadeCore", "Ledger", "Storage", "Node"]
+        ),
+        .testTarget(
+            name: "APITests",
+            dependencies: [
+                "StockadeCore", "Ledger", "Storage", "Node", "API",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["StockadeCore", "StockadeClient", "StockadeTesting", "stockade-node"]
+        ),
+    ]
+)

@@ -1,0 +1,105 @@
+import Foundation
+import Hummingbird
+import StockadeCore
+
+/// Turns every error into `{"error":{"code","message"}}` with the status its code maps to.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = StockadeRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as StockadeError {
+            return ErrorBody.response(error)
+        } catch let error as HTTPError {
+            return ErrorBody.response(Self.translate(error))
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error": "\(error)"])
+            return ErrorBody.response(StockadeError(.internalError, "internal error"))
+        }
+    }
+
+    static func translate(_ error: HTTPError) -> StockadeError {
+        switch error.status {
+        case .notFound: StockadeError(.notFound, "no such route")
+        case .contentTooLarge: StockadeError(.payloadTooLarge, "request body is too large")
+        case .methodNotAllowed: StockadeError(.invalidRequest, "method not allowed")
+        case .unauthorized: APIError.unauthorized
+        case .badRequest: StockadeError(.invalidRequest, error.body ?? "bad request")
+        default: StockadeError(.internalError, "\(error.status.code)")
+        }
+    }
+}
+
+/// The JSON error body.
+struct ErrorBody: Encodable {
+    struct Detail: Encodable {
+        var code: String
+        var message: String
+        var sku: String?
+        var requested: Int64?
+        var available: Int64?
+    }
+    var error: Detail
+
+    static func response(_ error: StockadeError, sku: String? = nil, requested: Int64? = nil, available: Int64? = nil)
+        -> Response
+    {
+        let body = ErrorBody(
+            error: Detail(
+                code: error.code.rawValue, message: error.message, sku: sku, requested: requested, available: available))
+        return JSON.response(status: .init(code: error.code.httpStatus), body)
+    }
+}
+
+/// JSON encoding and decoding for the API.
+enum JSON {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    static func response(status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Reads a bounded body and decodes it; malformed JSON and missing fields are `invalid_request`.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw StockadeError(.payloadTooLarge, "request body exceeds \(limit) bytes")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw StockadeError(.invalidRequest, "malformed request body: \(describe(error))")
+        } catch {
+            throw StockadeError(.invalidRequest, "malformed request body")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let joined = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            return joined.isEmpty ? "body" : joined
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let prefix = path(context)
+            return "missing field \(prefix == "body" ? key.stringValue : prefix + "." + key.stringValue)"
+        case .typeMismatch(_, let context): return "wrong type at \(path(context))"
+        case .valueNotFound(_, let context): return "null at \(path(context))"
+        case .dataCorrupted(let context): return "invalid JSON at \(path(context))"
+        @unknown default: return "invalid JSON"
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Ledger
+import StockadeCore
+
+/// Request and response bodies of the HTTP API. Field names are the public contract.
+struct SetStockBody: Decodable {
+    var warehouse: String
+    var total: Int64
+}
+
+struct AdjustStockBody: Decodable {
+    var warehouse: String
+    var delta: Int64
+    var reason: String
+}
+
+struct ReserveBody: Decodable {
+    struct Line: Decodable {
+        var sku: String
+        var quantity: Int64
+    }
+    var reservationId: String
+    var orderId: String
+    var region: String
+    var lines: [Line]
+    var ttlSeconds: Int64?
+    var allowSplit: Bool?
+
+    func request(limits: Limits) -> ReserveRequest {
+        let ttlSeconds = ttlSeconds ?? limits.holdTTLSecondsDefault
+        // Saturate so that an absurd ttl fails validation instead of overflowing.
+        let (ttlMs, overflow) = ttlSeconds.multipliedReportingOverflow(by: 1000)
+        return ReserveRequest(
+            reservationId: ReservationID(reservationId), orderId: orderId, region: region,
+            lines: lines.map { ReservationLine(sku: SKU($0.sku), quantity: $0.quantity) },
+            ttlMs: overflow ? Int64.max : ttlMs, allowSplit: allowSplit ?? false)
+    }
+}
+
+struct ExtendBody: Decodable {
+    var ttlSeconds: Int64
+}
+
+struct AllocationPayload: Codable, Equatable {
+    var sku: String
+    var warehouse: String
+    var quantity: Int64
+}
+
+struct ReservationPayload: Encodable {
+    var reservationId: String
+    var orderId: String
+    var region: String
+    var status: String
+    var lines: [LinePayload]
+    var allocations: [AllocationPayload]
+    var createdAt: Int64
+    var expiresAt: Int64
+    var finishedAt: Int64?
+    var token: UInt64
+    var path: String
+
+    struct LinePayload: Encodable {
+        var sku: String
+        var quantity: Int64
+    }
+
+    init(_ hold: Hold) {
+        reservationId = hold.reservationId.rawValue
+        orderId = hold.orderId
+        region = hold.region
+        status = hold.status.name
+        lines = hold.lines.map { LinePayload(sku: $0.sku.rawValue, quantity: $0.quantity) }
+        allocations = hold.allocations.map {
+            AllocationPayload(sku: $0.sku.rawValue, warehouse: $0.warehouse.rawValue, quantity: $0.quantity)
+        }
+        createdAt = hold.createdAtMs
+        expiresAt = hold.expiresAtMs
+        finishedAt = hold.status.isFinished ? hold.finishedAtMs : nil
+        token = hold.token.rawValue
+        path = hold.path.name
+    }
+}
+
+struct StockRowPayload: Encodable {
+    var warehouse: String
+    var total: Int64
+    var held: Int64
+    var sold: Int64
+    var allotted: Int64
+    var available: Int64
+
+    init(warehouse: WarehouseID, row: StockRow) {
+        self.warehouse = warehouse.rawValue
+        total = row.total
+        held = row.held
+        sold = row.sold
+        allotted = row.allotted
+        available = row.available
+    }
+}
+
+struct SKUPayload: Encodable {
+    var sku: String
+    var warehouses: [StockRowPayload]
+}
+
+struct WarehousePayload: Encodable {
+    var id: String
+    var regions: [String]
+    var priority: Int64
+}
+
+struct HoldsPagePayload: Encodable {
+    var holds: [ReservationPayload]
+    var nextCursor: String?
+}
+
+struct StatusPayload: Encodable {
+    var status: String
+}

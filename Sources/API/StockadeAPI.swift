@@ -1,0 +1,223 @@
+import Foundation
+import Hummingbird
+import Ledger
+import Node
+import StockadeCore
+
+/// The HTTP/JSON API: builds the router over a replica.
+public struct StockadeAPI: Sendable {
+    let replica: Replica
+    let authenticator: TokenAuthenticator
+    let metrics: APIMetrics
+    /// Renders the Prometheus exposition text for `/metrics`.
+    let renderMetrics: @Sendable () -> String
+    var limits: Limits { replica.limits }
+
+    public init(
+        replica: Replica, authenticator: TokenAuthenticator, metrics: APIMetrics,
+        renderMetrics: @escaping @Sendable () -> String
+    ) {
+        self.replica = replica
+        self.authenticator = authenticator
+        self.metrics = metrics
+        self.renderMetrics = renderMetrics
+    }
+
+    /// Every route this API serves, as (method, path template). The OpenAPI test compares it with `docs/openapi.yaml`.
+    public static let routes: [(method: String, path: String)] = [
+        ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+        ("GET", "/v1/warehouses"),
+        ("PUT", "/v1/skus/{sku}/stock"), ("POST", "/v1/skus/{sku}/stock/adjust"), ("GET", "/v1/skus/{sku}"),
+        ("POST", "/v1/reservations"), ("GET", "/v1/reservations/{id}"),
+        ("POST", "/v1/reservations/{id}/confirm"), ("POST", "/v1/reservations/{id}/release"),
+        ("POST", "/v1/reservations/{id}/extend"),
+        ("GET", "/v1/holds"),
+    ]
+
+    public func buildRouter() -> Router<StockadeRequestContext> {
+        let router = Router(context: StockadeRequestContext.self)
+        router.middlewares.add(ErrorMiddleware())
+        router.middlewares.add(AuthMiddleware(authenticator: authenticator))
+
+        router.get("/healthz") { _, _ in JSON.response(status: .ok, StatusPayload(status: "ok")) }
+        router.get("/readyz") { _, _ in
+            replica.isAccepting
+                ? JSON.response(status: .ok, StatusPayload(status: "ready"))
+                : ErrorBody.response(StockadeError(.unavailable, "the node is shutting down"))
+        }
+        router.get("/metrics") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: renderMetrics())))
+        }
+
+        router.get("/v1/warehouses") { _, context in
+            try context.require(.checkout)
+            let layout = replica.read { ledger in
+                ledger.warehouses.sorted { ($0.priority, $0.id) < ($1.priority, $1.id) }
+                    .map { WarehousePayload(id: $0.id.rawValue, regions: $0.regions, priority: $0.priority) }
+            }
+            return JSON.response(status: .ok, layout)
+        }
+
+        router.put("/v1/skus/{sku}/stock") { request, context in
+            try context.require(.admin)
+            let sku = try Self.pathParameter("sku", context, limits: limits)
+            let body = try await JSON.decode(SetStockBody.self, from: request, limit: limits.requestBodyBytesMax)
+            try Self.check(Validation.identifier(body.warehouse, field: "warehouse", limits: limits))
+            try Self.check(Validation.stockTotal(body.total, limits: limits))
+            let outcome = await replica.propose(
+                .setStock(sku: SKU(sku), warehouse: WarehouseID(body.warehouse), total: body.total))
+            return try skuResponse(after: outcome, sku: SKU(sku))
+        }
+
+        router.post("/v1/skus/{sku}/stock/adjust") { request, context in
+            try context.require(.admin)
+            let sku = try Self.pathParameter("sku", context, limits: limits)
+            let body = try await JSON.decode(AdjustStockBody.self, from: request, limit: limits.requestBodyBytesMax)
+            try Self.check(Validation.identifier(body.warehouse, field: "warehouse", limits: limits))
+            try Self.check(Validation.identifier(body.reason, field: "reason", limits: limits))
+            if body.delta == 0 { throw APIError.invalid("delta must not be 0") }
+            let outcome = await replica.propose(
+                .adjustStock(sku: SKU(sku), warehouse: WarehouseID(body.warehouse), delta: body.delta, reason: body.reason))
+            return try skuResponse(after: outcome, sku: SKU(sku))
+        }
+
+        router.get("/v1/skus/{sku}") { _, context in
+            try context.require(.checkout)
+            let sku = SKU(try Self.pathParameter("sku", context, limits: limits))
+            return try skuResponse(sku: sku, status: .ok)
+        }
+
+        router.post("/v1/reservations") { request, context in
+            try context.require(.checkout)
+            let start = ContinuousClock.now
+            let response: Response
+            do {
+                let body = try await JSON.decode(ReserveBody.self, from: request, limit: limits.requestBodyBytesMax)
+                let outcome = await replica.reserve(body.request(limits: limits))
+                if case .reservation(_, let created) = outcome { metrics.count(outcome: created ? "granted" : "replayed") }
+                response = try reservationResponse(outcome, createdStatus: .created)
+            } catch let error as StockadeError {
+                metrics.count(outcome: error.code.rawValue)
+                throw error
+            }
+            metrics.reservationDuration.recordNanoseconds(
+                Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000))
+            return response
+        }
+
+        router.get("/v1/reservations/{id}") { _, context in
+            try context.require(.checkout)
+            let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
+            guard let hold = replica.read({ $0.hold(id) }) else {
+                throw StockadeError(.notFound, "no reservation \(id)")
+            }
+            return JSON.response(status: .ok, ReservationPayload(hold))
+        }
+
+        router.post("/v1/reservations/{id}/confirm") { _, context in
+            try context.require(.checkout)
+            let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
+            return try reservationResponse(await replica.propose(.confirm(id)))
+        }
+
+        router.post("/v1/reservations/{id}/release") { _, context in
+            try context.require(.checkout)
+            let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
+            return try reservationResponse(await replica.propose(.release(id)))
+        }
+
+        router.post("/v1/reservations/{id}/extend") { request, context in
+            try context.require(.checkout)
+            let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
+            let body = try await JSON.decode(ExtendBody.self, from: request, limit: limits.requestBodyBytesMax)
+            let (ttlMs, overflow) = body.ttlSeconds.multipliedReportingOverflow(by: 1000)
+            try Self.check(Validation.ttl(milliseconds: overflow ? Int64.max : ttlMs, limits: limits))
+            return try reservationResponse(await replica.propose(.extend(id, ttlMs: ttlMs)))
+        }
+
+        router.get("/v1/holds") { request, context in
+            try context.require(.admin)
+            let query = try holdQuery(request.uri.queryParameters)
+            let page = replica.read { $0.holds(matching: query) }
+            return JSON.response(
+                status: .ok,
+                HoldsPagePayload(holds: page.holds.map(ReservationPayload.init), nextCursor: page.nextAfterToken.map(String.init)))
+        }
+        return router
+    }
+
+    // MARK: - Helpers
+
+    static func check(_ error: StockadeError?) throws {
+        if let error { throw error }
+    }
+
+    static func pathParameter(_ name: String, _ context: StockadeRequestContext, limits: Limits) throws -> String {
+        let raw = try context.parameters.require(name)
+        let value = raw.removingPercentEncoding ?? raw
+        try check(Validation.identifier(value, field: name, limits: limits))
+        return value
+    }
+
+    func reservationResponse(_ outcome: Outcome, createdStatus: HTTPResponse.Status = .ok) throws -> Response {
+        switch outcome {
+        case .reservation(let hold, let created):
+            return JSON.response(status: created ? createdStatus : .ok, ReservationPayload(hold))
+        case .rejected(let error, let detail):
+            if let detail {
+                return ErrorBody.response(
+                    error, sku: detail.sku.rawValue, requested: detail.requested, available: detail.available)
+            }
+            throw error
+        default:
+            throw StockadeError(.internalError, "unexpected outcome \(outcome)")
+        }
+    }
+
+    func skuResponse(after outcome: Outcome, sku: SKU) throws -> Response {
+        if case .rejected(let error, _) = outcome { throw error }
+        return try skuResponse(sku: sku, status: .ok)
+    }
+
+    func skuResponse(sku: SKU, status: HTTPResponse.Status) throws -> Response {
+        guard let rows = replica.read({ $0.rows(of: sku) }) else {
+            throw StockadeError(.unknownSKU, "unknown sku \(sku)")
+        }
+        return JSON.response(
+            status: status,
+            SKUPayload(sku: sku.rawValue, warehouses: rows.map { StockRowPayload(warehouse: $0.warehouse, row: $0.row) }))
+    }
+
+    func holdQuery(_ parameters: Parameters) throws -> HoldQuery {
+        var query = HoldQuery(nowMs: replica.clock(), limit: 100)
+        if let sku = parameters["sku"].map(String.init) {
+            try Self.check(Validation.identifier(sku, field: "sku", limits: limits))
+            query.sku = SKU(sku)
+        }
+        if let status = parameters["status"].map(String.init) {
+            guard let parsed = HoldStatus(name: status) else {
+                throw APIError.invalid("status must be one of held, confirmed, released, expired")
+            }
+            query.status = parsed
+        }
+        if let within = parameters["expiringWithinSeconds"] {
+            guard let seconds = Int64(within), seconds >= 0, seconds <= limits.holdTTLSecondsMax else {
+                throw APIError.invalid("expiringWithinSeconds must be between 0 and \(limits.holdTTLSecondsMax)")
+            }
+            query.expiringWithinMs = seconds * 1000
+        }
+        if let limit = parameters["limit"] {
+            guard let parsed = Int(limit), (1...limits.holdsPageMax).contains(parsed) else {
+                throw APIError.invalid("limit must be between 1 and \(limits.holdsPageMax)")
+            }
+            query.limit = parsed
+        }
+        if let cursor = parameters["cursor"] {
+            guard let parsed = UInt64(cursor) else { throw APIError.invalid("cursor is not valid") }
+            query.afterToken = parsed
+        }
+        return query
+    }
+}

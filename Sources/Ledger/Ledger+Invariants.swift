@@ -1,0 +1,52 @@
+import StockadeCore
+
+/// The full invariant check: every property derived a second way and compared. O(holds); for tests and recovery.
+extension Ledger {
+    /// Every broken invariant, described. Empty when the ledger is sound.
+    public func invariantViolations() -> [String] {
+        var problems: [String] = []
+        var heldByRow: [SKU: [WarehouseID: Int64]] = [:]
+        var soldByRow: [SKU: [WarehouseID: Int64]] = [:]
+        var active = 0
+        let known = Set(warehouses.map(\.id))
+        for (id, hold) in holds {
+            if id != hold.reservationId { problems.append("hold stored under \(id) names \(hold.reservationId)") }
+            if hold.allocations.isEmpty { problems.append("hold \(id) has no allocations") }
+            if hold.status == .held {
+                active += 1
+                if hold.finishedAtMs != 0 { problems.append("held hold \(id) has a finish time") }
+            }
+            for allocation in hold.allocations {
+                if allocation.quantity <= 0 { problems.append("hold \(id) allocates \(allocation.quantity)") }
+                if stock[allocation.sku]?[allocation.warehouse] == nil {
+                    problems.append("hold \(id) refers to missing row \(allocation.sku)@\(allocation.warehouse)")
+                }
+                switch hold.status {
+                case .held: heldByRow[allocation.sku, default: [:]][allocation.warehouse, default: 0] += allocation.quantity
+                case .confirmed: soldByRow[allocation.sku, default: [:]][allocation.warehouse, default: 0] += allocation.quantity
+                case .released, .expired: break
+                }
+            }
+        }
+        if active != activeHoldCount { problems.append("activeHoldCount \(activeHoldCount) but \(active) holds are held") }
+        for (sku, rows) in stock {
+            for (warehouse, row) in rows {
+                if !row.isConsistent { problems.append("oversell at \(sku)@\(warehouse): \(row)") }
+                if !known.contains(warehouse) { problems.append("row \(sku)@\(warehouse) names an unknown warehouse") }
+                let held = heldByRow[sku]?[warehouse] ?? 0
+                if row.held != held { problems.append("\(sku)@\(warehouse) held \(row.held) but holds sum to \(held)") }
+                // Confirmed holds are purged after retention while their units stay sold.
+                let sold = soldByRow[sku]?[warehouse] ?? 0
+                if row.sold < sold { problems.append("\(sku)@\(warehouse) sold \(row.sold) below confirmed holds \(sold)") }
+            }
+        }
+        // Every held hold must be reachable by expiry at its current expiry time.
+        let queued = Set(expiryQueue.unordered.map { "\($0.id.rawValue)#\($0.token)@\($0.timeMs)" })
+        for hold in holds.values where hold.status == .held {
+            if !queued.contains("\(hold.reservationId.rawValue)#\(hold.token.rawValue)@\(hold.expiresAtMs)") {
+                problems.append("held hold \(hold.reservationId) missing from the expiry queue")
+            }
+        }
+        return problems
+    }
+}

@@ -1,0 +1,67 @@
+import StockadeCore
+
+/// A filter for paging through holds.
+public struct HoldQuery: Sendable {
+    public var sku: SKU?
+    public var status: HoldStatus?
+    /// Only held holds that expire within this many milliseconds of `nowMs`.
+    public var expiringWithinMs: Int64?
+    public var nowMs: Int64
+    public var limit: Int
+    /// Start after this fencing token.
+    public var afterToken: UInt64
+
+    public init(
+        sku: SKU? = nil, status: HoldStatus? = nil, expiringWithinMs: Int64? = nil, nowMs: Int64, limit: Int,
+        afterToken: UInt64 = 0
+    ) {
+        self.sku = sku
+        self.status = status
+        self.expiringWithinMs = expiringWithinMs
+        self.nowMs = nowMs
+        self.limit = limit
+        self.afterToken = afterToken
+    }
+
+    func matches(_ hold: Hold) -> Bool {
+        if let status, hold.status != status { return false }
+        if let sku, !hold.allocations.contains(where: { $0.sku == sku }) { return false }
+        if let expiringWithinMs {
+            if hold.status != .held || hold.expiresAtMs > nowMs + expiringWithinMs { return false }
+        }
+        return true
+    }
+}
+
+/// One page of holds, and the cursor for the next page (nil at the end).
+public struct HoldPage: Sendable {
+    public var holds: [Hold]
+    public var nextAfterToken: UInt64?
+}
+
+extension Ledger {
+    /// Holds in token order that match `query`. Examines at most `limits.holdsScanMax` entries, so a
+    /// page may hold fewer than `limit` holds and still have a next cursor.
+    public func holds(matching query: HoldQuery) -> HoldPage {
+        let limit = max(1, min(query.limit, limits.holdsPageMax))
+        // Binary search for the first token after the cursor.
+        var low = 0
+        var high = tokenOrder.count
+        while low < high {
+            let middle = (low + high) / 2
+            if tokenOrder[middle].token <= query.afterToken { low = middle + 1 } else { high = middle }
+        }
+        var page: [Hold] = []
+        var scanned = 0
+        var position = low
+        while position < tokenOrder.count, page.count < limit, scanned < limits.holdsScanMax {
+            let entry = tokenOrder[position]
+            position += 1
+            scanned += 1
+            guard let hold = holds[entry.id], hold.token.rawValue == entry.token else { continue }
+            if query.matches(hold) { page.append(hold) }
+        }
+        let next = position < tokenOrder.count ? tokenOrder[position - 1].token : nil
+        return HoldPage(holds: page, nextAfterToken: next)
+    }
+}

@@ -1,0 +1,114 @@
+import StockadeCore
+
+extension Ledger {
+    /// Warehouses in local-warehouse priority for `region`: those serving it first, then the rest;
+    /// each group by priority (lower first), then id.
+    public func warehouseOrder(forRegion region: String) -> [WarehouseID] {
+        warehouses.sorted { lhs, rhs in
+            let lhsLocal = lhs.serves(region: region)
+            let rhsLocal = rhs.serves(region: region)
+            if lhsLocal != rhsLocal { return lhsLocal }
+            if lhs.priority != rhs.priority { return lhs.priority < rhs.priority }
+            return lhs.id < rhs.id
+        }.map(\.id)
+    }
+
+    /// Plans allocations for every line, or names the first line that cannot be covered.
+    /// Reads only; the caller applies the plan.
+    public func plan(_ request: ReserveRequest) -> Result<[Allocation], RejectedPlan> {
+        let order = warehouseOrder(forRegion: request.region)
+        var allocations: [Allocation] = []
+        allocations.reserveCapacity(request.lines.count)
+        for line in request.lines {
+            guard let rows = stock[line.sku] else {
+                return .failure(RejectedPlan(error: StockadeError(.unknownSKU, "unknown sku \(line.sku)"), detail: nil))
+            }
+            if request.allowSplit {
+                var remaining = line.quantity
+                var total: Int64 = 0
+                for warehouse in order {
+                    guard let row = rows[warehouse], row.available > 0 else { continue }
+                    total += row.available
+                    if remaining > 0 {
+                        let take = min(remaining, row.available)
+                        allocations.append(Allocation(sku: line.sku, warehouse: warehouse, quantity: take))
+                        remaining -= take
+                    }
+                }
+                if remaining > 0 {
+                    return .failure(Self.insufficient(line, available: total, split: true))
+                }
+            } else {
+                var best: Int64 = 0
+                var chosen: WarehouseID?
+                for warehouse in order {
+                    guard let row = rows[warehouse] else { continue }
+                    if row.available >= line.quantity {
+                        chosen = warehouse
+                        break
+                    }
+                    best = max(best, row.available)
+                }
+                guard let chosen else { return .failure(Self.insufficient(line, available: best, split: false)) }
+                allocations.append(Allocation(sku: line.sku, warehouse: chosen, quantity: line.quantity))
+            }
+        }
+        return .success(allocations)
+    }
+
+    static func insufficient(_ line: ReservationLine, available: Int64, split: Bool) -> RejectedPlan {
+        let scope = split ? "across all warehouses" : "in any single warehouse (allowSplit is false)"
+        return RejectedPlan(
+            error: StockadeError(
+                .insufficientStock, "sku \(line.sku): requested \(line.quantity), available \(available) \(scope)"),
+            detail: RejectionDetail(sku: line.sku, requested: line.quantity, available: available))
+    }
+
+    /// The answer to a reserve that can be given without the log: a replay, an idempotency
+    /// conflict, invalid input or a shortfall against the applied state. Nil means the request must be logged.
+    ///
+    /// A shortfall found here is safe to answer at once: it is linearised at the applied state,
+    /// which already contains every acknowledged command.
+    public func answerWithoutLog(_ request: ReserveRequest) -> Outcome? {
+        if let existing = holds[request.reservationId] {
+            return existing.answers(request)
+                ? .reservation(existing, created: false) : .rejected(Self.conflict(request.reservationId))
+        }
+        if let error = Validation.reserve(request, limits: limits) { return .rejected(error) }
+        if case .failure(let rejected) = plan(request) { return .rejected(rejected.error, detail: rejected.detail) }
+        return nil
+    }
+
+    static func conflict(_ id: ReservationID) -> StockadeError {
+        StockadeError(.idempotencyConflict, "reservation \(id) exists with a different body")
+    }
+
+    mutating func reserve(_ request: ReserveRequest, timeMs: Int64, token: FencingToken) -> Outcome {
+        if let existing = holds[request.reservationId] {
+            return existing.answers(request)
+                ? .reservation(existing, created: false) : .rejected(Self.conflict(request.reservationId))
+        }
+        if let error = Validation.reserve(request, limits: limits) { return .rejected(error) }
+        let allocations: [Allocation]
+        switch plan(request) {
+        case .failure(let rejected): return .rejected(rejected.error, detail: rejected.detail)
+        case .success(let planned): allocations = planned
+        }
+        move(allocations, heldDelta: 1, soldDelta: 0)
+        let hold = Hold(
+            reservationId: request.reservationId, orderId: request.orderId, region: request.region,
+            allocations: allocations, ttlMs: request.ttlMs, allowSplit: request.allowSplit, path: .quorum,
+            token: token, createdAtMs: timeMs, expiresAtMs: timeMs + request.ttlMs, status: .held, finishedAtMs: 0)
+        holds[request.reservationId] = hold
+        activeHoldCount += 1
+        expiryQueue.insert(TimedEntry(timeMs: hold.expiresAtMs, token: token.rawValue, id: request.reservationId))
+        tokenOrder.append((token: token.rawValue, id: request.reservationId))
+        return .reservation(hold, created: true)
+    }
+}
+
+/// Why a plan failed.
+public struct RejectedPlan: Error, Sendable {
+    public var error: StockadeError
+    public var detail: RejectionDetail?
+}

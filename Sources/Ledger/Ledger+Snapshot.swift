@@ -1,0 +1,125 @@
+import StockadeCore
+
+/// Snapshots: the whole ledger as deterministic bytes. Equal states encode to equal bytes.
+extension Ledger {
+    static let snapshotFormatVersion: UInt8 = 1
+
+    /// Encodes the state: layout, rows sorted by SKU and warehouse, holds sorted by token.
+    /// Queues are not written; they are derived from the holds on decode.
+    public func encodeSnapshot() -> [UInt8] {
+        var writer = ByteWriter(capacity: 64 + holds.count * 160)
+        writer.write(Self.snapshotFormatVersion)
+        writer.write(appliedIndex)
+        writer.write(UInt32(warehouses.count))
+        for warehouse in warehouses { writer.write(warehouse) }
+        let skus = stock.keys.sorted()
+        writer.write(UInt32(skus.count))
+        for sku in skus {
+            let rows = stock[sku]!.sorted { $0.key < $1.key }
+            writer.write(sku.rawValue)
+            writer.write(UInt32(rows.count))
+            for (warehouse, row) in rows {
+                writer.write(warehouse.rawValue)
+                writer.write(row.total)
+                writer.write(row.held)
+                writer.write(row.sold)
+                writer.write(row.allotted)
+            }
+        }
+        let ordered = holds.values.sorted { $0.token < $1.token }
+        writer.write(UInt32(ordered.count))
+        for hold in ordered {
+            writer.write(hold.reservationId.rawValue)
+            writer.write(hold.orderId)
+            writer.write(hold.region)
+            writer.write(hold.ttlMs)
+            writer.write(hold.allowSplit)
+            writer.write(hold.path.rawValue)
+            writer.write(hold.token.rawValue)
+            writer.write(hold.createdAtMs)
+            writer.write(hold.expiresAtMs)
+            writer.write(hold.status.rawValue)
+            writer.write(hold.finishedAtMs)
+            writer.write(UInt32(hold.allocations.count))
+            for allocation in hold.allocations {
+                writer.write(allocation.sku.rawValue)
+                writer.write(allocation.warehouse.rawValue)
+                writer.write(allocation.quantity)
+            }
+        }
+        return writer.bytes
+    }
+
+    /// Rebuilds a ledger from `encodeSnapshot()` bytes.
+    public init(snapshot bytes: [UInt8], limits: Limits = .default) throws {
+        self.init(limits: limits)
+        var reader = ByteReader(bytes)
+        let version = try reader.readUInt8()
+        guard version == Self.snapshotFormatVersion else {
+            throw ByteReader.Failure(description: "unknown snapshot format \(version)")
+        }
+        appliedIndex = try reader.readUInt64()
+        let warehouseCount = try reader.readCount(max: limits.warehousesMax)
+        for _ in 0..<warehouseCount { warehouses.append(try reader.readWarehouse(limits: limits)) }
+        let skuCount = try reader.readCount(max: Int(UInt32.max))
+        stock.reserveCapacity(skuCount)
+        for _ in 0..<skuCount {
+            let sku = SKU(try reader.readString())
+            let rowCount = try reader.readCount(max: limits.warehousesMax)
+            var rows: [WarehouseID: StockRow] = [:]
+            for _ in 0..<rowCount {
+                let warehouse = WarehouseID(try reader.readString())
+                rows[warehouse] = StockRow(
+                    total: try reader.readInt64(), held: try reader.readInt64(), sold: try reader.readInt64(),
+                    allotted: try reader.readInt64())
+            }
+            stock[sku] = rows
+        }
+        let holdCount = try reader.readCount(max: Int(UInt32.max))
+        holds.reserveCapacity(holdCount)
+        tokenOrder.reserveCapacity(holdCount)
+        for _ in 0..<holdCount {
+            let id = ReservationID(try reader.readString())
+            let orderId = try reader.readString()
+            let region = try reader.readString()
+            let ttlMs = try reader.readInt64()
+            let allowSplit = try reader.readBool()
+            guard let path = GrantPath(rawValue: try reader.readUInt8()) else {
+                throw ByteReader.Failure(description: "bad grant path")
+            }
+            let token = FencingToken(try reader.readUInt64())
+            let createdAtMs = try reader.readInt64()
+            let expiresAtMs = try reader.readInt64()
+            guard let status = HoldStatus(rawValue: try reader.readUInt8()) else {
+                throw ByteReader.Failure(description: "bad hold status")
+            }
+            let finishedAtMs = try reader.readInt64()
+            let allocationCount = try reader.readCount(max: limits.reservationLinesMax * limits.warehousesMax)
+            var allocations: [Allocation] = []
+            allocations.reserveCapacity(allocationCount)
+            for _ in 0..<allocationCount {
+                allocations.append(
+                    Allocation(
+                        sku: SKU(try reader.readString()), warehouse: WarehouseID(try reader.readString()),
+                        quantity: try reader.readInt64()))
+            }
+            let hold = Hold(
+                reservationId: id, orderId: orderId, region: region, allocations: allocations, ttlMs: ttlMs,
+                allowSplit: allowSplit, path: path, token: token, createdAtMs: createdAtMs, expiresAtMs: expiresAtMs,
+                status: status, finishedAtMs: finishedAtMs)
+            holds[id] = hold
+            tokenOrder.append((token: token.rawValue, id: id))
+            if status == .held {
+                activeHoldCount += 1
+                expiryQueue.insert(TimedEntry(timeMs: expiresAtMs, token: token.rawValue, id: id))
+            } else {
+                finishedQueue.insert(TimedEntry(timeMs: finishedAtMs, token: token.rawValue, id: id))
+            }
+        }
+        guard reader.isAtEnd else { throw ByteReader.Failure(description: "\(reader.remaining) trailing bytes") }
+        let violations = invariantViolations()
+        guard violations.isEmpty else {
+            throw ByteReader.Failure(description: "snapshot breaks invariants: \(violations.prefix(3))")
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import HeapModule
+import StockadeCore
+
+/// The deterministic state machine over stock rows and holds.
+///
+/// The ledger is a pure function of the commands applied to it: it reads no clock (time comes in
+/// `TimedCommand.timeMs`), no randomness and no I/O. Replicas that apply the same log reach the same
+/// state, which `encodeSnapshot()` shows byte for byte. Not thread-safe: its owner serialises access.
+public struct Ledger: Sendable {
+    /// Bounds used by `apply`. Every replica of one log must run with the same limits.
+    public let limits: Limits
+
+    /// The warehouse layout, sorted by id.
+    public internal(set) var warehouses: [Warehouse] = []
+    /// Stock rows by SKU, then warehouse.
+    public internal(set) var stock: [SKU: [WarehouseID: StockRow]] = [:]
+    /// Every reservation that is held, or finished within the retention window.
+    public internal(set) var holds: [ReservationID: Hold] = [:]
+    /// The index of the last applied log entry.
+    public internal(set) var appliedIndex: LogIndex = 0
+    /// How many holds are in `held`.
+    public internal(set) var activeHoldCount: Int = 0
+
+    /// Held holds by expiry; entries made stale by an extend or a finish are skipped when popped.
+    var expiryQueue = Heap<TimedEntry>()
+    /// Finished holds by finish time, for purging after the retention window.
+    var finishedQueue = Heap<TimedEntry>()
+    /// Reservation ids in token order, for paging through holds. Purged ids are skipped and compacted.
+    var tokenOrder: [(token: UInt64, id: ReservationID)] = []
+
+    public init(limits: Limits = .default) {
+        self.limits = limits
+    }
+
+    /// Applies the command at log position `index`. `index` must follow the last applied index.
+    ///
+    /// After every apply the rows the command touched are checked against the no-oversell invariant.
+    public mutating func apply(_ timed: TimedCommand, index: LogIndex) -> Outcome {
+        precondition(index == appliedIndex + 1, "log gap: applying \(index) after \(appliedIndex)")
+        appliedIndex = index
+        let time = timed.timeMs
+        switch timed.command {
+        case .configureWarehouses(let layout):
+            return configure(layout)
+        case .setStock(let sku, let warehouse, let total):
+            return setStock(sku: sku, warehouse: warehouse, total: total)
+        case .adjustStock(let sku, let warehouse, let delta, _):
+            return adjustStock(sku: sku, warehouse: warehouse, delta: delta)
+        case .reserve(let request):
+            return reserve(request, timeMs: time, token: FencingToken(index))
+        case .confirm(let id):
+            return confirm(id, timeMs: time)
+        case .release(let id):
+            return release(id, timeMs: time)
+        case .extend(let id, let ttlMs):
+            return extend(id, ttlMs: ttlMs, timeMs: time)
+        case .expireDue:
+            return expireDue(timeMs: time)
+        }
+    }
+
+    // MARK: - Reads
+
+    /// The hold for a reservation id, if it is held or finished within retention.
+    public func hold(_ id: ReservationID) -> Hold? { holds[id] }
+
+    /// The rows of a SKU sorted by warehouse, or nil for an unknown SKU.
+    public func rows(of sku: SKU) -> [(warehouse: WarehouseID, row: StockRow)]? {
+        guard let rows = stock[sku] else { return nil }
+        return rows.sorted { $0.key < $1.key }.map { (warehouse: $0.key, row: $0.value) }
+    }
+
+    /// The earliest expiry among held holds, if any (may be stale-early, never late).
+    public var earliestExpiryMs: Int64? { expiryQueue.min?.timeMs }
+
+    /// The earliest moment a finished reservation may be purged, if any.
+    public var earliestPurgeMs: Int64? { finishedQueue.min.map { $0.timeMs + limits.finishedRetentionMs } }
+
+    /// Whether an expire-due command at `timeMs` would change anything.
+    public func hasWorkDue(atMs timeMs: Int64) -> Bool {
+        if let expiry = earliestExpiryMs, expiry <= timeMs { return true }
+        if let purge = earliestPurgeMs, purge <= timeMs { return true }
+        return false
+    }
+}
+
+/// A heap entry ordered by time, then token, so that pop order is a total order and therefore deterministic.
+struct TimedEntry: Comparable, Sendable {
+    var timeMs: Int64
+    var token: UInt64
+    var id: ReservationID
+
+    static func < (lhs: TimedEntry, rhs: TimedEntry) -> Bool {
+        (lhs.timeMs, lhs.token) < (rhs.timeMs, rhs.token)
+    }
+
+    static func == (lhs: TimedEntry, rhs: TimedEntry) -> Bool {
+        lhs.timeMs == rhs.timeMs && lhs.token == rhs.token
+    }
+}

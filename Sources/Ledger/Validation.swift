@@ -1,0 +1,78 @@
+import StockadeCore
+
+/// Input checks shared by the API edge and `Ledger.apply`, so that both refuse the same things the same way.
+public enum Validation {
+    /// Checks an identifier: non-empty, within the byte limit, no control characters.
+    public static func identifier(_ value: String, field: String, limits: Limits) -> StockadeError? {
+        if value.isEmpty { return StockadeError(.invalidRequest, "\(field) must not be empty") }
+        if value.utf8.count > limits.identifierBytesMax {
+            return StockadeError(.invalidRequest, "\(field) is longer than \(limits.identifierBytesMax) bytes")
+        }
+        if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            return StockadeError(.invalidRequest, "\(field) contains control characters")
+        }
+        return nil
+    }
+
+    /// Checks a reservation request against the limits. Returns the first problem found.
+    public static func reserve(_ request: ReserveRequest, limits: Limits) -> StockadeError? {
+        if let error = identifier(request.reservationId.rawValue, field: "reservationId", limits: limits) { return error }
+        if let error = identifier(request.orderId, field: "orderId", limits: limits) { return error }
+        if let error = identifier(request.region, field: "region", limits: limits) { return error }
+        if request.lines.isEmpty { return StockadeError(.invalidRequest, "lines must not be empty") }
+        if request.lines.count > limits.reservationLinesMax {
+            return StockadeError(.invalidRequest, "at most \(limits.reservationLinesMax) lines per reservation")
+        }
+        var seen = Set<SKU>()
+        for line in request.lines {
+            if let error = identifier(line.sku.rawValue, field: "lines.sku", limits: limits) { return error }
+            if line.quantity < 1 || line.quantity > limits.lineQuantityMax {
+                return StockadeError(
+                    .invalidRequest, "quantity of \(line.sku) must be between 1 and \(limits.lineQuantityMax)")
+            }
+            if !seen.insert(line.sku).inserted {
+                return StockadeError(.invalidRequest, "sku \(line.sku) appears on more than one line")
+            }
+        }
+        if let error = ttl(milliseconds: request.ttlMs, limits: limits) { return error }
+        return nil
+    }
+
+    /// Checks a time-to-live in milliseconds.
+    public static func ttl(milliseconds: Int64, limits: Limits) -> StockadeError? {
+        let range = (limits.holdTTLSecondsMin * 1000)...(limits.holdTTLSecondsMax * 1000)
+        if !range.contains(milliseconds) {
+            return StockadeError(
+                .invalidRequest,
+                "ttlSeconds must be between \(limits.holdTTLSecondsMin) and \(limits.holdTTLSecondsMax)")
+        }
+        return nil
+    }
+
+    /// Checks a stock total.
+    public static func stockTotal(_ total: Int64, limits: Limits) -> StockadeError? {
+        if total < 0 || total > limits.stockTotalMax {
+            return StockadeError(.invalidRequest, "total must be between 0 and \(limits.stockTotalMax)")
+        }
+        return nil
+    }
+
+    /// Checks a warehouse layout: non-empty, bounded, unique ids, valid names.
+    public static func warehouses(_ warehouses: [Warehouse], limits: Limits) -> StockadeError? {
+        if warehouses.isEmpty { return StockadeError(.invalidRequest, "at least one warehouse is needed") }
+        if warehouses.count > limits.warehousesMax {
+            return StockadeError(.invalidRequest, "at most \(limits.warehousesMax) warehouses")
+        }
+        var seen = Set<WarehouseID>()
+        for warehouse in warehouses {
+            if let error = identifier(warehouse.id.rawValue, field: "warehouse.id", limits: limits) { return error }
+            if !seen.insert(warehouse.id).inserted {
+                return StockadeError(.invalidRequest, "warehouse \(warehouse.id) appears twice")
+            }
+            for region in warehouse.regions {
+                if let error = identifier(region, field: "warehouse.regions", limits: limits) { return error }
+            }
+        }
+        return nil
+    }
+}

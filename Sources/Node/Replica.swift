@@ -1,0 +1,281 @@
+import Foundation
+import Ledger
+import Logging
+import ServiceLifecycle
+import StockadeCore
+import Storage
+
+/// A replicated state machine of one: commands in, a durable ordered log, deterministic apply.
+///
+/// Callers `propose` commands. A single commit thread takes what is queued (up to
+/// `Limits.commitBatchMax`), stamps it with the time, appends it to the log, fsyncs once for the
+/// whole batch, applies it to the ledger and only then answers every caller in the batch.
+/// Requests that arrive during an fsync form the next batch, so concurrent requests share fsyncs.
+///
+/// Threading: `propose` and `read` may be called from any thread or task. The log is touched only
+/// by the commit thread (and by `init`, before that thread exists). The ledger is guarded by
+/// `ledgerLock`; the queue by `queueCondition`.
+public final class Replica: Service, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var dataDirectory: String
+        public var warehouses: [Warehouse]
+        public var limits: Limits
+        public init(dataDirectory: String, warehouses: [Warehouse], limits: Limits = .default) {
+            self.dataDirectory = dataDirectory
+            self.warehouses = warehouses
+            self.limits = limits
+        }
+    }
+
+    struct Pending {
+        var command: Command
+        var continuation: CheckedContinuation<Outcome, Never>
+    }
+
+    public let limits: Limits
+    let logger: Logger
+    let metrics: ReplicaMetrics
+    /// The wall clock, in UTC milliseconds. Only commands stamped by the commit thread carry its readings into the ledger.
+    public let clock: @Sendable () -> Int64
+
+    private let ledgerLock = NSLock()
+    private var ledger: Ledger
+
+    private let queueCondition = NSCondition()
+    private var pending: [Pending] = []
+    private var accepting = true
+    private var stopping = false
+
+    // Owned by the commit thread after start.
+    private let log: CommandLog
+    private let snapshots: SnapshotStore
+    private var snapshotIndex: LogIndex
+    private var lastTimeMs: Int64 = 0
+    private let finished = NSCondition()
+    private var commitThreadDone = false
+    private var commitThreadStarted = false
+
+    /// Opens the data directory, loads the newest snapshot, replays the log after it, and makes
+    /// the configured warehouse layout current (through the log, so replay stays deterministic).
+    public init(
+        configuration: Configuration, logger: Logger, metrics: ReplicaMetrics,
+        clock: @escaping @Sendable () -> Int64 = Replica.wallClockMs
+    ) throws {
+        limits = configuration.limits
+        self.logger = logger
+        self.metrics = metrics
+        self.clock = clock
+        let problems = limits.violations()
+        guard problems.isEmpty else { throw StockadeError(.invalidRequest, "bad limits: \(problems)") }
+        let directory = configuration.dataDirectory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        snapshots = try SnapshotStore(directory: directory + "/snapshots")
+        log = try CommandLog(directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax)
+        var recovered = Ledger(limits: limits)
+        var snapshotTerm: UInt64 = 0
+        if let snapshot = try snapshots.loadLatest() {
+            recovered = try Ledger(snapshot: snapshot.bytes, limits: limits)
+            precondition(recovered.appliedIndex == snapshot.index, "snapshot index mismatch")
+            snapshotTerm = snapshot.term
+        }
+        snapshotIndex = recovered.appliedIndex
+        var replayed = 0
+        var lastTime: Int64 = 0
+        try log.recover(after: recovered.appliedIndex, snapshotTerm: snapshotTerm) { entry in
+            let command = try TimedCommand(decoding: entry.payload, limits: configuration.limits)
+            _ = recovered.apply(command, index: entry.index)
+            lastTime = max(lastTime, command.timeMs)
+            replayed += 1
+        }
+        lastTimeMs = lastTime
+        ledger = recovered
+        logger.info(
+            "recovered",
+            metadata: [
+                "snapshotIndex": "\(snapshotIndex)", "replayedEntries": "\(replayed)",
+                "appliedIndex": "\(ledger.appliedIndex)", "activeHolds": "\(ledger.activeHoldCount)",
+            ])
+        let layout = configuration.warehouses.sorted { $0.id < $1.id }
+        if ledger.warehouses != layout {
+            let outcome = try commitBatch([.configureWarehouses(layout)]).first!
+            if case .rejected(let error, _) = outcome { throw error }
+        }
+        metrics.activeHolds.record(ledger.activeHoldCount)
+        metrics.appliedIndex.record(Int64(ledger.appliedIndex))
+    }
+
+    /// Milliseconds since the Unix epoch, UTC.
+    public static let wallClockMs: @Sendable () -> Int64 = {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    /// Whether the replica still takes commands (false once shutdown has begun).
+    public var isAccepting: Bool {
+        queueCondition.lock()
+        defer { queueCondition.unlock() }
+        return accepting
+    }
+
+    /// Reads the applied state under the ledger lock. Keep `body` short: it blocks the commit thread's apply.
+    public func read<T>(_ body: (borrowing Ledger) throws -> T) rethrows -> T {
+        ledgerLock.lock()
+        defer { ledgerLock.unlock() }
+        return try body(ledger)
+    }
+
+    /// Queues a command and returns its outcome once it is durable and applied.
+    /// Refuses with `overloaded` when the queue is full and `unavailable` when shutting down.
+    public func propose(_ command: Command) async -> Outcome {
+        await withCheckedContinuation { continuation in
+            queueCondition.lock()
+            let refusal: StockadeError?
+            if !accepting {
+                refusal = StockadeError(.unavailable, "the node is shutting down")
+            } else if pending.count >= limits.pendingCommandsMax {
+                refusal = StockadeError(.overloaded, "too many commands waiting for the log; retry with backoff")
+            } else {
+                refusal = nil
+                pending.append(Pending(command: command, continuation: continuation))
+                if pending.count == 1 { queueCondition.signal() }
+            }
+            queueCondition.unlock()
+            if let refusal {
+                if refusal.code == .overloaded { metrics.refusedOverload.increment() }
+                continuation.resume(returning: .rejected(refusal))
+            }
+        }
+    }
+
+    /// Reserves, answering without the log when the applied state already decides the request.
+    public func reserve(_ request: ReserveRequest) async -> Outcome {
+        if let answer = read({ $0.answerWithoutLog(request) }) { return answer }
+        return await propose(.reserve(request))
+    }
+
+    // MARK: - Service
+
+    /// Runs the commit thread until graceful shutdown, then stops taking commands, commits what is
+    /// queued (in-flight fsyncs finish) and returns.
+    public func run() async throws {
+        startCommitThread()
+        await withGracefulShutdownHandler {
+            await waitForCommitThread(untilShutdown: true)
+        } onGracefulShutdown: {
+            self.stop()
+        }
+    }
+
+    /// Starts the commit thread. `run()` calls this; tests may call it directly with `stop()`.
+    public func startCommitThread() {
+        queueCondition.lock()
+        defer { queueCondition.unlock() }
+        guard !commitThreadStarted else { return }
+        commitThreadStarted = true
+        let thread = Thread { [self] in commitLoop() }
+        thread.name = "stockade-commit"
+        thread.start()
+    }
+
+    /// Stops accepting commands; queued ones are still committed and answered.
+    public func stop() {
+        queueCondition.lock()
+        accepting = false
+        stopping = true
+        queueCondition.broadcast()
+        queueCondition.unlock()
+    }
+
+    /// Waits until the commit thread has drained and exited.
+    public func waitForCommitThread(untilShutdown: Bool = false) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread { [self] in
+                finished.lock()
+                while !commitThreadDone { finished.wait() }
+                finished.unlock()
+                continuation.resume()
+            }
+        }
+    }
+
+    private func commitLoop() {
+        while true {
+            queueCondition.lock()
+            while pending.isEmpty && !stopping { queueCondition.wait() }
+            if pending.isEmpty && stopping {
+                queueCondition.unlock()
+                break
+            }
+            if pending.count < limits.commitBatchMax && limits.commitWaitMicroseconds > 0 && !stopping {
+                _ = queueCondition.wait(until: Date(timeIntervalSinceNow: Double(limits.commitWaitMicroseconds) / 1e6))
+            }
+            let take = min(pending.count, limits.commitBatchMax)
+            let batch = Array(pending.prefix(take))
+            pending.removeFirst(take)
+            queueCondition.unlock()
+
+            let outcomes: [Outcome]
+            do {
+                outcomes = try commitBatch(batch.map(\.command))
+            } catch {
+                // The log can no longer be trusted to be durable. Crashing is the only safe answer:
+                // restart recovers exactly what was fsynced, and nothing unsynced was acknowledged.
+                logger.critical("log write failed", metadata: ["error": "\(error)"])
+                fatalError("log write failed: \(error)")
+            }
+            for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
+        }
+        finished.lock()
+        commitThreadDone = true
+        finished.broadcast()
+        finished.unlock()
+    }
+
+    /// Appends, fsyncs and applies one batch; returns the outcomes in order.
+    private func commitBatch(_ commands: [Command]) throws -> [Outcome] {
+        lastTimeMs = max(lastTimeMs, clock())
+        var entries: [TimedCommand] = []
+        entries.reserveCapacity(commands.count)
+        var index = log.lastIndex
+        for command in commands {
+            let timed = TimedCommand(command, timeMs: lastTimeMs)
+            index += 1
+            log.append(LogEntry(index: index, term: 0, payload: timed.encoded()))
+            entries.append(timed)
+        }
+        let start = ContinuousClock.now
+        try log.sync()  // Persist before acknowledging: nothing below runs unless the batch is durable.
+        metrics.fsyncDuration.recordNanoseconds(Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000))
+        metrics.commitBatchSize.record(commands.count)
+
+        ledgerLock.lock()
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(entries.count)
+        var applyIndex = ledger.appliedIndex
+        for entry in entries {
+            applyIndex += 1
+            outcomes.append(ledger.apply(entry, index: applyIndex))
+        }
+        let active = ledger.activeHoldCount
+        let applied = ledger.appliedIndex
+        ledgerLock.unlock()
+        precondition(applied == log.lastIndex, "applied \(applied) but logged \(log.lastIndex)")
+        metrics.activeHolds.record(active)
+        metrics.appliedIndex.record(Int64(applied))
+
+        if applied - snapshotIndex >= LogIndex(limits.snapshotIntervalEntries) { try takeSnapshot() }
+        return outcomes
+    }
+
+    /// Writes a snapshot of the applied state and drops the log segments it covers.
+    private func takeSnapshot() throws {
+        let start = ContinuousClock.now
+        let (bytes, index) = read { ($0.encodeSnapshot(), $0.appliedIndex) }
+        try snapshots.save(index: index, term: 0, bytes: bytes)
+        try log.startSegment(firstIndex: index + 1)
+        try log.compact(through: index)
+        snapshotIndex = index
+        metrics.snapshots.increment()
+        logger.info(
+            "snapshot", metadata: ["index": "\(index)", "bytes": "\(bytes.count)", "took": "\(ContinuousClock.now - start)"])
+    }
+}

@@ -1,0 +1,69 @@
+/// Every bound in Stockade, in one place, with its unit in its name.
+///
+/// The relations between them are checked by `Limits.validate()`, which runs at start-up and in tests.
+public struct Limits: Sendable, Equatable {
+    /// Largest accepted HTTP request body.
+    public var requestBodyBytesMax: Int = 64 * 1024
+    /// Longest identifier (SKU, warehouse, reservation, order, region, reason), in UTF-8 bytes.
+    public var identifierBytesMax: Int = 128
+    /// Most lines in one reservation.
+    public var reservationLinesMax: Int = 64
+    /// Largest quantity on one reservation line.
+    public var lineQuantityMax: Int64 = 100_000
+    /// Largest total a stock row may hold.
+    public var stockTotalMax: Int64 = 1_000_000_000_000
+    /// Shortest and longest hold time-to-live.
+    public var holdTTLSecondsMin: Int64 = 1
+    public var holdTTLSecondsMax: Int64 = 7 * 24 * 3600
+    /// Hold time-to-live when a request names none (15 minutes).
+    public var holdTTLSecondsDefault: Int64 = 15 * 60
+    /// How long a finished (confirmed, released, expired) reservation stays answerable for idempotent replays.
+    public var finishedRetentionMs: Int64 = 24 * 3600 * 1000
+    /// Most holds one expire-due command expires (and most finished reservations it purges).
+    public var expireBatchMax: Int = 10_000
+    /// Most warehouses in a layout.
+    public var warehousesMax: Int = 256
+    /// Most commands waiting to enter the log; beyond it, requests are refused as `unavailable`.
+    public var pendingCommandsMax: Int = 16_384
+    /// Most commands written and fsynced together.
+    public var commitBatchMax: Int = 1_024
+    /// How long the log writer waits for more commands before an fsync when the batch is small (0: never wait).
+    public var commitWaitMicroseconds: Int = 0
+    /// Log entries between snapshots.
+    public var snapshotIntervalEntries: Int = 200_000
+    /// Largest encoded log entry.
+    public var logEntryBytesMax: Int = 256 * 1024
+    /// Most holds one page of `GET /v1/holds` returns, and most it examines.
+    public var holdsPageMax: Int = 1_000
+    public var holdsScanMax: Int = 100_000
+    /// Most open HTTP connections.
+    public var connectionsMax: Int = 4_096
+
+    public init() {}
+
+    /// The default limits.
+    public static let `default` = Limits()
+
+    /// Checks how the limits relate to each other; returns a description of every broken relation.
+    public func violations() -> [String] {
+        var problems: [String] = []
+        if holdTTLSecondsMin < 1 { problems.append("holdTTLSecondsMin must be ≥ 1") }
+        if !(holdTTLSecondsMin...holdTTLSecondsMax).contains(holdTTLSecondsDefault) {
+            problems.append("holdTTLSecondsDefault must lie within [holdTTLSecondsMin, holdTTLSecondsMax]")
+        }
+        if lineQuantityMax < 1 || lineQuantityMax > stockTotalMax { problems.append("lineQuantityMax must be in 1...stockTotalMax") }
+        // A reservation's total must not overflow Int64 arithmetic.
+        if Double(lineQuantityMax) * Double(reservationLinesMax) > Double(Int64.max / 4) {
+            problems.append("lineQuantityMax × reservationLinesMax is too large")
+        }
+        if commitBatchMax < 1 || commitBatchMax > pendingCommandsMax { problems.append("commitBatchMax must be in 1...pendingCommandsMax") }
+        if snapshotIntervalEntries < commitBatchMax { problems.append("snapshotIntervalEntries must be ≥ commitBatchMax") }
+        if holdsPageMax < 1 || holdsPageMax > holdsScanMax { problems.append("holdsPageMax must be in 1...holdsScanMax") }
+        if expireBatchMax < 1 { problems.append("expireBatchMax must be ≥ 1") }
+        // Every encoded reserve (the largest command) must fit one log entry.
+        let reserveBytesMax = 64 + 6 * identifierBytesMax + reservationLinesMax * (identifierBytesMax + 16)
+        if reserveBytesMax > logEntryBytesMax { problems.append("logEntryBytesMax is too small for the largest reserve") }
+        if requestBodyBytesMax < 1024 { problems.append("requestBodyBytesMax must be ≥ 1 KiB") }
+        return problems
+    }
+}

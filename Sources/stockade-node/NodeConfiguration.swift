@@ -1,0 +1,91 @@
+import Foundation
+import Ledger
+import StockadeCore
+
+/// The node's configuration file (JSON). Flags override the file; the environment supplies tokens.
+struct NodeConfiguration: Decodable {
+    struct WarehouseEntry: Decodable {
+        var id: String
+        var regions: [String]
+        var priority: Int64
+    }
+    struct Tokens: Decodable {
+        var admin: [String]?
+        var checkout: [String]?
+    }
+    /// Optional overrides of `Limits`; every replica of one log must use the same values.
+    struct LimitOverrides: Decodable {
+        var requestBodyBytesMax: Int?
+        var reservationLinesMax: Int?
+        var lineQuantityMax: Int64?
+        var holdTTLSecondsDefault: Int64?
+        var holdTTLSecondsMax: Int64?
+        var finishedRetentionMs: Int64?
+        var pendingCommandsMax: Int?
+        var commitBatchMax: Int?
+        var commitWaitMicroseconds: Int?
+        var snapshotIntervalEntries: Int?
+        var connectionsMax: Int?
+    }
+
+    var nodeId: String?
+    var http: String?
+    var dataDir: String?
+    var warehouses: [WarehouseEntry]?
+    var tokens: Tokens?
+    var limits: LimitOverrides?
+    var expiryTickMs: Int?
+    var logLevel: String?
+
+    static func load(path: String) throws -> NodeConfiguration {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            return try JSONDecoder().decode(NodeConfiguration.self, from: data)
+        } catch {
+            throw ConfigurationError("cannot read config \(path): \(error)")
+        }
+    }
+
+    /// The demo layout used by `--dev`: four warehouses, one per region.
+    static let devWarehouses: [WarehouseEntry] = [
+        WarehouseEntry(id: "yiwu", regions: ["east"], priority: 1),
+        WarehouseEntry(id: "guangzhou", regions: ["south"], priority: 2),
+        WarehouseEntry(id: "beijing", regions: ["north"], priority: 3),
+        WarehouseEntry(id: "chengdu", regions: ["west"], priority: 4),
+    ]
+
+    func resolvedLimits() -> Limits {
+        var result = Limits()
+        guard let limits else { return result }
+        if let value = limits.requestBodyBytesMax { result.requestBodyBytesMax = value }
+        if let value = limits.reservationLinesMax { result.reservationLinesMax = value }
+        if let value = limits.lineQuantityMax { result.lineQuantityMax = value }
+        if let value = limits.holdTTLSecondsDefault { result.holdTTLSecondsDefault = value }
+        if let value = limits.holdTTLSecondsMax { result.holdTTLSecondsMax = value }
+        if let value = limits.finishedRetentionMs { result.finishedRetentionMs = value }
+        if let value = limits.pendingCommandsMax { result.pendingCommandsMax = value }
+        if let value = limits.commitBatchMax { result.commitBatchMax = value }
+        if let value = limits.commitWaitMicroseconds { result.commitWaitMicroseconds = value }
+        if let value = limits.snapshotIntervalEntries { result.snapshotIntervalEntries = value }
+        if let value = limits.connectionsMax { result.connectionsMax = value }
+        return result
+    }
+
+    func resolvedWarehouses() -> [Warehouse] {
+        (warehouses ?? []).map { Warehouse(id: WarehouseID($0.id), regions: $0.regions, priority: $0.priority) }
+    }
+}
+
+/// A configuration problem; the node refuses to start and says why.
+struct ConfigurationError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Parses `host:port`.
+func parseAddress(_ value: String) throws -> (host: String, port: Int) {
+    guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]),
+        (0...65535).contains(port)
+    else { throw ConfigurationError("address \(value) is not host:port") }
+    return (String(value[..<colon]), port)
+}

@@ -1,0 +1,113 @@
+import API
+import ArgumentParser
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Ledger
+import Logging
+import Metrics
+import Node
+import Prometheus
+import ServiceLifecycle
+import StockadeCore
+
+/// `stockade-node`: runs one Stockade node.
+@main
+struct StockadeNode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stockade-node", abstract: "Run a Stockade inventory-reservation node.")
+
+    @Option(help: "Path to a JSON config file.")
+    var config: String?
+
+    @Flag(help: "Start a development node with the built-in four-warehouse demo layout and dev tokens.")
+    var dev = false
+
+    @Option(name: .customLong("data-dir"), help: "Directory for the command log and snapshots.")
+    var dataDir: String?
+
+    @Option(help: "HTTP listen address, host:port (port 0 picks a free port).")
+    var http: String?
+
+    @Option(name: .customLong("ready-file"), help: "Write the bound HTTP port to this file once listening.")
+    var readyFile: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    @Option(name: .customLong("snapshot-interval"), help: "Log entries between snapshots.")
+    var snapshotInterval: Int?
+
+    func run() async throws {
+        var file = try config.map(NodeConfiguration.load(path:)) ?? NodeConfiguration()
+        if dev && (file.warehouses ?? []).isEmpty { file.warehouses = NodeConfiguration.devWarehouses }
+        let level = Logger.Level(rawValue: logLevel ?? file.logLevel ?? "info") ?? .info
+        LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+        var logger = Logger(label: "stockade")
+        logger[metadataKey: "node"] = "\(file.nodeId ?? "n1")"
+
+        guard let dataDirectory = dataDir ?? file.dataDir else {
+            throw ConfigurationError("a data directory is needed: --data-dir or dataDir in the config")
+        }
+        let address = try parseAddress(http ?? file.http ?? "127.0.0.1:7101")
+        let warehouses = file.resolvedWarehouses()
+        guard !warehouses.isEmpty else {
+            throw ConfigurationError("no warehouses configured: give a config file with warehouses, or --dev")
+        }
+        var limits = file.resolvedLimits()
+        if let snapshotInterval { limits.snapshotIntervalEntries = snapshotInterval }
+        let problems = limits.violations()
+        guard problems.isEmpty else { throw ConfigurationError("limits: \(problems.joined(separator: "; "))") }
+
+        let environment = ProcessInfo.processInfo.environment
+        var adminTokens = file.tokens?.admin ?? []
+        var checkoutTokens = file.tokens?.checkout ?? []
+        if let token = environment["STOCKADE_ADMIN_TOKEN"], !token.isEmpty { adminTokens.append(token) }
+        if let token = environment["STOCKADE_CHECKOUT_TOKEN"], !token.isEmpty { checkoutTokens.append(token) }
+        if dev && adminTokens.isEmpty { adminTokens = ["dev-admin-token"] }
+        if dev && checkoutTokens.isEmpty { checkoutTokens = ["dev-checkout-token"] }
+        guard !adminTokens.isEmpty else {
+            throw ConfigurationError("no admin token: set STOCKADE_ADMIN_TOKEN or tokens.admin in the config")
+        }
+        if dev { logger.warning("development mode: demo layout, dev tokens unless set in the environment") }
+
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets = [
+            "stockade_reservation_duration_seconds": [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000].map { .microseconds(Int64($0 * 1000)) },
+            "stockade_fsync_duration_seconds": [0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 100].map { .microseconds(Int64($0 * 1000)) },
+        ]
+        factory.valueHistogramBuckets = ["stockade_commit_batch_size": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]]
+        MetricsSystem.bootstrap(factory)
+
+        let replica = try Replica(
+            configuration: .init(dataDirectory: dataDirectory, warehouses: warehouses, limits: limits),
+            logger: logger, metrics: ReplicaMetrics(factory: factory))
+        let api = StockadeAPI(
+            replica: replica, authenticator: TokenAuthenticator(adminTokens: adminTokens, checkoutTokens: checkoutTokens),
+            metrics: APIMetrics(factory: factory), renderMetrics: { registry.emitToString() })
+        let readyFile = self.readyFile
+        let startupLogger = logger
+        let application = Application(
+            router: api.buildRouter(),
+            configuration: ApplicationConfiguration(
+                address: .hostname(address.host, port: address.port), serverName: "stockade",
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.connectionsMax)),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                startupLogger.info("http listening", metadata: ["host": "\(address.host)", "port": "\(port)"])
+                if let readyFile {
+                    try? "\(port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
+                }
+            },
+            logger: logger)
+        let expiry = ExpiryService(replica: replica, tickMs: file.expiryTickMs ?? 250, logger: logger)
+        // Graceful shutdown runs in reverse: HTTP stops first, then expiry, then the replica drains its queue.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: replica), .init(service: expiry), .init(service: application)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.info("stopped")
+    }
+}
