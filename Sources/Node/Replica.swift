@@ -51,6 +51,8 @@ public final class Replica: Service, @unchecked Sendable {
     private let snapshots: SnapshotStore
     private var snapshotIndex: LogIndex
     private var lastTimeMs: Int64 = 0
+    private let statsLock = NSLock()
+    private var stats = CommitStats()
     private let finished = NSCondition()
     private var commitThreadDone = false
     private var commitThreadStarted = false
@@ -109,6 +111,21 @@ public final class Replica: Service, @unchecked Sendable {
         Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 
+    /// How many batches and entries the commit loop has made durable since start.
+    public struct CommitStats: Sendable, Equatable {
+        public var batches = 0
+        public var entries = 0
+        public var snapshots = 0
+        /// Commands refused because the queue was full.
+        public var refused = 0
+    }
+
+    public var commitStats: CommitStats {
+        statsLock.lock()
+        defer { statsLock.unlock() }
+        return stats
+    }
+
     /// Whether the replica still takes commands (false once shutdown has begun).
     public var isAccepting: Bool {
         queueCondition.lock()
@@ -140,7 +157,12 @@ public final class Replica: Service, @unchecked Sendable {
             }
             queueCondition.unlock()
             if let refusal {
-                if refusal.code == .overloaded { metrics.refusedOverload.increment() }
+                if refusal.code == .overloaded {
+                    metrics.refusedOverload.increment()
+                    statsLock.lock()
+                    stats.refused += 1
+                    statsLock.unlock()
+                }
                 continuation.resume(returning: .rejected(refusal))
             }
         }
@@ -246,6 +268,10 @@ public final class Replica: Service, @unchecked Sendable {
         try log.sync()  // Persist before acknowledging: nothing below runs unless the batch is durable.
         metrics.fsyncDuration.recordNanoseconds(Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000))
         metrics.commitBatchSize.record(commands.count)
+        statsLock.lock()
+        stats.batches += 1
+        stats.entries += commands.count
+        statsLock.unlock()
 
         ledgerLock.lock()
         var outcomes: [Outcome] = []
@@ -275,6 +301,9 @@ public final class Replica: Service, @unchecked Sendable {
         try log.compact(through: index)
         snapshotIndex = index
         metrics.snapshots.increment()
+        statsLock.lock()
+        stats.snapshots += 1
+        statsLock.unlock()
         logger.info(
             "snapshot", metadata: ["index": "\(index)", "bytes": "\(bytes.count)", "took": "\(ContinuousClock.now - start)"])
     }

@@ -1,0 +1,105 @@
+import Ledger
+import StockadeCore
+
+/// Generates random command histories against a ledger: reserves (with repeats and conflicting
+/// replays), confirms, releases, extends, expiries, stock sets and adjustments, over random
+/// layouts, regions and quantities. Time moves forward in random steps.
+public struct HistoryGenerator {
+    public var random: SplitMix64
+    public let warehouses: [Warehouse]
+    public let skus: [SKU]
+    public let regions: [String]
+    public private(set) var timeMs: Int64 = 1_700_000_000_000
+    private var requests: [ReserveRequest] = []
+    private var nextReservation = 0
+
+    public init(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        let regionNames = ["east", "south", "north", "west", "central"]
+        let count = Int.random(in: 1...4, using: &random)
+        var warehouses: [Warehouse] = []
+        for index in 0..<count {
+            let regions = regionNames.filter { _ in Bool.random(using: &random) }
+            warehouses.append(
+                Warehouse(id: WarehouseID("w\(index)"), regions: regions, priority: Int64.random(in: 0...3, using: &random)))
+        }
+        self.warehouses = warehouses
+        self.skus = (0..<Int.random(in: 1...5, using: &random)).map { SKU("sku\($0)") }
+        self.regions = regionNames
+        self.random = random
+    }
+
+    /// The commands that set up the layout and some initial stock.
+    public mutating func setup() -> [TimedCommand] {
+        var commands = [TimedCommand(.configureWarehouses(warehouses), timeMs: timeMs)]
+        for sku in skus {
+            for warehouse in warehouses where Bool.random(using: &random) {
+                commands.append(
+                    TimedCommand(
+                        .setStock(sku: sku, warehouse: warehouse.id, total: Int64.random(in: 0...20, using: &random)),
+                        timeMs: timeMs))
+            }
+        }
+        return commands
+    }
+
+    /// The next random command.
+    public mutating func next() -> TimedCommand {
+        timeMs += Int64.random(in: 0...4_000, using: &random)
+        let roll = Int.random(in: 0..<100, using: &random)
+        let command: Command
+        switch roll {
+        case 0..<40: command = .reserve(reserveRequest())
+        case 40..<52: command = .confirm(knownOrUnknownID())
+        case 52..<64: command = .release(knownOrUnknownID())
+        case 64..<72: command = .extend(knownOrUnknownID(), ttlMs: Int64.random(in: -1_000...60_000, using: &random))
+        case 72..<84: command = .expireDue
+        case 84..<92:
+            command = .adjustStock(
+                sku: skus.randomElement(using: &random)!, warehouse: warehouses.randomElement(using: &random)!.id,
+                delta: Int64.random(in: -8...10, using: &random), reason: "recount")
+        case 92..<97:
+            command = .setStock(
+                sku: randomSKU(), warehouse: warehouses.randomElement(using: &random)!.id,
+                total: Int64.random(in: -1...25, using: &random))
+        default:
+            // Occasionally reshape the layout (priorities and regions); removals may be refused.
+            var layout = warehouses
+            for index in layout.indices { layout[index].priority = Int64.random(in: 0...3, using: &random) }
+            if Int.random(in: 0..<4, using: &random) == 0, layout.count > 1 { layout.removeLast() }
+            command = .configureWarehouses(layout)
+        }
+        return TimedCommand(command, timeMs: timeMs)
+    }
+
+    mutating func randomSKU() -> SKU {
+        Int.random(in: 0..<10, using: &random) == 0 ? SKU("unknown-sku") : skus.randomElement(using: &random)!
+    }
+
+    mutating func knownOrUnknownID() -> ReservationID {
+        if requests.isEmpty || Int.random(in: 0..<10, using: &random) == 0 { return ReservationID("never-made") }
+        return requests.randomElement(using: &random)!.reservationId
+    }
+
+    mutating func reserveRequest() -> ReserveRequest {
+        // Replays: the same body again, or the same id with a different body.
+        if !requests.isEmpty && Int.random(in: 0..<5, using: &random) == 0 {
+            var request = requests.randomElement(using: &random)!
+            if Bool.random(using: &random) { request.orderId += "-changed" }
+            return request
+        }
+        nextReservation += 1
+        let lineCount = Int.random(in: 1...min(3, skus.count), using: &random)
+        let lines = skus.shuffled(using: &random).prefix(lineCount).map { sku in
+            ReservationLine(
+                sku: Int.random(in: 0..<20, using: &random) == 0 ? SKU("unknown-sku") : sku,
+                quantity: Int.random(in: 0..<20, using: &random) == 0 ? 0 : Int64.random(in: 1...6, using: &random))
+        }
+        let request = ReserveRequest(
+            reservationId: ReservationID("r\(nextReservation)"), orderId: "o\(nextReservation)",
+            region: regions.randomElement(using: &random)!, lines: Array(lines),
+            ttlMs: Int64.random(in: 1...30, using: &random) * 1000, allowSplit: Bool.random(using: &random))
+        requests.append(request)
+        return request
+    }
+}

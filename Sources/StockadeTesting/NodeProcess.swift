@@ -1,0 +1,115 @@
+import Foundation
+import StockadeClient
+
+/// A real `stockade-node` process on loopback, started and stopped by a test.
+public final class NodeProcess: @unchecked Sendable {
+    public let dataDirectory: String
+    public let adminToken = "test-admin-token"
+    public let checkoutToken = "test-checkout-token"
+    public private(set) var port: Int = 0
+    private var process: Process?
+    private let extraArguments: [String]
+    private let logPath: String
+
+    /// Prepares a node on a fresh data directory. Call `start()`.
+    public init(dataDirectory: String? = nil, extraArguments: [String] = []) {
+        let directory = dataDirectory ?? NodeProcess.temporaryDirectory(prefix: "stockade-node")
+        self.dataDirectory = directory
+        self.extraArguments = extraArguments
+        self.logPath = directory + ".log"
+    }
+
+    public static func temporaryDirectory(prefix: String) -> String {
+        let path = NSTemporaryDirectory() + "\(prefix)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt64.random(in: 0...UInt64.max))"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// The node binary: `STOCKADE_NODE_BIN`, or `stockade-node` beside the running test binary.
+    public static var binaryPath: String {
+        if let path = ProcessInfo.processInfo.environment["STOCKADE_NODE_BIN"] { return path }
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var directory = executable.deletingLastPathComponent()
+        // Test bundles live in `<build>/debug/X.xctest`; products live in `<build>/debug`.
+        if directory.pathExtension == "xctest" { directory = directory.deletingLastPathComponent() }
+        return directory.appendingPathComponent("stockade-node").path
+    }
+
+    /// Starts the process (again, after a kill) on the same data directory and waits until it listens.
+    public func start() async throws {
+        let readyFile = dataDirectory + ".ready"
+        try? FileManager.default.removeItem(atPath: readyFile)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+        var arguments = ["--dev", "--data-dir", dataDirectory, "--ready-file", readyFile, "--log-level", "warning"]
+        arguments += ["--http", "127.0.0.1:\(port)"]
+        arguments += extraArguments
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["STOCKADE_ADMIN_TOKEN"] = adminToken
+        environment["STOCKADE_CHECKOUT_TOKEN"] = checkoutToken
+        process.environment = environment
+        if !FileManager.default.fileExists(atPath: logPath) {
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        self.process = process
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if let text = try? String(contentsOfFile: readyFile, encoding: .utf8),
+                let bound = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), bound > 0
+            {
+                port = bound
+                return
+            }
+            if !process.isRunning { throw NodeProcessError("node exited during start-up; log: \(logTail())") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw NodeProcessError("node did not become ready; log: \(logTail())")
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    public func kill() {
+        guard let process, process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, then wait for a graceful exit.
+    public func terminate() {
+        guard let process, process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    public var exitStatus: Int32? {
+        guard let process, !process.isRunning else { return nil }
+        return process.terminationStatus
+    }
+
+    /// Stops the process if running and deletes its data.
+    public func destroy() {
+        kill()
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+        try? FileManager.default.removeItem(atPath: logPath)
+        try? FileManager.default.removeItem(atPath: dataDirectory + ".ready")
+    }
+
+    public func connect() async throws -> HTTPConnection {
+        try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+    }
+
+    public func logTail() -> String {
+        guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return "(no log)" }
+        return String(text.suffix(2000))
+    }
+}
+
+public struct NodeProcessError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

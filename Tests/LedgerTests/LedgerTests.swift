@@ -1,0 +1,232 @@
+import Ledger
+import StockadeCore
+import Testing
+
+/// Specifications of the ledger's behaviour, one rule per test.
+@Suite struct LedgerTests {
+    static let layout = [
+        Warehouse(id: WarehouseID("yiwu"), regions: ["east"], priority: 1),
+        Warehouse(id: WarehouseID("guangzhou"), regions: ["south"], priority: 2),
+        Warehouse(id: WarehouseID("beijing"), regions: ["north"], priority: 3),
+    ]
+
+    struct Harness {
+        var ledger = Ledger()
+        var index: LogIndex = 0
+        var timeMs: Int64 = 1_000_000
+
+        init() {
+            apply(.configureWarehouses(LedgerTests.layout))
+        }
+
+        @discardableResult
+        mutating func apply(_ command: Command) -> Outcome {
+            index += 1
+            let outcome = ledger.apply(TimedCommand(command, timeMs: timeMs), index: index)
+            #expect(ledger.invariantViolations().isEmpty)
+            return outcome
+        }
+
+        mutating func stock(_ sku: String, _ warehouse: String, _ total: Int64) {
+            apply(.setStock(sku: SKU(sku), warehouse: WarehouseID(warehouse), total: total))
+        }
+
+        mutating func reserve(
+            _ id: String, region: String = "east", _ lines: [(String, Int64)], split: Bool = false, ttlMs: Int64 = 60_000
+        ) -> Outcome {
+            apply(
+                .reserve(
+                    ReserveRequest(
+                        reservationId: ReservationID(id), orderId: "order-\(id)", region: region,
+                        lines: lines.map { ReservationLine(sku: SKU($0.0), quantity: $0.1) }, ttlMs: ttlMs,
+                        allowSplit: split)))
+        }
+
+        func row(_ sku: String, _ warehouse: String) -> StockRow? {
+            ledger.stock[SKU(sku)]?[WarehouseID(warehouse)]
+        }
+    }
+
+    static func hold(_ outcome: Outcome) -> Hold? {
+        if case .reservation(let hold, _) = outcome { return hold }
+        return nil
+    }
+
+    static func code(_ outcome: Outcome) -> ErrorCode? {
+        if case .rejected(let error, _) = outcome { return error.code }
+        return nil
+    }
+
+    @Test func regionalWarehouseIsPreferredOverPriority() {
+        var harness = Harness()
+        harness.stock("tee", "yiwu", 10)
+        harness.stock("tee", "beijing", 10)
+        let hold = Self.hold(harness.reserve("r1", region: "north", [("tee", 3)]))
+        #expect(hold?.allocations == [Allocation(sku: SKU("tee"), warehouse: WarehouseID("beijing"), quantity: 3)])
+        #expect(harness.row("tee", "beijing")?.held == 3)
+    }
+
+    @Test func otherWarehousesFollowByPriority() {
+        var harness = Harness()
+        harness.stock("tee", "beijing", 10)
+        harness.stock("tee", "guangzhou", 10)
+        let hold = Self.hold(harness.reserve("r1", region: "west", [("tee", 2)]))
+        #expect(hold?.allocations.map(\.warehouse) == [WarehouseID("guangzhou")])
+    }
+
+    @Test func withoutSplitOneWarehouseMustCoverTheLine() {
+        var harness = Harness()
+        harness.stock("tee", "yiwu", 3)
+        harness.stock("tee", "guangzhou", 3)
+        let outcome = harness.reserve("r1", [("tee", 5)])
+        #expect(Self.code(outcome) == .insufficientStock)
+        if case .rejected(_, let detail) = outcome { #expect(detail?.available == 3) }
+        #expect(harness.row("tee", "yiwu")?.held == 0)
+        let split = Self.hold(harness.reserve("r2", [("tee", 5)], split: true))
+        #expect(split?.allocations.map(\.quantity) == [3, 2])
+        #expect(split?.lines == [ReservationLine(sku: SKU("tee"), quantity: 5)])
+    }
+
+    @Test func reservationIsAllOrNothingAcrossLines() {
+        var harness = Harness()
+        harness.stock("tee", "yiwu", 5)
+        harness.stock("cap", "yiwu", 1)
+        #expect(Self.code(harness.reserve("r1", [("tee", 2), ("cap", 2)])) == .insufficientStock)
+        #expect(harness.row("tee", "yiwu")?.held == 0)
+        #expect(harness.row("cap", "yiwu")?.held == 0)
+        #expect(Self.code(harness.reserve("r2", [("tee", 1), ("nope", 1)])) == .unknownSKU)
+        #expect(harness.row("tee", "yiwu")?.held == 0)
+    }
+
+    @Test func sameIdAndBodyReplaysSameAnswerDifferentBodyConflicts() {
+        var harness = Harness()
+        harness.stock("tee", "yiwu", 5)
+        let first = Self.hold(harness.reserve("r1", [("tee", 2)]))
+        let again = harness.reserve("r1", [("tee", 2)])
+        #expect(Self.hold(again) == first)
+        if case .reservation(_, let created) = again { #expect(!created) }
+        #expect(harness.row("tee", "yiwu")?.held == 2)
+        #expect(Self.code(harness.reserve("r1", [("tee", 3)])) == .idempotencyConflict)
+        #expect(harness.ledger.answerWithoutLog(
+            ReserveRequest(reservationId: ReservationID("r1"), orderId: "order-r1", region: "east",
+                lines: [ReservationLine(sku: SKU("tee"), quantity: 2)], ttlMs: 60_000, allowSplit: false))
+            == .reservation(first!, created: false))
+    }
+
+    @Test func fencingTokensGrowWithEveryHold() {
+        var harness = Harness()
+        harness.stock("tee", "yiwu", 5)
+        let first = Self.hold(harness.reserve("r1", [("tee", 1)]))!
+        harness.apply(.release(ReservationID("r1")))
+        let second = Self.hold(harness.reserve("r2", [("tee", 1)]))!
+        #expect(second.token > first.token)
+        #expect(second.token.rawValue == harness.index)
+    }
+
+    @Test func lifecycleMovesHeldToOneFinalStatus() {
+        var harness = Harness()
+        harness.stock("tee", "yiwu", 5)
+        _ = harness.reserve("r1", [("tee", 2)])
+        #expect(Self.hold(harness.apply(.confirm(ReservationID("r1"))))?.status == .confirmed)
+        #expect(Self.hold(harness.apply(.confirm(ReservationID("r1"))))?.status == .confirmed)
+        #expect(harness.row("tee", "yiwu") == StockRow(total: 5, held: 0, sold: 2))
+        #expect(Self.code(harness.apply(.release(ReservationID("r1")))) == .invalidState)
+        _ = harness.reserve("r2", [("tee", 1)])
+        #expect(Self.hold(harness.apply(.release(ReservationID("r2"))))?.status == .released)
+        #expect(Self.hold(harness.apply(.release(ReservationID("r2"))))?.status == .released)
+        #expect(Self.code(harness.apply(.confirm(ReservationID("r2")))) == .invalidState)
+        #expect(Self.code(harness.apply(.extend(ReservationID("r2"), ttlMs: 5_000))) == .invalidState)
+        #expect(Self.code(harness.apply(.confirm(ReservationID("ghost")))) == .notFound)
+        #expect(harness.row("tee", "yiwu")?.available == 3)
+    }
+
+    @Test func expiryIsACommandThatCarriesTheTime() {
+        var harness = Harness()
+        harness.stock("tee", "yiwu", 5)
+        _ = harness.reserve("r1", [("tee", 2)], ttlMs: 10_000)
+        _ = harness.reserve("r2", [("tee", 1)], ttlMs: 30_000)
+        harness.timeMs += 9_999
+        #expect(harness.apply(.expireDue) == .expired(count: 0, purged: 0))
+        harness.timeMs += 1
+        #expect(harness.apply(.expireDue) == .expired(count: 1, purged: 0))
+        #expect(harness.ledger.hold(ReservationID("r1"))?.status == .expired)
+        #expect(harness.row("tee", "yiwu")?.held == 1)
+        // Extending pushes expiry out; a confirm after expiry is refused even before expire-due runs.
+        #expect(Self.hold(harness.apply(.extend(ReservationID("r2"), ttlMs: 60_000)))?.expiresAtMs == harness.timeMs + 60_000)
+        harness.timeMs += 60_000
+        #expect(Self.code(harness.apply(.confirm(ReservationID("r2")))) == .invalidState)
+        #expect(harness.ledger.hold(ReservationID("r2"))?.status == .expired)
+        #expect(harness.row("tee", "yiwu")?.held == 0)
+    }
+
+    @Test func finishedReservationsArePurgedAfterRetention() {
+        var harness = Harness()
+        harness.stock("tee", "yiwu", 5)
+        _ = harness.reserve("r1", [("tee", 1)])
+        harness.apply(.release(ReservationID("r1")))
+        harness.timeMs += harness.ledger.limits.finishedRetentionMs
+        #expect(harness.apply(.expireDue) == .expired(count: 0, purged: 1))
+        #expect(harness.ledger.hold(ReservationID("r1")) == nil)
+    }
+
+    @Test func stockCannotDropBelowWhatIsCommitted() {
+        var harness = Harness()
+        harness.stock("tee", "yiwu", 5)
+        _ = harness.reserve("r1", [("tee", 4)])
+        #expect(Self.code(harness.apply(.setStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), total: 3))) == .stockBelowCommitted)
+        #expect(Self.code(harness.apply(.adjustStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), delta: -2, reason: "damaged"))) == .stockBelowCommitted)
+        #expect(harness.row("tee", "yiwu")?.total == 5)
+        harness.apply(.adjustStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), delta: -1, reason: "damaged"))
+        #expect(harness.row("tee", "yiwu") == StockRow(total: 4, held: 4))
+        #expect(Self.code(harness.apply(.adjustStock(sku: SKU("nope"), warehouse: WarehouseID("yiwu"), delta: 1, reason: "x"))) == .unknownSKU)
+        #expect(Self.code(harness.apply(.setStock(sku: SKU("tee"), warehouse: WarehouseID("mars"), total: 1))) == .unknownWarehouse)
+    }
+
+    @Test func warehouseWithStockCannotBeRemoved() {
+        var harness = Harness()
+        harness.stock("tee", "beijing", 1)
+        #expect(Self.code(harness.apply(.configureWarehouses(Array(LedgerTests.layout.prefix(2))))) == .invalidState)
+        #expect(harness.ledger.warehouses.count == 3)
+    }
+
+    @Test func holdsPageInTokenOrderWithFilters() {
+        var harness = Harness()
+        harness.stock("tee", "yiwu", 100)
+        harness.stock("cap", "yiwu", 100)
+        for number in 1...10 { _ = harness.reserve("r\(number)", [(number % 2 == 0 ? "tee" : "cap", 1)]) }
+        harness.apply(.confirm(ReservationID("r2")))
+        var query = HoldQuery(sku: SKU("tee"), status: .held, nowMs: harness.timeMs, limit: 2)
+        var seen: [String] = []
+        while true {
+            let page = harness.ledger.holds(matching: query)
+            seen += page.holds.map(\.reservationId.rawValue)
+            guard let next = page.nextAfterToken else { break }
+            query.afterToken = next
+        }
+        #expect(seen == ["r4", "r6", "r8", "r10"])
+    }
+
+    @Test func commandsSurviveTheirBinaryForm() throws {
+        let commands: [Command] = [
+            .configureWarehouses(LedgerTests.layout),
+            .setStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), total: 5),
+            .adjustStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), delta: -2, reason: "recount ✓"),
+            .reserve(ReserveRequest(reservationId: ReservationID("r"), orderId: "o", region: "east",
+                lines: [ReservationLine(sku: SKU("tee"), quantity: 2)], ttlMs: 1000, allowSplit: true)),
+            .confirm(ReservationID("r")), .release(ReservationID("r")), .extend(ReservationID("r"), ttlMs: 5), .expireDue,
+        ]
+        for command in commands {
+            let timed = TimedCommand(command, timeMs: 42)
+            #expect(try TimedCommand(decoding: timed.encoded()) == timed)
+            #expect(throws: ByteReader.Failure.self) { try TimedCommand(decoding: timed.encoded() + [0]) }
+            #expect(throws: ByteReader.Failure.self) { try TimedCommand(decoding: Array(timed.encoded().dropLast())) }
+        }
+    }
+
+    @Test func defaultLimitsAreConsistent() {
+        #expect(Limits.default.violations().isEmpty)
+        var broken = Limits()
+        broken.commitBatchMax = broken.pendingCommandsMax + 1
+        #expect(!broken.violations().isEmpty)
+    }
+}
