@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import StockadeCore
 
 /// Turns every error into `{"error":{"code","message"}}` with the status its code maps to.
@@ -15,6 +16,8 @@ struct ErrorMiddleware: RouterMiddleware {
             return ErrorBody.response(error)
         } catch let error as HTTPError {
             return ErrorBody.response(Self.translate(error))
+        } catch is NIOTooManyBytesError {
+            return ErrorBody.response(StockadeError(.payloadTooLarge, "request body is too large"))
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(error)"])
             return ErrorBody.response(StockadeError(.internalError, "internal error"))
@@ -76,6 +79,8 @@ enum JSON {
         do {
             buffer = try await request.collectBody(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw StockadeError(.payloadTooLarge, "request body exceeds \(limit) bytes")
+        } catch is NIOTooManyBytesError {
             throw StockadeError(.payloadTooLarge, "request body exceeds \(limit) bytes")
         }
         do {

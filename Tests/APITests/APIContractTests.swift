@@ -1,0 +1,173 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Ledger
+import StockadeCore
+import Testing
+
+@testable import API
+
+@Suite struct APIContractTests {
+    static let reserveBody = #"{"reservationId":"r1","orderId":"o1","region":"east","lines":[{"sku":"tee","quantity":2}]}"#
+
+    @Test func setStockReserveConfirmRoundTrip() async throws {
+        try await APITestHarness.withApp { client, _ in
+            #expect(try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#).status == 200)
+            let granted = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: Self.reserveBody)
+            #expect(granted.status == 201)
+            #expect(granted.json["status"] as? String == "held")
+            #expect(granted.json["path"] as? String == "quorum")
+            #expect((granted.json["allocations"] as? [[String: Any]])?.first?["warehouse"] as? String == "yiwu")
+            let replay = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: Self.reserveBody)
+            #expect(replay.status == 200)
+            #expect(NSDictionary(dictionary: replay.json).isEqual(to: granted.json))
+            let confirmed = try await client.call(.post, "/v1/reservations/r1/confirm", token: APITestHarness.checkout)
+            #expect(confirmed.json["status"] as? String == "confirmed")
+            #expect(try await client.rows("tee") == [
+                ["total": 5, "held": 0, "sold": 2, "allotted": 0, "available": 3]
+            ])
+            let holds = try await client.call(.get, "/v1/holds?status=confirmed&limit=10")
+            #expect((holds.json["holds"] as? [Any])?.count == 1)
+            let warehouses = try await client.execute(uri: "/v1/warehouses", method: .get, headers: APITestHarness.headers(APITestHarness.checkout)) {
+                try JSONSerialization.jsonObject(with: Data($0.body.readableBytesView)) as? [[String: Any]]
+            }
+            #expect(warehouses?.map { $0["id"] as? String } == ["yiwu", "guangzhou"])
+        }
+    }
+
+    @Test func extendAndReleaseAreIdempotent() async throws {
+        try await APITestHarness.withApp { client, _ in
+            _ = try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#)
+            _ = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: Self.reserveBody)
+            let extended = try await client.call(.post, "/v1/reservations/r1/extend", token: APITestHarness.checkout, body: #"{"ttlSeconds":3600}"#)
+            #expect(extended.status == 200)
+            let again = try await client.call(.post, "/v1/reservations/r1/extend", token: APITestHarness.checkout, body: #"{"ttlSeconds":3600}"#)
+            #expect(again.status == 200)
+            #expect((again.json["expiresAt"] as? Int ?? 0) >= (extended.json["expiresAt"] as? Int ?? .max))
+            for _ in 0..<2 {
+                let released = try await client.call(.post, "/v1/reservations/r1/release", token: APITestHarness.checkout)
+                #expect(released.json["status"] as? String == "released")
+            }
+            #expect(try await client.rows("tee").first?["available"] == 5)
+        }
+    }
+
+    /// Every bad input gets its code and status, and the stock stays exactly as it was.
+    @Test func everyBadInputGetsItsCodeAndLeavesStockUnchanged() async throws {
+        var limits = Limits()
+        limits.requestBodyBytesMax = 2048
+        try await APITestHarness.withApp(limits: limits) { client, _ in
+            _ = try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#)
+            _ = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: Self.reserveBody)
+            _ = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout,
+                body: #"{"reservationId":"done","orderId":"o","region":"east","lines":[{"sku":"tee","quantity":1}]}"#)
+            _ = try await client.call(.post, "/v1/reservations/done/release", token: APITestHarness.checkout)
+            let before = try await client.rows("tee")
+            func reserve(_ lines: String, id: String = "bad", extra: String = "") -> String {
+                #"{"reservationId":"\#(id)","orderId":"o","region":"east","lines":\#(lines)\#(extra)}"#
+            }
+            let padding = ",\"pad\":\"" + String(repeating: "x", count: 4096) + "\""
+            let manyLines = "[" + (0..<65).map { #"{"sku":"s\#($0)","quantity":1}"# }.joined(separator: ",") + "]"
+            let cases: [(HTTPRequest.Method, String, String?, String?, Int, String)] = [
+                (.post, "/v1/reservations", APITestHarness.checkout, "{not json", 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, #"{"orderId":"o","region":"east","lines":[]}"#, 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":0}]"#), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":-3}]"#), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":100001}]"#), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1.5}]"#), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve("[]"), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1},{"sku":"tee","quantity":1}]"#), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1}]"#, extra: #","ttlSeconds":0"#), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1}]"#, extra: #","ttlSeconds":9223372036854775807"#), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1}]"#, id: ""), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(manyLines), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1}]"#, extra: padding), 413, "payload_too_large"),
+                (.post, "/v1/reservations", nil, Self.reserveBody, 401, "unauthorized"),
+                (.post, "/v1/reservations", "wrong-token", Self.reserveBody, 401, "unauthorized"),
+                (.put, "/v1/skus/tee/stock", APITestHarness.checkout, #"{"warehouse":"yiwu","total":1}"#, 403, "forbidden"),
+                (.get, "/v1/holds", APITestHarness.checkout, nil, 403, "forbidden"),
+                (.get, "/v1/holds?limit=0", APITestHarness.admin, nil, 400, "invalid_request"),
+                (.get, "/v1/holds?status=maybe", APITestHarness.admin, nil, 400, "invalid_request"),
+                (.get, "/v1/reservations/ghost", APITestHarness.checkout, nil, 404, "not_found"),
+                (.post, "/v1/reservations/ghost/confirm", APITestHarness.checkout, nil, 404, "not_found"),
+                (.get, "/v1/nothing-here", APITestHarness.checkout, nil, 404, "not_found"),
+                (.get, "/v1/skus/ghost", APITestHarness.checkout, nil, 404, "unknown_sku"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1},{"sku":"ghost","quantity":1}]"#), 404, "unknown_sku"),
+                (.post, "/v1/skus/ghost/stock/adjust", APITestHarness.admin, #"{"warehouse":"yiwu","delta":1,"reason":"x"}"#, 404, "unknown_sku"),
+                (.put, "/v1/skus/tee/stock", APITestHarness.admin, #"{"warehouse":"mars","total":1}"#, 404, "unknown_warehouse"),
+                (.put, "/v1/skus/tee/stock", APITestHarness.admin, #"{"warehouse":"yiwu","total":-1}"#, 400, "invalid_request"),
+                (.put, "/v1/skus/tee/stock", APITestHarness.admin, #"{"warehouse":"yiwu","total":1}"#, 409, "stock_below_committed"),
+                (.post, "/v1/skus/tee/stock/adjust", APITestHarness.admin, #"{"warehouse":"yiwu","delta":-4,"reason":"damaged"}"#, 409, "stock_below_committed"),
+                (.post, "/v1/skus/tee/stock/adjust", APITestHarness.admin, #"{"warehouse":"yiwu","delta":0,"reason":"noop"}"#, 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":4}]"#), 409, "insufficient_stock"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1}]"#, id: "r1"), 409, "idempotency_conflict"),
+                (.post, "/v1/reservations/done/confirm", APITestHarness.checkout, nil, 409, "invalid_state"),
+                (.post, "/v1/reservations/done/extend", APITestHarness.checkout, #"{"ttlSeconds":60}"#, 409, "invalid_state"),
+                (.post, "/v1/reservations/r1/extend", APITestHarness.checkout, #"{"ttlSeconds":"long"}"#, 400, "invalid_request"),
+            ]
+            for (method, uri, token, body, status, code) in cases {
+                let reply = try await client.call(method, uri, token: token, body: body)
+                #expect(reply.status == status, "\(method) \(uri) \(body ?? "")")
+                #expect(reply.errorCode == code, "\(method) \(uri) \(body ?? "")")
+                #expect((reply.json["error"] as? [String: Any])?["message"] as? String != nil)
+            }
+            let insufficient = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: reserve(#"[{"sku":"tee","quantity":4}]"#))
+            #expect((insufficient.json["error"] as? [String: Any])?["available"] as? Int == 3)
+            #expect(try await client.rows("tee") == before)
+        }
+    }
+
+    @Test func unavailableOnceShutdownBegins() async throws {
+        try await APITestHarness.withApp { client, replica in
+            _ = try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#)
+            replica.stop()
+            let reply = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: Self.reserveBody)
+            #expect(reply.status == 503)
+            #expect(reply.errorCode == "unavailable")
+            #expect(try await client.call(.get, "/readyz", token: nil).status == 503)
+            #expect(try await client.rows("tee").first?["held"] == 0)
+        }
+    }
+
+    @Test func healthAndMetricsNeedNoToken() async throws {
+        try await APITestHarness.withApp { client, _ in
+            for path in ["/healthz", "/readyz", "/metrics"] {
+                let reply = try await client.call(.get, path, token: nil)
+                #expect(reply.status == 200)
+            }
+        }
+    }
+
+    /// The router's routes and `docs/openapi.yaml` describe the same API.
+    @Test func openAPIDocumentMatchesTheRouter() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        var documented = Set<String>()
+        var inPaths = false
+        var currentPath: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "paths:" { inPaths = true; continue }
+            if inPaths, let first = line.first, first != " " { break }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), !line.hasPrefix("   ") {
+                currentPath = String(line.dropFirst(2).dropLast())
+            } else if line.hasPrefix("    "), !line.hasPrefix("     "), let currentPath {
+                let method = line.trimmingCharacters(in: .whitespaces).dropLast()
+                if ["get", "put", "post", "delete", "patch"].contains(String(method)) {
+                    documented.insert("\(method.uppercased()) \(currentPath)")
+                }
+            }
+        }
+        let served = Set(StockadeAPI.routes.map { "\($0.method) \($0.path)" })
+        #expect(documented == served)
+        // And every listed route is really served: none of them answers "no such route".
+        try await APITestHarness.withApp { client, _ in
+            for route in StockadeAPI.routes {
+                let uri = route.path.replacingOccurrences(of: "{sku}", with: "tee").replacingOccurrences(of: "{id}", with: "r1")
+                let reply = try await client.call(HTTPRequest.Method(route.method)!, uri, body: "{}")
+                #expect(reply.json["error"].map { ($0 as? [String: Any])?["message"] as? String } != "no such route", "\(route)")
+            }
+        }
+    }
+}
