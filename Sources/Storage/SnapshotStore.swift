@@ -26,22 +26,23 @@ public struct SnapshotStore: Sendable {
         return "snapshot-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".snap"
     }
 
-    /// Durably stores a snapshot, then removes older ones.
+    /// Durably stores a snapshot, then removes older ones. Writes `bytes` without copying them.
     public func save(index: LogIndex, term: UInt64, bytes: [UInt8]) throws {
-        var body = ByteWriter(capacity: bytes.count + 24)
-        body.write(index)
-        body.write(term)
-        body.write(UInt64(bytes.count))
-        body.write(raw: bytes)
-        var file = ByteWriter(capacity: bytes.count + 32)
-        file.write(Self.magic)
-        file.write(CRC32C.checksum(body.bytes))
-        file.write(raw: body.bytes)
+        var header = ByteWriter(capacity: 24)
+        header.write(index)
+        header.write(term)
+        header.write(UInt64(bytes.count))
+        let crc = bytes.withUnsafeBytes { CRC32C.update(header.bytes.withUnsafeBytes { CRC32C.update(0, $0) }, $0) }
+        var prefix = ByteWriter(capacity: 32)
+        prefix.write(Self.magic)
+        prefix.write(crc)
+        prefix.write(raw: header.bytes)
         let finalPath = directory + "/" + Self.name(index)
         let temporaryPath = finalPath + ".tmp"
         do {
             let handle = try PosixFile(path: temporaryPath, flags: O_WRONLY | O_CREAT | O_TRUNC)
-            try file.bytes.withUnsafeBytes { try handle.write($0) }
+            try prefix.bytes.withUnsafeBytes { try handle.write($0) }
+            try bytes.withUnsafeBytes { try handle.write($0) }
             try handle.syncData()
         }
         try Directory.rename(temporaryPath, finalPath)

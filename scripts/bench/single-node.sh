@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Single-node benchmark: reserve throughput and latency at 64 and 256 connections, side by side
+# with the same server's GET /healthz, fsync on (a real data directory on disk). Each pair runs
+# REPEATS times, alternating, and the medians are printed. Then it fills the node to 1,000,000
+# active holds and prints the process's resident memory.
+#
+# Usage: scripts/bench/single-node.sh   (DURATION=10 REPEATS=3 HOLDS=1000000 PORT=7191 to change)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+STOCKADE_BENCH=1 . scripts/setup.sh
+DURATION=${DURATION:-10}
+REPEATS=${REPEATS:-3}
+HOLDS=${HOLDS:-1000000}
+PORT=${PORT:-7191}
+swift build -c release --product stockade-node >/dev/null
+BIN="$(swift build -c release --show-bin-path)/stockade-node"
+OUT="bench-out/single-node-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+URL="http://127.0.0.1:$PORT"
+ADMIN="Authorization: Bearer dev-admin-token"
+
+"$BIN" --dev --data-dir "$OUT/data" --http "127.0.0.1:$PORT" --log-level warning 2>"$OUT/node.log" &
+NODE=$!
+trap 'kill $NODE 2>/dev/null; wait $NODE 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+for warehouse in yiwu guangzhou beijing chengdu; do
+  curl -sf -X PUT "$URL/v1/skus/bench/stock" -H "$ADMIN" -d "{\"warehouse\":\"$warehouse\",\"total\":250000000}" >/dev/null
+done
+
+# Prints "requests/s p50ms p99ms non2xx" from one wrk run's output.
+parse() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(label):
+    m = re.search(r"^\s*" + label + r"\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not m: return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {bad.group(1) if bad else 0}")
+PY
+}
+
+echo "run,connections,kind,requests_per_s,p50_ms,p99_ms,non_2xx" > "$OUT/runs.csv"
+for connections in 64 256; do
+  for repeat in $(seq 1 "$REPEATS"); do
+    wrk -t2 -c"$connections" -d"${DURATION}s" --latency "$URL/healthz" > "$OUT/healthz-$connections-$repeat.txt"
+    echo "$repeat,$connections,healthz,$(parse "$OUT/healthz-$connections-$repeat.txt" | tr ' ' ',')" >> "$OUT/runs.csv"
+    wrk -t2 -c"$connections" -d"${DURATION}s" --latency -s scripts/bench/reserve.lua "$URL" -- "c$connections-r$repeat" bench dev-checkout-token > "$OUT/reserve-$connections-$repeat.txt"
+    echo "$repeat,$connections,reserve,$(parse "$OUT/reserve-$connections-$repeat.txt" | tr ' ' ',')" >> "$OUT/runs.csv"
+  done
+done
+
+metric() { curl -sf "$URL/metrics" | awk -v name="$1" '$1 == name { print $2 }'; }
+python3 - "$OUT/runs.csv" "$(curl -sf "$URL/metrics" | grep '^stockade_commit_batch_size_\(sum\|count\)' | awk '{print $2}' | paste -sd' ')" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+def median(kind, connections, field):
+    return statistics.median(float(r[field]) for r in rows if r["kind"] == kind and r["connections"] == str(connections))
+print(f"{'connections':>11} {'healthz/s':>10} {'reserve/s':>10} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}  (medians)")
+for c in (64, 256):
+    h = median("healthz", c, "requests_per_s"); r = median("reserve", c, "requests_per_s")
+    print(f"{c:>11} {h:>10.0f} {r:>10.0f} {r / h:>6.2f} {median('reserve', c, 'p50_ms'):>7.2f} {median('reserve', c, 'p99_ms'):>7.2f}")
+bad = sum(int(r["non_2xx"]) for r in rows if r["kind"] == "reserve")
+print(f"reserve non-2xx answers: {bad}")
+total, count = (float(x) for x in sys.argv[2].split())
+print(f"mean commit batch: {total / count:.1f} commands per fsync over {count:.0f} fsyncs")
+PY
+
+# Fill to the target number of active holds, then read resident memory.
+active=$(metric stockade_active_holds); active=${active%.*}
+fill=0
+while [ "${active:-0}" -lt "$HOLDS" ]; do
+  fill=$((fill + 1))
+  wrk -t2 -c64 -d5s -s scripts/bench/reserve.lua "$URL" -- "fill$fill" bench dev-checkout-token >/dev/null
+  active=$(metric stockade_active_holds); active=${active%.*}
+done
+rss_kb=$(awk '/VmRSS/ { print $2 }' /proc/$NODE/status)
+echo "active holds: $active, resident memory: $((rss_kb / 1024)) MiB"
+echo "raw runs: $OUT/runs.csv"

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Makes a fresh machine ready to build and test Stockade: the Swift toolchain on PATH and the
+# system packages the build, tests and benchmarks use. Safe to run again; installs only what is missing.
+# Source it (". scripts/setup.sh") so that PATH changes stay in the caller's shell.
+set -euo pipefail
+
+if ! command -v swift >/dev/null 2>&1; then
+  for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+    if [ -x "$candidate/swift" ]; then export PATH="$candidate:$PATH"; break; fi
+  done
+fi
+if ! command -v swift >/dev/null 2>&1; then
+  echo "setup: no Swift toolchain found; install Swift 6.1 or newer and put it on PATH" >&2
+  exit 1
+fi
+
+missing=()
+for tool in curl:curl python3:python3 pkg-config:pkg-config; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if [ "${STOCKADE_BENCH:-0}" = "1" ]; then
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
