@@ -53,7 +53,9 @@ struct ErrorBody: Encodable {
         let body = ErrorBody(
             error: Detail(
                 code: error.code.rawValue, message: error.message, sku: sku, requested: requested, available: available))
-        return JSON.response(status: .init(code: error.code.httpStatus), body)
+        var writer = JSONWriter(capacity: 256)
+        body.write(into: &writer)
+        return JSON.response(status: .init(code: error.code.httpStatus), buffer: writer.buffer)
     }
 }
 
@@ -67,9 +69,19 @@ enum JSON {
 
     static func response(status: HTTPResponse.Status, _ value: some Encodable) -> Response {
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return response(status: status, buffer: ByteBuffer(bytes: data))
+    }
+
+    static func response(status: HTTPResponse.Status, buffer: ByteBuffer) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
+    }
+
+    static func response(status: HTTPResponse.Status, _ reservation: ReservationPayload) -> Response {
+        var writer = JSONWriter()
+        reservation.write(into: &writer)
+        return response(status: status, buffer: writer.buffer)
     }
 
     /// Reads a bounded body and decodes it; malformed JSON and missing fields are `invalid_request`.

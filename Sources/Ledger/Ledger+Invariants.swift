@@ -9,8 +9,9 @@ extension Ledger {
         var soldByRow: [SKU: [WarehouseID: Int64]] = [:]
         var active = 0
         let known = Set(warehouses.map(\.id))
-        for (id, hold) in holds {
-            if id != hold.reservationId { problems.append("hold stored under \(id) names \(hold.reservationId)") }
+        for hold in holds.values {
+            let id = hold.reservationId
+            if holds[id] != hold { problems.append("hold \(id) is not found by its id") }
             if hold.allocations.isEmpty { problems.append("hold \(id) has no allocations") }
             if hold.status == .held {
                 active += 1
@@ -41,9 +42,9 @@ extension Ledger {
             }
         }
         // Every held hold must be reachable by expiry at its current expiry time.
-        let queued = Set(expiryQueue.unordered.map { "\($0.id.rawValue)#\($0.token)@\($0.timeMs)" })
+        let queued = Set(expiryQueue.unordered.map { "\($0.token)@\($0.timeMs)" })
         for hold in holds.values where hold.status == .held {
-            if !queued.contains("\(hold.reservationId.rawValue)#\(hold.token.rawValue)@\(hold.expiresAtMs)") {
+            if !queued.contains("\(hold.token.rawValue)@\(hold.expiresAtMs)") {
                 problems.append("held hold \(hold.reservationId) missing from the expiry queue")
             }
         }

@@ -49,8 +49,8 @@ extension Ledger {
         let expiresAt = max(hold.expiresAtMs, timeMs + ttlMs)
         if expiresAt != hold.expiresAtMs {
             hold.expiresAtMs = expiresAt
-            holds[id] = hold
-            expiryQueue.insert(TimedEntry(timeMs: expiresAt, token: hold.token.rawValue, id: id))
+            holds.update(hold)
+            expiryQueue.insert(TimedEntry(timeMs: expiresAt, token: hold.token.rawValue))
         }
         return .reservation(hold, created: false)
     }
@@ -60,8 +60,7 @@ extension Ledger {
         while expired < limits.expireBatchMax, let next = expiryQueue.min, next.timeMs <= timeMs {
             expiryQueue.removeMin()
             // Skip entries left behind by an extend or a finish.
-            guard let hold = holds[next.id], hold.status == .held, hold.expiresAtMs == next.timeMs,
-                hold.token.rawValue == next.token
+            guard let hold = holds.hold(token: next.token), hold.status == .held, hold.expiresAtMs == next.timeMs
             else { continue }
             finish(hold, as: .expired, timeMs: timeMs)
             expired += 1
@@ -71,12 +70,9 @@ extension Ledger {
             next.timeMs + limits.finishedRetentionMs <= timeMs
         {
             finishedQueue.removeMin()
-            guard let hold = holds[next.id], hold.status.isFinished, hold.token.rawValue == next.token else { continue }
-            holds[next.id] = nil
+            guard let hold = holds.hold(token: next.token), hold.status.isFinished else { continue }
+            holds.remove(hold.reservationId)
             purged += 1
-        }
-        if purged > 0 && tokenOrder.count > 2 * holds.count + 1024 {
-            tokenOrder.removeAll { holds[$0.id]?.token.rawValue != $0.token }
         }
         return .expired(count: expired, purged: purged)
     }
@@ -89,9 +85,9 @@ extension Ledger {
         var finished = hold
         finished.status = status
         finished.finishedAtMs = timeMs
-        holds[hold.reservationId] = finished
+        holds.update(finished)
         activeHoldCount -= 1
-        finishedQueue.insert(TimedEntry(timeMs: timeMs, token: hold.token.rawValue, id: hold.reservationId))
+        finishedQueue.insert(TimedEntry(timeMs: timeMs, token: hold.token.rawValue))
         return finished
     }
 }

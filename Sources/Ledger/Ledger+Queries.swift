@@ -44,24 +44,13 @@ extension Ledger {
     /// page may hold fewer than `limit` holds and still have a next cursor.
     public func holds(matching query: HoldQuery) -> HoldPage {
         let limit = max(1, min(query.limit, limits.holdsPageMax))
-        // Binary search for the first token after the cursor.
-        var low = 0
-        var high = tokenOrder.count
-        while low < high {
-            let middle = (low + high) / 2
-            if tokenOrder[middle].token <= query.afterToken { low = middle + 1 } else { high = middle }
-        }
         var page: [Hold] = []
         var scanned = 0
-        var position = low
-        while position < tokenOrder.count, page.count < limit, scanned < limits.holdsScanMax {
-            let entry = tokenOrder[position]
-            position += 1
+        let (lastToken, more) = holds.forEach(afterToken: query.afterToken) { hold in
             scanned += 1
-            guard let hold = holds[entry.id], hold.token.rawValue == entry.token else { continue }
             if query.matches(hold) { page.append(hold) }
+            return page.count < limit && scanned < limits.holdsScanMax
         }
-        let next = position < tokenOrder.count ? tokenOrder[position - 1].token : nil
-        return HoldPage(holds: page, nextAfterToken: next)
+        return HoldPage(holds: page, nextAfterToken: more ? lastToken : nil)
     }
 }

@@ -99,10 +99,9 @@ extension Ledger {
             reservationId: request.reservationId, orderId: request.orderId, region: request.region,
             allocations: allocations, ttlMs: request.ttlMs, allowSplit: request.allowSplit, path: .quorum,
             token: token, createdAtMs: timeMs, expiresAtMs: timeMs + request.ttlMs, status: .held, finishedAtMs: 0)
-        holds[request.reservationId] = hold
+        holds.append(hold)
         activeHoldCount += 1
-        expiryQueue.insert(TimedEntry(timeMs: hold.expiresAtMs, token: token.rawValue, id: request.reservationId))
-        tokenOrder.append((token: token.rawValue, id: request.reservationId))
+        expiryQueue.insert(TimedEntry(timeMs: hold.expiresAtMs, token: token.rawValue))
         return .reservation(hold, created: true)
     }
 }

@@ -26,9 +26,8 @@ extension Ledger {
                 writer.write(row.allotted)
             }
         }
-        let ordered = holds.values.sorted { $0.token < $1.token }
-        writer.write(UInt32(ordered.count))
-        for hold in ordered {
+        writer.write(UInt32(holds.count))
+        holds.forEach { hold in
             writer.write(hold.reservationId.rawValue)
             writer.write(hold.orderId)
             writer.write(hold.region)
@@ -46,6 +45,7 @@ extension Ledger {
                 writer.write(allocation.warehouse.rawValue)
                 writer.write(allocation.quantity)
             }
+            return true
         }
         return writer.bytes
     }
@@ -76,8 +76,7 @@ extension Ledger {
             stock[sku] = rows
         }
         let holdCount = try reader.readCount(max: Int(UInt32.max))
-        holds.reserveCapacity(holdCount)
-        tokenOrder.reserveCapacity(holdCount)
+        var previousToken: UInt64 = 0
         for _ in 0..<holdCount {
             let id = ReservationID(try reader.readString())
             let orderId = try reader.readString()
@@ -107,13 +106,16 @@ extension Ledger {
                 reservationId: id, orderId: orderId, region: region, allocations: allocations, ttlMs: ttlMs,
                 allowSplit: allowSplit, path: path, token: token, createdAtMs: createdAtMs, expiresAtMs: expiresAtMs,
                 status: status, finishedAtMs: finishedAtMs)
-            holds[id] = hold
-            tokenOrder.append((token: token.rawValue, id: id))
+            guard holds[id] == nil, token.rawValue > previousToken else {
+                throw ByteReader.Failure(description: "snapshot holds out of token order or repeated")
+            }
+            previousToken = token.rawValue
+            holds.append(hold)
             if status == .held {
                 activeHoldCount += 1
-                expiryQueue.insert(TimedEntry(timeMs: expiresAtMs, token: token.rawValue, id: id))
+                expiryQueue.insert(TimedEntry(timeMs: expiresAtMs, token: token.rawValue))
             } else {
-                finishedQueue.insert(TimedEntry(timeMs: finishedAtMs, token: token.rawValue, id: id))
+                finishedQueue.insert(TimedEntry(timeMs: finishedAtMs, token: token.rawValue))
             }
         }
         guard reader.isAtEnd else { throw ByteReader.Failure(description: "\(reader.remaining) trailing bytes") }

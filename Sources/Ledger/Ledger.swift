@@ -14,8 +14,8 @@ public struct Ledger: Sendable {
     public internal(set) var warehouses: [Warehouse] = []
     /// Stock rows by SKU, then warehouse.
     public internal(set) var stock: [SKU: [WarehouseID: StockRow]] = [:]
-    /// Every reservation that is held, or finished within the retention window.
-    public internal(set) var holds: [ReservationID: Hold] = [:]
+    /// Every reservation that is held, or finished within the retention window, in token order.
+    public internal(set) var holds = HoldStore()
     /// The index of the last applied log entry.
     public internal(set) var appliedIndex: LogIndex = 0
     /// How many holds are in `held`.
@@ -25,8 +25,6 @@ public struct Ledger: Sendable {
     var expiryQueue = Heap<TimedEntry>()
     /// Finished holds by finish time, for purging after the retention window.
     var finishedQueue = Heap<TimedEntry>()
-    /// Reservation ids in token order, for paging through holds. Purged ids are skipped and compacted.
-    var tokenOrder: [(token: UInt64, id: ReservationID)] = []
 
     public init(limits: Limits = .default) {
         self.limits = limits
@@ -85,10 +83,10 @@ public struct Ledger: Sendable {
 }
 
 /// A heap entry ordered by time, then token, so that pop order is a total order and therefore deterministic.
+/// It names its hold by token only, to keep the queues small.
 struct TimedEntry: Comparable, Sendable {
     var timeMs: Int64
     var token: UInt64
-    var id: ReservationID
 
     static func < (lhs: TimedEntry, rhs: TimedEntry) -> Bool {
         (lhs.timeMs, lhs.token) < (rhs.timeMs, rhs.token)

@@ -8,10 +8,21 @@ public enum Validation {
         if value.utf8.count > limits.identifierBytesMax {
             return StockadeError(.invalidRequest, "\(field) is longer than \(limits.identifierBytesMax) bytes")
         }
-        if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        if containsControlCharacter(value) {
             return StockadeError(.invalidRequest, "\(field) contains control characters")
         }
         return nil
+    }
+
+    /// Whether `value` has a control character (Unicode category Cc: U+0000–U+001F, U+007F–U+009F).
+    /// Works on UTF-8 bytes: U+0080–U+009F are encoded as 0xC2 0x80…0x9F.
+    public static func containsControlCharacter(_ value: String) -> Bool {
+        var previous: UInt8 = 0
+        for byte in value.utf8 {
+            if byte < 0x20 || byte == 0x7F || (previous == 0xC2 && (0x80...0x9F).contains(byte)) { return true }
+            previous = byte
+        }
+        return false
     }
 
     /// Checks a reservation request against the limits. Returns the first problem found.

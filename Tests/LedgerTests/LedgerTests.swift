@@ -1,6 +1,7 @@
-import Ledger
+@testable import Ledger
 import StockadeCore
 import Testing
+import StockadeTesting
 
 /// Specifications of the ledger's behaviour, one rule per test.
 @Suite struct LedgerTests {
@@ -228,5 +229,59 @@ import Testing
         var broken = Limits()
         broken.commitBatchMax = broken.pendingCommandsMax + 1
         #expect(!broken.violations().isEmpty)
+    }
+}
+
+@Suite struct ValidationTests {
+    @Test func controlCharacterCheckMatchesUnicodeCategory() {
+        for value in UInt32(0)..<0x800 {
+            guard let scalar = Unicode.Scalar(value) else { continue }
+            let text = "a" + String(Character(scalar)) + "b"
+            #expect(
+                Validation.containsControlCharacter(text) == (scalar.properties.generalCategory == .control),
+                "U+\(String(value, radix: 16))")
+        }
+    }
+}
+
+@Suite struct HoldStoreTests {
+    static func hold(_ number: Int) -> Hold {
+        Hold(
+            reservationId: ReservationID("r\(number % 700)"), orderId: "o", region: "east",
+            allocations: [Allocation(sku: SKU("s"), warehouse: WarehouseID("w"), quantity: 1)], ttlMs: 1000,
+            allowSplit: false, path: .quorum, token: FencingToken(UInt64(number * 3 + 1)), createdAtMs: 0,
+            expiresAtMs: 1000, status: .held, finishedAtMs: 0)
+    }
+
+    /// A model (a dictionary) and the store agree through appends, updates, removals and compactions.
+    @Test func storeAgreesWithADictionaryModelThroughCompaction() {
+        var store = HoldStore()
+        var model: [ReservationID: Hold] = [:]
+        var random = SplitMix64(seed: 7)
+        for number in 0..<20_000 {
+            let candidate = Self.hold(number)
+            if model[candidate.reservationId] == nil {
+                store.append(candidate)
+                model[candidate.reservationId] = candidate
+            } else if Bool.random(using: &random) {
+                store.remove(candidate.reservationId)
+                model[candidate.reservationId] = nil
+            } else {
+                var updated = model[candidate.reservationId]!
+                updated.status = .released
+                store.update(updated)
+                model[candidate.reservationId] = updated
+            }
+        }
+        #expect(store.count == model.count)
+        for (id, hold) in model {
+            #expect(store[id] == hold)
+            #expect(store.hold(token: hold.token.rawValue) == hold)
+        }
+        let tokens = store.values.map(\.token.rawValue)
+        #expect(tokens == tokens.sorted())
+        #expect(Set(store.values.map(\.reservationId)) == Set(model.keys))
+        #expect(store.hold(token: 0) == nil)
+        #expect(store.hold(token: 2) == nil)
     }
 }

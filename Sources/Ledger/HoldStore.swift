@@ -1,0 +1,115 @@
+import StockadeCore
+
+/// The ledger's holds, stored compactly in fencing-token order.
+///
+/// Holds live in `slots`, appended in token order (tokens are log indices, so they only grow);
+/// `slotByID` maps a reservation id to its slot. A purged hold leaves a tombstone that is
+/// compacted away once tombstones outnumber live holds. Compared with a dictionary of holds this
+/// keeps each hold's value out of the hash table (whose buckets are over-allocated), gives
+/// token-order iteration for paging and snapshots without sorting, and lets the expiry queues
+/// refer to holds by token alone.
+public struct HoldStore: Sendable {
+    private var slots: [Hold?] = []
+    private var tokens: [UInt64] = []
+    private var slotByID: [ReservationID: UInt32] = [:]
+    private var tombstones = 0
+
+    public init() {}
+
+    /// Live holds.
+    public var count: Int { slotByID.count }
+
+    public subscript(id: ReservationID) -> Hold? {
+        guard let slot = slotByID[id] else { return nil }
+        return slots[Int(slot)]
+    }
+
+    /// The hold with this token, if it is still stored.
+    public func hold(token: UInt64) -> Hold? {
+        guard let slot = slot(ofToken: token) else { return nil }
+        return slots[slot]
+    }
+
+    /// Adds a new hold. Its token must exceed every stored token and its id must be free.
+    mutating func append(_ hold: Hold) {
+        precondition(tokens.last.map { $0 < hold.token.rawValue } ?? true, "holds must arrive in token order")
+        precondition(slotByID[hold.reservationId] == nil, "hold \(hold.reservationId) already stored")
+        precondition(slots.count < Int(UInt32.max), "too many hold slots")
+        slotByID[hold.reservationId] = UInt32(slots.count)
+        slots.append(hold)
+        tokens.append(hold.token.rawValue)
+    }
+
+    /// Replaces a stored hold (same id and token) with its new state.
+    mutating func update(_ hold: Hold) {
+        guard let slot = slotByID[hold.reservationId] else { preconditionFailure("update of unknown hold") }
+        precondition(tokens[Int(slot)] == hold.token.rawValue, "update changes a hold's token")
+        slots[Int(slot)] = hold
+    }
+
+    /// Forgets a hold; its id may be used again afterwards.
+    mutating func remove(_ id: ReservationID) {
+        guard let slot = slotByID.removeValue(forKey: id) else { return }
+        slots[Int(slot)] = nil
+        tombstones += 1
+        if tombstones > max(1024, slotByID.count) { compact() }
+    }
+
+    private mutating func compact() {
+        var keptSlots: [Hold?] = []
+        var keptTokens: [UInt64] = []
+        keptSlots.reserveCapacity(slotByID.count)
+        keptTokens.reserveCapacity(slotByID.count)
+        for (slot, hold) in slots.enumerated() {
+            guard let hold else { continue }
+            slotByID[hold.reservationId] = UInt32(keptSlots.count)
+            keptSlots.append(hold)
+            keptTokens.append(tokens[slot])
+        }
+        slots = keptSlots
+        tokens = keptTokens
+        tombstones = 0
+    }
+
+    /// The slot holding `token`, by binary search.
+    private func slot(ofToken token: UInt64) -> Int? {
+        guard token > 0 else { return nil }
+        let position = firstSlot(afterToken: token - 1)
+        guard position < tokens.count, tokens[position] == token, slots[position] != nil else { return nil }
+        return position
+    }
+
+    /// The first slot whose token is greater than `token`.
+    private func firstSlot(afterToken token: UInt64) -> Int {
+        var low = 0
+        var high = tokens.count
+        while low < high {
+            let middle = (low + high) / 2
+            if tokens[middle] <= token { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// Calls `body` for live holds in token order, starting after `afterToken`, until it returns false.
+    /// Returns the token of the last slot examined and whether slots remain after it.
+    @discardableResult
+    public func forEach(afterToken: UInt64 = 0, _ body: (Hold) -> Bool) -> (lastToken: UInt64?, more: Bool) {
+        var position = firstSlot(afterToken: afterToken)
+        var lastToken: UInt64?
+        while position < slots.count {
+            lastToken = tokens[position]
+            let hold = slots[position]
+            position += 1
+            if let hold, !body(hold) { break }
+        }
+        return (lastToken, position < slots.count)
+    }
+
+    /// Every live hold in token order.
+    public var values: [Hold] {
+        var result: [Hold] = []
+        result.reserveCapacity(count)
+        forEach { result.append($0); return true }
+        return result
+    }
+}
