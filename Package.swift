@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "stockade-node", targets: ["stockade-node"]),
+        .executable(name: "stockade-load", targets: ["stockade-load"]),
         .library(name: "StockadeClient", targets: ["StockadeClient"]),
     ],
     dependencies: [
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Value types, limits and error codes. Depends on nothing.
@@ -102,7 +104,28 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["StockadeCore", "StockadeClient", "StockadeTesting", "stockade-node"]
+            dependencies: ["StockadeCore", "StockadeClient", "StockadeTesting", "stockade-node", "stockade-load"]
+        ),
+        // The load-test harness: scenarios, trace generator, open/closed-loop runner, verdict, reports.
+        .target(
+            name: "LoadHarness",
+            dependencies: [
+                "StockadeCore", "StockadeClient",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
+            path: "LoadTests/Sources/LoadHarness"
+        ),
+        .executableTarget(
+            name: "stockade-load",
+            dependencies: ["LoadHarness", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "LoadTests/Sources/stockade-load"
+        ),
+        .testTarget(
+            name: "LoadHarnessTests",
+            dependencies: ["LoadHarness", "StockadeCore"],
+            path: "LoadTests/Tests/LoadHarnessTests"
         ),
     ]
 )

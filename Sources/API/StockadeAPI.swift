@@ -95,7 +95,10 @@ public struct StockadeAPI: Sendable {
             let response: Response
             do {
                 let body = try await JSON.decode(ReserveBody.self, from: request, limit: limits.requestBodyBytesMax)
-                let outcome = await replica.reserve(body.request(limits: limits))
+                var outcome = await replica.reserve(body.request(limits: limits))
+                #if DEBUG
+                outcome = DebugFault.apply(to: outcome, request: body.request(limits: limits))
+                #endif
                 if case .reservation(_, let created) = outcome { metrics.count(outcome: created ? "granted" : "replayed") }
                 response = try reservationResponse(outcome, createdStatus: .created)
             } catch let error as StockadeError {

@@ -83,6 +83,25 @@ public struct Hold: Hashable, Sendable {
     /// When the hold left `held`; 0 while it is held.
     public var finishedAtMs: Int64
 
+    public init(
+        reservationId: ReservationID, orderId: String, region: String, allocations: [Allocation], ttlMs: Int64,
+        allowSplit: Bool, path: GrantPath, token: FencingToken, createdAtMs: Int64, expiresAtMs: Int64,
+        status: HoldStatus, finishedAtMs: Int64
+    ) {
+        self.reservationId = reservationId
+        self.orderId = orderId
+        self.region = region
+        self.allocations = allocations
+        self.ttlMs = ttlMs
+        self.allowSplit = allowSplit
+        self.path = path
+        self.token = token
+        self.createdAtMs = createdAtMs
+        self.expiresAtMs = expiresAtMs
+        self.status = status
+        self.finishedAtMs = finishedAtMs
+    }
+
     /// The request lines this hold answers, in request order.
     public var lines: [ReservationLine] {
         var result: [ReservationLine] = []

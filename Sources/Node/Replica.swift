@@ -50,6 +50,12 @@ public final class Replica: Service, @unchecked Sendable {
     private let log: CommandLog
     private let snapshots: SnapshotStore
     private var snapshotIndex: LogIndex
+    /// Snapshot files are written and fsynced here, off the commit thread.
+    private let snapshotQueue = DispatchQueue(label: "stockade-snapshot")
+    /// Guarded by `statsLock`: a snapshot is being written; the newest durable snapshot whose
+    /// covered log segments are not yet deleted.
+    private var snapshotInFlight = false
+    private var snapshotDurableIndex: LogIndex?
     private var lastTimeMs: Int64 = 0
     private let statsLock = NSLock()
     private var stats = CommitStats()
@@ -246,6 +252,7 @@ public final class Replica: Service, @unchecked Sendable {
             }
             for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
         }
+        snapshotQueue.sync {}  // let a snapshot being written finish before the thread reports done
         finished.lock()
         commitThreadDone = true
         finished.broadcast()
@@ -288,23 +295,63 @@ public final class Replica: Service, @unchecked Sendable {
         metrics.activeHolds.record(active)
         metrics.appliedIndex.record(Int64(applied))
 
-        if applied - snapshotIndex >= LogIndex(limits.snapshotIntervalEntries) { try takeSnapshot() }
+        try compactIfSnapshotDurable()
+        // Amortised: a snapshot costs O(holds), so take one at most every `holds` entries.
+        let interval = LogIndex(max(limits.snapshotIntervalEntries, ledger.holds.count))
+        if applied - snapshotIndex >= interval {
+            statsLock.lock()
+            let busy = snapshotInFlight
+            statsLock.unlock()
+            if !busy { try takeSnapshot() }
+        }
         return outcomes
     }
 
-    /// Writes a snapshot of the applied state and drops the log segments it covers.
+    /// Encodes the applied state here (the commit thread is the ledger's only writer, so it reads it
+    /// without the lock), starts a new log segment at the next index, and hands the bytes to the
+    /// snapshot queue to write and fsync. The log segments it covers are deleted only after that.
     private func takeSnapshot() throws {
         let start = ContinuousClock.now
-        let (bytes, index) = read { ($0.encodeSnapshot(), $0.appliedIndex) }
-        try snapshots.save(index: index, term: 0, bytes: bytes)
+        let bytes = ledger.encodeSnapshot()
+        let index = ledger.appliedIndex
         try log.startSegment(firstIndex: index + 1)
-        try log.compact(through: index)
         snapshotIndex = index
-        metrics.snapshots.increment()
         statsLock.lock()
-        stats.snapshots += 1
+        snapshotInFlight = true
         statsLock.unlock()
-        logger.info(
-            "snapshot", metadata: ["index": "\(index)", "bytes": "\(bytes.count)", "took": "\(ContinuousClock.now - start)"])
+        let encodeTime = ContinuousClock.now - start
+        snapshotQueue.async { [self] in
+            do {
+                try snapshots.save(index: index, term: 0, bytes: bytes)
+                statsLock.lock()
+                snapshotDurableIndex = index
+                snapshotInFlight = false
+                stats.snapshots += 1
+                statsLock.unlock()
+                metrics.snapshots.increment()
+                logger.info(
+                    "snapshot",
+                    metadata: [
+                        "index": "\(index)", "bytes": "\(bytes.count)", "encode": "\(encodeTime)",
+                        "total": "\(ContinuousClock.now - start)",
+                    ])
+            } catch {
+                // Not fatal: the log still holds every entry; the next interval tries again.
+                logger.error("snapshot failed", metadata: ["index": "\(index)", "error": "\(error)"])
+                statsLock.lock()
+                snapshotInFlight = false
+                statsLock.unlock()
+            }
+        }
     }
+
+    /// Deletes log segments covered by a snapshot that has become durable.
+    private func compactIfSnapshotDurable() throws {
+        statsLock.lock()
+        let durable = snapshotDurableIndex
+        snapshotDurableIndex = nil
+        statsLock.unlock()
+        if let durable { try log.compact(through: durable) }
+    }
+
 }

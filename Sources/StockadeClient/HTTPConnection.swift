@@ -47,9 +47,11 @@ public final class HTTPConnection: Sendable {
         return HTTPConnection(channel: channel, host: host, port: port)
     }
 
-    /// Sends one request and waits for its response.
+    /// Sends one request and waits for its response. With a `timeout`, an unanswered request closes
+    /// the connection (failing every request pipelined on it), since HTTP/1.1 cannot skip one answer.
     public func send(
-        method: HTTPMethod, path: String, headers: [(String, String)] = [], body: [UInt8]? = nil
+        method: HTTPMethod, path: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+        timeout: Duration? = nil
     ) async throws -> HTTPClientResponse {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "Host", value: "\(host):\(port)")
@@ -63,6 +65,12 @@ public final class HTTPConnection: Sendable {
         let promise = channel.eventLoop.makePromise(of: HTTPClientResponse.self)
         let buffer = body.map { ByteBuffer(bytes: $0) }
         channel.writeAndFlush(OutboundRequest(head: head, body: buffer, promise: promise), promise: nil)
+        if let timeout {
+            let channel = self.channel
+            let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+            let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { channel.close(promise: nil) }
+            promise.futureResult.whenComplete { _ in deadline.cancel() }
+        }
         return try await promise.futureResult.get()
     }
 

@@ -28,7 +28,9 @@ public struct Limits: Sendable, Equatable {
     /// Most commands written and fsynced together.
     public var commitBatchMax: Int = 1_024
     /// How long the log writer waits for more commands before an fsync when the batch is small (0: never wait).
-    public var commitWaitMicroseconds: Int = 0
+    /// 300 µs roughly triples commands per fsync under load (8 → 21 at 64 connections) for +8–13%
+    /// throughput and no change in p99; an idle request pays at most this much extra.
+    public var commitWaitMicroseconds: Int = 300
     /// Log entries between snapshots.
     public var snapshotIntervalEntries: Int = 200_000
     /// Largest encoded log entry.

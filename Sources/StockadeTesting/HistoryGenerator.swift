@@ -1,5 +1,6 @@
 import Ledger
 import StockadeCore
+import StockadeCore
 
 /// Generates random command histories against a ledger: reserves (with repeats and conflicting
 /// replays), confirms, releases, extends, expiries, stock sets and adjustments, over random

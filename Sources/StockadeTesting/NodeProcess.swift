@@ -9,13 +9,15 @@ public final class NodeProcess: @unchecked Sendable {
     public private(set) var port: Int = 0
     private var process: Process?
     private let extraArguments: [String]
+    private let extraEnvironment: [String: String]
     private let logPath: String
 
     /// Prepares a node on a fresh data directory. Call `start()`.
-    public init(dataDirectory: String? = nil, extraArguments: [String] = []) {
+    public init(dataDirectory: String? = nil, extraArguments: [String] = [], environment: [String: String] = [:]) {
         let directory = dataDirectory ?? NodeProcess.temporaryDirectory(prefix: "stockade-node")
         self.dataDirectory = directory
         self.extraArguments = extraArguments
+        self.extraEnvironment = environment
         self.logPath = directory + ".log"
     }
 
@@ -28,11 +30,16 @@ public final class NodeProcess: @unchecked Sendable {
     /// The node binary: `STOCKADE_NODE_BIN`, or `stockade-node` beside the running test binary.
     public static var binaryPath: String {
         if let path = ProcessInfo.processInfo.environment["STOCKADE_NODE_BIN"] { return path }
+        return productPath("stockade-node")
+    }
+
+    /// A product built beside the running test binary.
+    public static func productPath(_ name: String) -> String {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var directory = executable.deletingLastPathComponent()
         // Test bundles live in `<build>/debug/X.xctest`; products live in `<build>/debug`.
         if directory.pathExtension == "xctest" { directory = directory.deletingLastPathComponent() }
-        return directory.appendingPathComponent("stockade-node").path
+        return directory.appendingPathComponent(name).path
     }
 
     /// Starts the process (again, after a kill) on the same data directory and waits until it listens.
@@ -48,6 +55,7 @@ public final class NodeProcess: @unchecked Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["STOCKADE_ADMIN_TOKEN"] = adminToken
         environment["STOCKADE_CHECKOUT_TOKEN"] = checkoutToken
+        environment.merge(extraEnvironment) { _, new in new }
         process.environment = environment
         if !FileManager.default.fileExists(atPath: logPath) {
             FileManager.default.createFile(atPath: logPath, contents: nil)

@@ -44,7 +44,8 @@ import Testing
     /// Kill -9 during a load of reservations, restart on the same data directory: every reservation
     /// answered 201 is there with the same allocation, and nothing is held twice.
     @Test func killDashNineLosesNoAcknowledgedReservation() async throws {
-        let node = NodeProcess()
+        // Frequent snapshots, so the kill can land while one is being written.
+        let node = NodeProcess(extraArguments: ["--snapshot-interval", "1024"])
         defer { node.destroy() }
         try await node.start()
         var admin = NodeClient(connection: try await node.connect(), token: node.adminToken)

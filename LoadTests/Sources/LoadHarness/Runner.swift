@@ -1,0 +1,280 @@
+import Foundation
+import HeapModule
+import StockadeClient
+
+/// Settings shared by every scenario.
+public struct RunSettings: Sendable {
+    public var host: String
+    public var port: Int
+    public var checkoutToken: String
+    public var adminToken: String
+    public var connections: Int
+    public var timeout: Duration
+    public var ttlSeconds: Int
+    /// Most jobs waiting for a connection (open loop); beyond it arrivals are dropped and counted.
+    public var backlogMax: Int
+    public var progress: Bool
+    public var runID: String
+
+    public init(
+        host: String, port: Int, checkoutToken: String, adminToken: String, connections: Int, timeout: Duration,
+        ttlSeconds: Int, backlogMax: Int, progress: Bool, runID: String
+    ) {
+        self.host = host
+        self.port = port
+        self.checkoutToken = checkoutToken
+        self.adminToken = adminToken
+        self.connections = connections
+        self.timeout = timeout
+        self.ttlSeconds = ttlSeconds
+        self.backlogMax = backlogMax
+        self.progress = progress
+        self.runID = runID
+    }
+}
+
+/// The result of a run: its figures and its verdict.
+public struct RunResult: Sendable {
+    public var summary: RunSummary
+    public var verdict: Verdict
+}
+
+/// Drives a workload against a node and judges the outcome.
+public struct Runner: Sendable {
+    public let settings: RunSettings
+
+    public init(settings: RunSettings) { self.settings = settings }
+
+    func client(_ connection: HTTPConnection) -> ServiceClient {
+        ServiceClient(
+            connection: connection, checkoutToken: settings.checkoutToken, adminToken: settings.adminToken,
+            timeout: settings.timeout)
+    }
+
+    func connect() async throws -> ServiceClient {
+        client(try await HTTPConnection.connect(host: settings.host, port: settings.port))
+    }
+
+    public func run(_ workload: Workload) async throws -> RunResult {
+        let admin = try await connect()
+        try await stock(workload, admin: admin)
+        var clients: [ServiceClient] = []
+        let connectionCount: Int
+        switch workload.model {
+        case .openLoop: connectionCount = settings.connections
+        case .closedLoop(let concurrency): connectionCount = concurrency
+        }
+        for _ in 0..<connectionCount { clients.append(try await connect()) }
+
+        let recorder = Recorder(start: ContinuousClock.now)
+        let progress = settings.progress ? Task { await reportProgress(recorder, total: workload.orders.count) } : nil
+        switch workload.model {
+        case .openLoop: await runOpenLoop(workload, clients: clients, recorder: recorder)
+        case .closedLoop: await runClosedLoop(workload, clients: clients, recorder: recorder)
+        }
+        progress?.cancel()
+        if settings.progress { FileHandle.standardError.write(Data("\n".utf8)) }
+        let summary = recorder.summary()
+        for client in clients { await client.connection.close() }
+
+        let verdict = try await verify(workload, recorder: recorder, admin: admin)
+        await admin.connection.close()
+        return RunResult(summary: summary, verdict: verdict)
+    }
+
+    /// Sets every SKU's stock, spread evenly over the first warehouses by priority.
+    func stock(_ workload: Workload, admin: ServiceClient) async throws {
+        let warehouses = try await admin.warehouses()
+        guard !warehouses.isEmpty else { throw LoadError("the service has no warehouses") }
+        let used = Array(warehouses.prefix(max(1, min(workload.stockWarehouses, warehouses.count))))
+        for (sku, units) in workload.stock.sorted(by: { $0.key < $1.key }) {
+            for (position, warehouse) in used.enumerated() {
+                let share = units / used.count + (position < units % used.count ? 1 : 0)
+                try await admin.setStock(sku, warehouse: warehouse.id, total: share)
+            }
+        }
+    }
+
+    func reserve(_ order: PlannedOrder, client: ServiceClient, allowSplit: Bool) async -> ReserveAnswer {
+        await client.reserve(
+            reservationId: order.reservationId, orderId: order.orderId, region: order.region, lines: order.lines,
+            ttlSeconds: settings.ttlSeconds, allowSplit: allowSplit)
+    }
+
+    func runClosedLoop(_ workload: Workload, clients: [ServiceClient], recorder: Recorder) async {
+        let cursor = Cursor()
+        await withTaskGroup(of: Void.self) { group in
+            for client in clients {
+                group.addTask {
+                    while let position = cursor.take(below: workload.orders.count) {
+                        let order = workload.orders[position]
+                        let sent = ContinuousClock.now
+                        let answer = await reserve(order, client: client, allowSplit: workload.allowSplit)
+                        recorder.recordReserve(id: order.reservationId, answer: answer, intended: sent)
+                        guard answer.outcome == "granted" else { continue }
+                        switch order.followUp {
+                        case .none: break
+                        case .confirm:
+                            recorder.recordFinish(id: order.reservationId, action: "confirm", status: await client.finish(order.reservationId, action: "confirm"))
+                        case .release:
+                            recorder.recordFinish(id: order.reservationId, action: "release", status: await client.finish(order.reservationId, action: "release"))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func runOpenLoop(_ workload: Workload, clients: [ServiceClient], recorder: Recorder) async {
+        let queue = JobQueue(capacity: settings.backlogMax)
+        let followUps = FollowUps()
+        let start = recorder.start
+        await withTaskGroup(of: Void.self) { group in
+            for client in clients {
+                group.addTask {
+                    while let job = await queue.next() {
+                        switch job {
+                        case .reserve(let order, let intended):
+                            let answer = await reserve(order, client: client, allowSplit: workload.allowSplit)
+                            recorder.recordReserve(id: order.reservationId, answer: answer, intended: intended)
+                            if answer.outcome == "granted" {
+                                switch order.followUp {
+                                case .none: break
+                                case .confirm(let afterMs):
+                                    followUps.add(at: .now + .milliseconds(afterMs), id: order.reservationId, action: "confirm")
+                                case .release(let afterMs):
+                                    followUps.add(at: .now + .milliseconds(afterMs), id: order.reservationId, action: "release")
+                                }
+                            }
+                            followUps.reserveDone()
+                        case .finish(let id, let action):
+                            recorder.recordFinish(id: id, action: action, status: await client.finish(id, action: action))
+                        }
+                    }
+                }
+            }
+            // The scheduler: releases each arrival at its time, whatever the responses are doing.
+            group.addTask {
+                var position = 0
+                while true {
+                    let now = ContinuousClock.now
+                    while position < workload.orders.count, start + .milliseconds(workload.orders[position].atMs) <= now {
+                        let order = workload.orders[position]
+                        position += 1
+                        followUps.reserveStarted()
+                        if !queue.push(.reserve(order, intended: start + .milliseconds(order.atMs))) {
+                            recorder.recordDroppedBacklog()
+                            followUps.reserveDone()
+                        }
+                    }
+                    for (id, action) in followUps.due(at: now) {
+                        while !queue.push(.finish(reservationId: id, action: action)) {
+                            try? await Task.sleep(for: .milliseconds(1))
+                        }
+                    }
+                    if position == workload.orders.count && followUps.isIdle { break }
+                    var wake = now + .milliseconds(5)
+                    if position < workload.orders.count { wake = min(wake, start + .milliseconds(workload.orders[position].atMs)) }
+                    if let next = followUps.nextDue { wake = min(wake, next) }
+                    try? await Task.sleep(until: wake, clock: .continuous)
+                }
+                queue.close()
+            }
+        }
+    }
+
+    /// Reads back every SKU and every reservation whose fate matters, then judges.
+    func verify(_ workload: Workload, recorder: Recorder, admin: ServiceClient) async throws -> Verdict {
+        var rows: [String: [FetchedRow]] = [:]
+        for sku in workload.stock.keys { rows[sku] = try await admin.rows(sku) }
+        let fates = recorder.fates()
+        let ids = Array(Set(fates.granted.keys).union(fates.unanswered)).sorted()
+        var readers: [ServiceClient] = []
+        for _ in 0..<min(16, max(1, ids.count)) { readers.append(try await connect()) }
+        let readerList = readers
+        let fetched = try await withThrowingTaskGroup(of: [(String, FetchedReservation?)].self) { group in
+            for (index, reader) in readerList.enumerated() {
+                group.addTask {
+                    var found: [(String, FetchedReservation?)] = []
+                    for position in stride(from: index, to: ids.count, by: readerList.count) {
+                        found.append((ids[position], try await reader.reservation(ids[position])))
+                    }
+                    return found
+                }
+            }
+            var all: [String: FetchedReservation?] = [:]
+            for try await part in group { for (id, reservation) in part { all[id] = reservation } }
+            return all
+        }
+        for reader in readers { await reader.connection.close() }
+        return Verdict.judge(rows: rows, granted: fates.granted, fetched: fetched, released: fates.released)
+    }
+
+    func reportProgress(_ recorder: Recorder, total: Int) async {
+        var last = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            let summary = recorder.summary()
+            let rate = summary.attempts - last
+            last = summary.attempts
+            let p99 = summary.perSecond.last?.p99Ms ?? 0
+            let line = String(
+                format: "\r[%5.0fs] %d/%d sent, %d granted, %d/s, p99 %.1f ms   ", summary.elapsedSeconds, summary.attempts,
+                total, summary.granted, rate, p99)
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+}
+
+/// Hands out positions 0..<n to concurrent workers.
+final class Cursor: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+    func take(below limit: Int) -> Int? {
+        lock.withLock {
+            guard next < limit else { return nil }
+            defer { next += 1 }
+            return next
+        }
+    }
+}
+
+/// Confirms and releases scheduled for later, and the reserves still in flight that may add more.
+final class FollowUps: @unchecked Sendable {
+    struct Entry: Comparable {
+        var due: ContinuousClock.Instant
+        var sequence: Int
+        var id: String
+        var action: String
+        static func < (lhs: Entry, rhs: Entry) -> Bool { (lhs.due, lhs.sequence) < (rhs.due, rhs.sequence) }
+        static func == (lhs: Entry, rhs: Entry) -> Bool { lhs.sequence == rhs.sequence }
+    }
+    private let lock = NSLock()
+    private var heap = Heap<Entry>()
+    private var sequence = 0
+    private var reservesInFlight = 0
+
+    func add(at due: ContinuousClock.Instant, id: String, action: String) {
+        lock.withLock {
+            sequence += 1
+            heap.insert(Entry(due: due, sequence: sequence, id: id, action: action))
+        }
+    }
+
+    func reserveStarted() { lock.withLock { reservesInFlight += 1 } }
+    func reserveDone() { lock.withLock { reservesInFlight -= 1 } }
+
+    func due(at now: ContinuousClock.Instant) -> [(String, String)] {
+        lock.withLock {
+            var result: [(String, String)] = []
+            while let first = heap.min, first.due <= now {
+                heap.removeMin()
+                result.append((first.id, first.action))
+            }
+            return result
+        }
+    }
+
+    var nextDue: ContinuousClock.Instant? { lock.withLock { heap.min?.due } }
+    var isIdle: Bool { lock.withLock { heap.isEmpty && reservesInFlight == 0 } }
+}

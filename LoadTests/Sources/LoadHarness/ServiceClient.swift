@@ -1,0 +1,148 @@
+import Foundation
+import StockadeClient
+
+/// One line of an order.
+public struct OrderLine: Codable, Hashable, Sendable {
+    public var sku: String
+    public var quantity: Int
+    public init(sku: String, quantity: Int) {
+        self.sku = sku
+        self.quantity = quantity
+    }
+}
+
+/// An allocation as the service answered it.
+public struct GrantedAllocation: Codable, Hashable, Sendable {
+    public var sku: String
+    public var warehouse: String
+    public var quantity: Int
+}
+
+/// The answer to a reserve, as the harness classifies it.
+public struct ReserveAnswer: Sendable {
+    /// "granted", "replayed", an error code, or "transport_error" when no answer came back.
+    public var outcome: String
+    public var path: String?
+    public var allocations: [GrantedAllocation]
+    public var status: Int
+}
+
+/// A reservation read back from the service.
+public struct FetchedReservation: Decodable, Sendable {
+    public var reservationId: String
+    public var status: String
+    public var allocations: [GrantedAllocation]
+}
+
+/// A stock row read back from the service.
+public struct FetchedRow: Decodable, Sendable {
+    public var warehouse: String
+    public var total: Int
+    public var held: Int
+    public var sold: Int
+    public var allotted: Int?
+}
+
+struct FetchedSKU: Decodable {
+    var sku: String
+    var warehouses: [FetchedRow]
+}
+
+struct ReserveReply: Decodable {
+    var path: String?
+    var allocations: [GrantedAllocation]?
+    var error: ErrorReply?
+}
+
+struct ErrorReply: Decodable {
+    var code: String
+    var message: String?
+}
+
+/// Typed calls to the Stockade HTTP API over one keep-alive connection.
+public struct ServiceClient: Sendable {
+    public let connection: HTTPConnection
+    let checkoutToken: String
+    let adminToken: String
+    let timeout: Duration
+
+    public init(connection: HTTPConnection, checkoutToken: String, adminToken: String, timeout: Duration) {
+        self.connection = connection
+        self.checkoutToken = checkoutToken
+        self.adminToken = adminToken
+        self.timeout = timeout
+    }
+
+    static let decoder = JSONDecoder()
+
+    func send(_ method: String, _ path: String, body: [UInt8]? = nil, admin: Bool = false) async throws
+        -> HTTPClientResponse
+    {
+        try await connection.send(
+            method: .init(rawValue: method), path: path,
+            headers: [("Authorization", "Bearer \(admin ? adminToken : checkoutToken)")], body: body, timeout: timeout)
+    }
+
+    public func reserve(
+        reservationId: String, orderId: String, region: String, lines: [OrderLine], ttlSeconds: Int, allowSplit: Bool
+    ) async -> ReserveAnswer {
+        var body = #"{"reservationId":"\#(reservationId)","orderId":"\#(orderId)","region":"\#(region)","lines":["#
+        body += lines.map { #"{"sku":"\#($0.sku)","quantity":\#($0.quantity)}"# }.joined(separator: ",")
+        body += #"],"ttlSeconds":\#(ttlSeconds),"allowSplit":\#(allowSplit)}"#
+        do {
+            let response = try await send("POST", "/v1/reservations", body: Array(body.utf8))
+            let reply = try? Self.decoder.decode(ReserveReply.self, from: Data(response.body))
+            switch response.status {
+            case 201, 200:
+                return ReserveAnswer(
+                    outcome: response.status == 201 ? "granted" : "replayed", path: reply?.path,
+                    allocations: reply?.allocations ?? [], status: response.status)
+            default:
+                return ReserveAnswer(
+                    outcome: reply?.error?.code ?? "http_\(response.status)", path: nil, allocations: [],
+                    status: response.status)
+            }
+        } catch {
+            return ReserveAnswer(outcome: "transport_error", path: nil, allocations: [], status: 0)
+        }
+    }
+
+    /// Confirms or releases; returns the HTTP status (0 when no answer came back).
+    public func finish(_ reservationId: String, action: String) async -> Int {
+        (try? await send("POST", "/v1/reservations/\(reservationId)/\(action)").status) ?? 0
+    }
+
+    /// The reservation, or nil on 404. Throws when the service cannot be asked.
+    public func reservation(_ reservationId: String) async throws -> FetchedReservation? {
+        let response = try await send("GET", "/v1/reservations/\(reservationId)")
+        if response.status == 404 { return nil }
+        guard response.status == 200 else { throw LoadError("GET reservation \(reservationId): \(response.status)") }
+        return try Self.decoder.decode(FetchedReservation.self, from: Data(response.body))
+    }
+
+    public func rows(_ sku: String) async throws -> [FetchedRow] {
+        let response = try await send("GET", "/v1/skus/\(sku)", admin: true)
+        guard response.status == 200 else { throw LoadError("GET sku \(sku): \(response.status) \(response.bodyString)") }
+        return try Self.decoder.decode(FetchedSKU.self, from: Data(response.body)).warehouses
+    }
+
+    public func setStock(_ sku: String, warehouse: String, total: Int) async throws {
+        let body = #"{"warehouse":"\#(warehouse)","total":\#(total)}"#
+        let response = try await send("PUT", "/v1/skus/\(sku)/stock", body: Array(body.utf8), admin: true)
+        guard response.status == 200 else { throw LoadError("set stock \(sku)@\(warehouse): \(response.status) \(response.bodyString)") }
+    }
+
+    public func warehouses() async throws -> [(id: String, regions: [String])] {
+        let response = try await send("GET", "/v1/warehouses", admin: true)
+        guard response.status == 200,
+            let list = try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]]
+        else { throw LoadError("GET /v1/warehouses: \(response.status) \(response.bodyString)") }
+        return list.map { (id: $0["id"] as? String ?? "", regions: $0["regions"] as? [String] ?? []) }
+    }
+}
+
+/// A harness failure that stops the run (not a verdict).
+public struct LoadError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import StockadeTesting
+import Testing
+
+/// `stockade-load` against real nodes: a small run must pass its verdict, and a broken node must fail it.
+@Suite(.serialized) struct LoadHarnessIntegrationTests {
+    struct Run {
+        var status: Int32
+        var output: String
+        var report: [String: Any]
+    }
+
+    static func load(_ arguments: [String], node: NodeProcess) throws -> Run {
+        let reportDirectory = NodeProcess.temporaryDirectory(prefix: "stockade-load-report")
+        defer { try? FileManager.default.removeItem(atPath: reportDirectory) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: NodeProcess.productPath("stockade-load"))
+        process.arguments = arguments + ["--url", "http://127.0.0.1:\(node.port)", "--report-dir", reportDirectory, "--no-progress"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["STOCKADE_ADMIN_TOKEN"] = node.adminToken
+        environment["STOCKADE_CHECKOUT_TOKEN"] = node.checkoutToken
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let data = (try? Data(contentsOf: URL(fileURLWithPath: reportDirectory + "/report.json"))) ?? Data()
+        let report = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        let html = (try? String(contentsOfFile: reportDirectory + "/report.html", encoding: .utf8)) ?? ""
+        #expect(html.contains("<svg"), "report.html has charts")
+        return Run(status: process.terminationStatus, output: output, report: report)
+    }
+
+    @Test func smallFlashSalePassesItsVerdict() async throws {
+        let node = NodeProcess()
+        defer { node.destroy() }
+        try await node.start()
+        let run = try Self.load(["flash-sale", "--stock", "200", "--attempts", "2000", "--concurrency", "32", "--confirm-percent", "30"], node: node)
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.report["verdict"] as? String == "pass")
+        #expect(run.report["granted"] as? Int == 200)
+        #expect(run.report["attempts"] as? Int == 2000)
+        for key in ["scenario", "throughputPerSecond", "latencyMs", "outcomes"] { #expect(run.report[key] != nil, "\(key)") }
+        let latency = run.report["latencyMs"] as? [String: Double] ?? [:]
+        #expect(Set(latency.keys) == ["p50", "p90", "p99", "p999", "max"])
+    }
+
+    @Test func smallPromotionReplayPassesItsVerdict() async throws {
+        let node = NodeProcess()
+        defer { node.destroy() }
+        try await node.start()
+        let traceFile = NodeProcess.temporaryDirectory(prefix: "trace") + "/trace.jsonl"
+        let maker = Process()
+        maker.executableURL = URL(fileURLWithPath: NodeProcess.productPath("stockade-load"))
+        maker.arguments = ["make-trace", "--out", traceFile, "--hours", "2", "--baseline", "20000", "--peak", "60000", "--skus", "30"]
+        try maker.run()
+        maker.waitUntilExit()
+        #expect(maker.terminationStatus == 0)
+        let run = try Self.load(["promotion-replay", "--trace", traceFile, "--compress", "1800", "--stock-per-sku", "20", "--connections", "16"], node: node)
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.report["verdict"] as? String == "pass")
+        let outcomes = run.report["outcomes"] as? [String: Int] ?? [:]
+        #expect((outcomes["granted"] ?? 0) > 0)
+    }
+
+    /// The verdict catches oversell: a node that acknowledges reserves it could not hold must fail the run.
+    @Test func verdictCatchesANodeThatOversells() async throws {
+        let node = NodeProcess(environment: ["STOCKADE_DEBUG_FAULT": "ack-insufficient"])
+        defer { node.destroy() }
+        try await node.start()
+        let run = try Self.load(["flash-sale", "--stock", "50", "--attempts", "300", "--concurrency", "8"], node: node)
+        #expect(run.status == 1, "\(run.output)")
+        #expect(run.report["verdict"] as? String == "fail")
+        #expect(run.output.contains("flash"), "names the SKU: \(run.output)")
+        #expect(run.output.contains("accounts for 300 units"), "\(run.output)")
+    }
+}
