@@ -86,15 +86,29 @@ enum JSON {
 
     /// Reads a bounded body and decodes it; malformed JSON and missing fields are `invalid_request`.
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+        let buffer = try await collect(request, limit: limit)
+        return try decode(type, from: buffer)
+    }
+
+    /// A reserve body: the fast parser for the common shape, `JSONDecoder` for everything else.
+    static func decodeReserve(from request: Request, limit: Int) async throws -> ReserveBody {
+        let buffer = try await collect(request, limit: limit)
+        if let body = buffer.withUnsafeReadableBytes({ ReserveBodyParser.parse($0) }) { return body }
+        return try decode(ReserveBody.self, from: buffer)
+    }
+
+    static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
         var request = request
-        let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: limit)
+            return try await request.collectBody(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw StockadeError(.payloadTooLarge, "request body exceeds \(limit) bytes")
         } catch is NIOTooManyBytesError {
             throw StockadeError(.payloadTooLarge, "request body exceeds \(limit) bytes")
         }
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {

@@ -13,8 +13,8 @@ struct AdjustStockBody: Decodable {
     var reason: String
 }
 
-struct ReserveBody: Decodable {
-    struct Line: Decodable {
+struct ReserveBody: Decodable, Equatable {
+    struct Line: Decodable, Equatable {
         var sku: String
         var quantity: Int64
     }

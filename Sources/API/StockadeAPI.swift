@@ -94,7 +94,7 @@ public struct StockadeAPI: Sendable {
             let start = ContinuousClock.now
             let response: Response
             do {
-                let body = try await JSON.decode(ReserveBody.self, from: request, limit: limits.requestBodyBytesMax)
+                let body = try await JSON.decodeReserve(from: request, limit: limits.requestBodyBytesMax)
                 var outcome = await replica.reserve(body.request(limits: limits))
                 #if DEBUG
                 outcome = DebugFault.apply(to: outcome, request: body.request(limits: limits))
