@@ -32,6 +32,8 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
+        // The pure replication protocol (Raft with pre-vote and check-quorum): events in, actions out.
+        .target(name: "Consensus", dependencies: ["StockadeCore"]),
         // Durable command log and snapshots with group commit.
         .target(name: "Storage", dependencies: ["StockadeCore"]),
         // The node runtime that sequences commands through the log into the ledger.
@@ -81,7 +83,19 @@ let package = Package(
         // Test support: history generators, invariant checks, real-process launcher.
         .target(
             name: "StockadeTesting",
-            dependencies: ["StockadeCore", "Ledger", "StockadeClient"]
+            dependencies: ["StockadeCore", "Ledger", "Consensus", "StockadeClient"]
+        ),
+        .testTarget(
+            name: "ConsensusTests",
+            dependencies: ["StockadeCore", "Consensus", "Ledger", "StockadeTesting"]
+        ),
+        // Runs the cluster simulator over ranges of seeds, or replays one.
+        .executableTarget(
+            name: "stockade-sim",
+            dependencies: [
+                "StockadeTesting", "StockadeCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .testTarget(
             name: "LedgerTests",

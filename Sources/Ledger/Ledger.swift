@@ -57,6 +57,12 @@ public struct Ledger: Sendable {
         }
     }
 
+    /// Consumes a log position that carries no command (a replication no-op), keeping indices contiguous.
+    public mutating func skip(index: LogIndex) {
+        precondition(index == appliedIndex + 1, "log gap: skipping \(index) after \(appliedIndex)")
+        appliedIndex = index
+    }
+
     // MARK: - Reads
 
     /// The hold for a reservation id, if it is held or finished within retention.

@@ -6,6 +6,8 @@ import Histogram
 public final class Recorder: @unchecked Sendable {
     /// One second of the run.
     public struct Second: Sendable {
+        /// Arrivals released this second (what the workload offered).
+        public var offered = 0
         public var completed = 0
         public var granted = 0
         var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .two)
@@ -59,6 +61,15 @@ public final class Recorder: @unchecked Sendable {
         }
     }
 
+    /// Counts an arrival released at its scheduled time.
+    func recordOffered() {
+        let second = Int((ContinuousClock.now - start) / .seconds(1))
+        lock.lock()
+        while seconds.count <= second { seconds.append(Second()) }
+        seconds[second].offered += 1
+        lock.unlock()
+    }
+
     func recordFinish(id: String, action: String, status: Int) {
         lock.lock()
         defer { lock.unlock() }
@@ -91,7 +102,7 @@ public final class Recorder: @unchecked Sendable {
                 max: latency.totalCount == 0 ? 0 : Double(latency.max) / 1000),
             outcomes: outcomes, paths: paths, confirms: confirmed.count, releases: released.count,
             followUpFailures: followUpFailures, droppedBacklog: droppedBacklog,
-            perSecond: seconds.map { .init(completed: $0.completed, granted: $0.granted, p99Ms: $0.p99Ms) },
+            perSecond: seconds.map { .init(offered: $0.offered, completed: $0.completed, granted: $0.granted, p99Ms: $0.p99Ms) },
             distribution: [50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100].map { .init(percentile: $0, ms: ms($0)) })
     }
 
@@ -113,6 +124,7 @@ public struct RunSummary: Codable, Sendable {
         public var max: Double
     }
     public struct Second: Codable, Sendable {
+        public var offered: Int
         public var completed: Int
         public var granted: Int
         public var p99Ms: Double

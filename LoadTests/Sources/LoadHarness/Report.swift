@@ -83,6 +83,7 @@ struct ReportPage {
         page += "<h2>Throughput per second</h2>"
         page += lineChart(
             series: [
+                ("offered", "#9a9a9a", summary.perSecond.map { Double($0.offered) }),
                 ("completed", "#1f5fbf", summary.perSecond.map { Double($0.completed) }),
                 ("granted", "#1b7f3b", summary.perSecond.map { Double($0.granted) }),
             ], unit: "/s")

@@ -109,6 +109,7 @@ public struct Runner: Sendable {
                     while let position = cursor.take(below: workload.orders.count) {
                         let order = workload.orders[position]
                         let sent = ContinuousClock.now
+                        recorder.recordOffered()
                         let answer = await reserve(order, client: client, allowSplit: workload.allowSplit)
                         recorder.recordReserve(id: order.reservationId, answer: answer, intended: sent)
                         guard answer.outcome == "granted" else { continue }
@@ -162,6 +163,7 @@ public struct Runner: Sendable {
                         let order = workload.orders[position]
                         position += 1
                         followUps.reserveStarted()
+                        recorder.recordOffered()
                         if !queue.push(.reserve(order, intended: start + .milliseconds(order.atMs))) {
                             recorder.recordDroppedBacklog()
                             followUps.reserveDone()

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import StockadeTesting
+
+/// `stockade-sim`: runs the deterministic cluster simulator over a range of seeds, or replays one.
+@main
+struct StockadeSim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stockade-sim", abstract: "Run the seeded cluster simulator; a failure prints the seed that replays it.")
+
+    @Option(help: "Replay exactly this seed and print what it did.") var seed: UInt64?
+    @Option(help: "First seed of a range.") var start: UInt64 = 1
+    @Option(help: "How many seeds to run.") var seeds: UInt64 = 10_000
+    @Option(help: "Faulty steps per seed before healing.") var steps = 300
+    @Option(help: "Worker threads.") var workers = 2
+
+    func run() throws {
+        if let seed {
+            let simulator = ClusterSimulator(seed: seed)
+            let violations = simulator.run(steps: steps)
+            print("seed \(seed): faults \(simulator.faults)")
+            print("elections \(simulator.leaderElections), applied \(simulator.appliedEntries), acknowledged \(simulator.acknowledged.count)")
+            if violations.isEmpty { print("ok") } else {
+                for violation in violations { print("VIOLATION: \(violation)") }
+                throw ExitCode(1)
+            }
+            return
+        }
+        let tally = Tally()
+        let began = Date()
+        let group = DispatchGroup()
+        for worker in 0..<UInt64(max(1, workers)) {
+            group.enter()
+            Thread.detachNewThread { [steps, start, seeds, workers] in
+                var seed = start + worker
+                while seed < start + seeds {
+                    let simulator = ClusterSimulator(seed: seed)
+                    let violations = simulator.run(steps: steps)
+                    let done = tally.record(seed: seed, failed: !violations.isEmpty)
+                    if !violations.isEmpty {
+                        print("FAIL seed \(seed): \(violations.prefix(3)) (replay: stockade-sim --seed \(seed))")
+                    }
+                    if done % 10_000 == 0 { print("\(done) seeds, \(tally.failed.count) failed, \(Int(Date().timeIntervalSince(began))) s") }
+                    seed += UInt64(max(1, workers))
+                }
+                group.leave()
+            }
+        }
+        group.wait()
+        let failed = tally.failed
+        print("\(tally.done) seeds from \(start): \(failed.count) failed in \(Int(Date().timeIntervalSince(began))) s")
+        if !failed.isEmpty {
+            print("failing seeds: \(failed.sorted())")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Counts finished and failed seeds across worker threads.
+final class Tally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var doneCount = 0
+    private var failedSeeds: [UInt64] = []
+
+    func record(seed: UInt64, failed: Bool) -> Int {
+        lock.withLock {
+            doneCount += 1
+            if failed { failedSeeds.append(seed) }
+            return doneCount
+        }
+    }
+
+    var done: Int { lock.withLock { doneCount } }
+    var failed: [UInt64] { lock.withLock { failedSeeds } }
+}
