@@ -117,6 +117,40 @@ public final class CommandLog {
         segmentFirstIndex = firstIndex
     }
 
+    /// Drops every entry after `index`, durably: a follower replacing a tail that conflicts with a
+    /// new leader's log. `term` is the term of the entry at `index` (0 when `index` is the
+    /// snapshot point). Buffered entries must be synced first.
+    public func truncate(after index: LogIndex, term: UInt64) throws {
+        precondition(buffer.isEmpty, "truncate only after sync")
+        guard index < lastIndex else { return }
+        let all = try segments()
+        for (firstIndex, name) in all.reversed() {
+            let path = directory + "/" + name
+            if firstIndex > index + 1 || (firstIndex == index + 1 && firstIndex != all.first!.firstIndex) {
+                try Directory.remove(path)
+                continue
+            }
+            // This segment holds entry `index + 1` (or is the first one): cut it there.
+            let bytes = try PosixFile(path: path, flags: O_RDONLY).readAll()
+            var offset = 0
+            while offset < bytes.count, let (entry, next) = LogEntry.parse(bytes, at: offset, payloadBytesMax: payloadBytesMax),
+                entry.index <= index
+            {
+                offset = next
+            }
+            let file = try PosixFile(path: path, flags: O_WRONLY)
+            try file.truncate(to: offset)
+            try file.syncData()
+            try file.seekToEnd()
+            segment = file
+            segmentFirstIndex = firstIndex
+            break
+        }
+        try Directory.sync(directory)
+        lastIndex = index
+        lastTerm = term
+    }
+
     /// Deletes segments whose entries all lie at or before `index` (covered by a durable snapshot).
     public func compact(through index: LogIndex) throws {
         let all = try segments()

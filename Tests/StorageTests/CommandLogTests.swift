@@ -118,3 +118,38 @@ import Testing
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
     }
 }
+
+@Suite struct CommandLogTruncationTests {
+    @Test func truncatingASuffixIsDurableAndAppendingContinues() throws {
+        let directory = CommandLogTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (log, _) = try CommandLogTests.recoverAll(directory)
+        for index in 1...5 { log.append(CommandLogTests.entry(LogIndex(index))) }
+        try log.sync()
+        try log.startSegment(firstIndex: 6)
+        for index in 6...10 { log.append(CommandLogTests.entry(LogIndex(index))) }
+        try log.sync()
+
+        // Inside the second segment.
+        try log.truncate(after: 7, term: 1)
+        #expect(log.lastIndex == 7)
+        log.append(LogEntry(index: 8, term: 2, payload: [8, 8]))
+        try log.sync()
+        var (reopened, entries) = try CommandLogTests.recoverAll(directory)
+        #expect(entries.map(\.index) == Array(1...8))
+        #expect(entries.last == LogEntry(index: 8, term: 2, payload: [8, 8]))
+
+        // Exactly at a segment boundary: the later segment goes, the earlier one continues.
+        try reopened.truncate(after: 5, term: 1)
+        reopened.append(LogEntry(index: 6, term: 3, payload: [6]))
+        try reopened.sync()
+        (reopened, entries) = try CommandLogTests.recoverAll(directory)
+        #expect(entries.map(\.index) == Array(1...6))
+        #expect(entries.last?.term == 3)
+
+        // Into the first segment.
+        try reopened.truncate(after: 2, term: 1)
+        (_, entries) = try CommandLogTests.recoverAll(directory)
+        #expect(entries.map(\.index) == [1, 2])
+    }
+}
