@@ -95,9 +95,10 @@ public struct StockadeAPI: Sendable {
             let response: Response
             do {
                 let body = try await JSON.decodeReserve(from: request, limit: limits.requestBodyBytesMax)
-                var outcome = await replica.reserve(body.request(limits: limits))
+                let reserveRequest = body.request(limits: limits)
+                var outcome = await replica.reserve(reserveRequest)
                 #if DEBUG
-                outcome = DebugFault.apply(to: outcome, request: body.request(limits: limits))
+                outcome = DebugFault.apply(to: outcome, request: reserveRequest)
                 #endif
                 if case .reservation(_, let created) = outcome { metrics.count(outcome: created ? "granted" : "replayed") }
                 response = try reservationResponse(outcome, createdStatus: .created)

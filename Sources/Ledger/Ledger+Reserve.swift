@@ -70,24 +70,22 @@ extension Ledger {
     /// A shortfall found here is safe to answer at once: it is linearised at the applied state,
     /// which already contains every acknowledged command.
     public func answerWithoutLog(_ request: ReserveRequest) -> Outcome? {
-        if let existing = holds[request.reservationId] {
-            return existing.answers(request)
-                ? .reservation(existing, created: false) : .rejected(Self.conflict(request.reservationId))
-        }
+        if let replay = replayAnswer(request) { return replay }
         if let error = Validation.reserve(request, limits: limits) { return .rejected(error) }
         if case .failure(let rejected) = plan(request) { return .rejected(rejected.error, detail: rejected.detail) }
         return nil
     }
 
-    static func conflict(_ id: ReservationID) -> StockadeError {
-        StockadeError(.idempotencyConflict, "reservation \(id) exists with a different body")
+    /// The answer to a reserve whose id already exists: the same hold for the same body, else a conflict.
+    func replayAnswer(_ request: ReserveRequest) -> Outcome? {
+        guard let existing = holds[request.reservationId] else { return nil }
+        return existing.answers(request)
+            ? .reservation(existing, created: false)
+            : .rejected(StockadeError(.idempotencyConflict, "reservation \(request.reservationId) exists with a different body"))
     }
 
     mutating func reserve(_ request: ReserveRequest, timeMs: Int64, token: FencingToken) -> Outcome {
-        if let existing = holds[request.reservationId] {
-            return existing.answers(request)
-                ? .reservation(existing, created: false) : .rejected(Self.conflict(request.reservationId))
-        }
+        if let replay = replayAnswer(request) { return replay }
         if let error = Validation.reserve(request, limits: limits) { return .rejected(error) }
         let allocations: [Allocation]
         switch plan(request) {

@@ -22,6 +22,15 @@ import Testing
         return (log, entries)
     }
 
+    /// A log with entries 1…5 in one segment and a second segment started at 6 (empty).
+    static func twoSegments(_ directory: String) throws -> CommandLog {
+        let (log, _) = try recoverAll(directory)
+        for index in 1...5 { log.append(entry(LogIndex(index))) }
+        try log.sync()
+        try log.startSegment(firstIndex: 6)
+        return log
+    }
+
     @Test func syncedEntriesComeBackInOrder() throws {
         let directory = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -73,10 +82,7 @@ import Testing
     @Test func corruptionBeforeTheLastSegmentRefusesToOpen() throws {
         let directory = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (log, _) = try Self.recoverAll(directory)
-        for index in 1...5 { log.append(Self.entry(LogIndex(index))) }
-        try log.sync()
-        try log.startSegment(firstIndex: 6)
+        let log = try Self.twoSegments(directory)
         for index in 6...8 { log.append(Self.entry(LogIndex(index))) }
         try log.sync()
         let path = directory + "/" + CommandLog.segmentName(1)
@@ -89,10 +95,7 @@ import Testing
     @Test func compactionDropsSegmentsCoveredBySnapshot() throws {
         let directory = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (log, _) = try Self.recoverAll(directory)
-        for index in 1...5 { log.append(Self.entry(LogIndex(index))) }
-        try log.sync()
-        try log.startSegment(firstIndex: 6)
+        let log = try Self.twoSegments(directory)
         for index in 6...7 { log.append(Self.entry(LogIndex(index))) }
         try log.sync()
         try log.compact(through: 5)
@@ -123,10 +126,7 @@ import Testing
     @Test func truncatingASuffixIsDurableAndAppendingContinues() throws {
         let directory = CommandLogTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (log, _) = try CommandLogTests.recoverAll(directory)
-        for index in 1...5 { log.append(CommandLogTests.entry(LogIndex(index))) }
-        try log.sync()
-        try log.startSegment(firstIndex: 6)
+        let log = try CommandLogTests.twoSegments(directory)
         for index in 6...10 { log.append(CommandLogTests.entry(LogIndex(index))) }
         try log.sync()
 
