@@ -34,6 +34,19 @@ let package = Package(
         ),
         // The pure replication protocol (Raft with pre-vote and check-quorum): events in, actions out.
         .target(name: "Consensus", dependencies: ["StockadeCore"]),
+        // Peer frame codecs: versioned, length-prefixed, bounded.
+        .target(
+            name: "Wire",
+            dependencies: ["StockadeCore", "Consensus", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "WireTests",
+            dependencies: [
+                "Wire", "Consensus", "StockadeCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         // Durable command log and snapshots with group commit.
         .target(name: "Storage", dependencies: ["StockadeCore"]),
         // The node runtime that sequences commands through the log into the ledger.
