@@ -86,6 +86,10 @@ public final class ClusterSimulator {
     /// Per node, the highest committed index already compared against `committed`.
     var checkedThrough: [NodeID: LogIndex] = [:]
     var committed: [LogIndex: Entry] = [:]
+    /// Who first reported each committed entry, in which term and at which step. That term is at
+    /// least the term in which the entry was committed, so leader completeness is checked only
+    /// against leaders of later terms (a stale leader of an older term may lack it).
+    var committedBy: [LogIndex: (node: NodeID, term: Term, step: Int, commit: LogIndex)] = [:]
     var appliedGlobally: [LogIndex: Entry] = [:]
     /// Proposals waiting to be answered: (node, term, index) → the reserve it carries, if any.
     var awaiting: [LogIndex: (node: NodeID, term: Term, reservation: ReservationID?)] = [:]
@@ -251,8 +255,18 @@ public final class ClusterSimulator {
         if !lossless && !ready.entries.isEmpty && Int.random(in: 0..<1000, using: &random) < faults.crashPerMille
             && Int.random(in: 0..<100, using: &random) < faults.tornWritePercent
         {
-            let kept = Int.random(in: 0..<ready.entries.count, using: &random)
+            var kept = Int.random(in: 0..<ready.entries.count, using: &random)
             if let hardState = ready.hardState, Bool.random(using: &random) { nodes[id]!.disk.hardState = hardState }
+            // Entries after an installed snapshot are written only once the snapshot is: the crash
+            // lands either before the snapshot (nothing after it is on disk) or after it.
+            if let snapshot = ready.snapshot {
+                if Bool.random(using: &random) {
+                    nodes[id]!.disk.snapshot = snapshot
+                    nodes[id]!.disk.entries.removeAll { $0.index <= snapshot.index }
+                } else {
+                    kept = 0
+                }
+            }
             nodes[id]!.disk.persist(Array(ready.entries.prefix(kept)))
             crash(id)
             return
@@ -332,9 +346,14 @@ public final class ClusterSimulator {
                 if newLeader { leaderElections += 1 }
                 leaderOfTerm[raft.term] = id
                 // Leader completeness: the leader holds every committed entry (or has it in its snapshot).
-                for (index, entry) in committed where (newLeader || step % 25 == 0) && index > raft.compactedThrough {
+                for (index, entry) in committed
+                where (newLeader || step % 25 == 0) && index > raft.compactedThrough
+                    && (committedBy[index]?.term ?? .max) < raft.term
+                {
                     if raft.term(at: index) != entry.term {
-                        violations.append("leader completeness: leader \(id) of term \(raft.term) lacks committed \(index)")
+                        let source = committedBy[index]
+                        violations.append(
+                            "leader completeness: leader \(id) of term \(raft.term) lacks committed \(index) (term \(entry.term), first seen committed on n\(source?.node ?? 0) at step \(source?.step ?? 0) with commit \(source?.commit ?? 0)); leader: \(String(reflecting: raft)); step \(step)")
                         break
                     }
                 }
@@ -349,6 +368,7 @@ public final class ClusterSimulator {
                     }
                 } else {
                     committed[entry.index] = entry
+                    committedBy[entry.index] = (node: id, term: raft.term, step: step, commit: raft.commitIndex)
                 }
             }
             checkedThrough[id] = max(from, raft.commitIndex)

@@ -13,6 +13,8 @@ struct StockadeSim: ParsableCommand {
     @Option(help: "How many seeds to run.") var seeds: UInt64 = 10_000
     @Option(help: "Faulty steps per seed before healing.") var steps = 300
     @Option(help: "Worker threads.") var workers = 2
+    @Flag(name: .customLong("announce"), help: "Name each seed on stderr before running it, so a crash names its seed.")
+    var announce = false
 
     func run() throws {
         if let seed {
@@ -31,13 +33,15 @@ struct StockadeSim: ParsableCommand {
         let group = DispatchGroup()
         for worker in 0..<UInt64(max(1, workers)) {
             group.enter()
-            Thread.detachNewThread { [steps, start, seeds, workers] in
+            Thread.detachNewThread { [steps, start, seeds, workers, announce] in
                 var seed = start + worker
                 while seed < start + seeds {
+                    if announce { FileHandle.standardError.write(Data("seed \(seed)\n".utf8)) }
                     let simulator = ClusterSimulator(seed: seed)
                     let violations = simulator.run(steps: steps)
                     let done = tally.record(seed: seed, failed: !violations.isEmpty)
                     if !violations.isEmpty {
+                        FileHandle.standardError.write(Data("FAIL seed \(seed): \(violations.prefix(3))\n".utf8))
                         print("FAIL seed \(seed): \(violations.prefix(3)) (replay: stockade-sim --seed \(seed))")
                     }
                     if done % 10_000 == 0 { print("\(done) seeds, \(tally.failed.count) failed, \(Int(Date().timeIntervalSince(began))) s") }

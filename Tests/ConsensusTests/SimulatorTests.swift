@@ -9,7 +9,10 @@ import Testing
     /// Seeds that once failed. Each stays here as a regression test.
     /// 1–4: a follower whose in-flight appends were all dropped never caught up (the leader's
     /// pipeline stayed full); fixed by resending from `match` after two heartbeats without progress.
-    static let regressionSeeds: [UInt64] = [1, 2, 3, 4]
+    /// 3768, 4650, 14957, 19660: the leader-completeness check flagged a stale leader of an older
+    /// term for lacking an entry a newer term had committed; the check now applies only to leaders
+    /// of terms after the one in which the entry was first seen committed.
+    static let regressionSeeds: [UInt64] = [1, 2, 3, 4, 3768, 4650, 14957, 19660]
 
     static func check(seed: UInt64, steps: Int) -> (violations: [String], simulator: ClusterSimulator) {
         let simulator = ClusterSimulator(seed: seed)
