@@ -63,13 +63,22 @@ public final class HTTPConnection: Sendable {
             head.headers.add(name: "Content-Length", value: "0")
         }
         let promise = channel.eventLoop.makePromise(of: HTTPClientResponse.self)
-        let buffer = body.map { ByteBuffer(bytes: $0) }
-        channel.writeAndFlush(OutboundRequest(head: head, body: buffer, promise: promise), promise: nil)
-        if let timeout {
-            let channel = self.channel
-            let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-            let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { channel.close(promise: nil) }
-            promise.futureResult.whenComplete { _ in deadline.cancel() }
+        let request = OutboundRequest(head: head, body: body.map { ByteBuffer(bytes: $0) }, promise: promise)
+        let channel = self.channel
+        // Decide on the event loop: once a channel has closed its pipeline is gone, so a write would
+        // never reach `ResponseCollector` and the promise would never complete. While the channel is
+        // active, the collector takes the request and fails it if the connection later closes.
+        channel.eventLoop.execute {
+            guard channel.isActive else {
+                promise.fail(HTTPConnectionError(description: "connection closed"))
+                return
+            }
+            channel.writeAndFlush(request, promise: nil)
+            if let timeout {
+                let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+                let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { channel.close(promise: nil) }
+                promise.futureResult.whenComplete { _ in deadline.cancel() }
+            }
         }
         return try await promise.futureResult.get()
     }

@@ -66,7 +66,8 @@ public final class NodeProcess: @unchecked Sendable {
         process.standardError = log
         try process.run()
         self.process = process
-        let deadline = ContinuousClock.now + .seconds(60)
+        // Generous: on a loaded 2-core CI machine a debug node can take a while to start.
+        let deadline = ContinuousClock.now + .seconds(180)
         while ContinuousClock.now < deadline {
             if let text = try? String(contentsOfFile: readyFile, encoding: .utf8),
                 let bound = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), bound > 0

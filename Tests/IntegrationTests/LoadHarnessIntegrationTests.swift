@@ -3,14 +3,15 @@ import StockadeTesting
 import Testing
 
 /// `stockade-load` against real nodes: a small run must pass its verdict, and a broken node must fail it.
-@Suite(.serialized) struct LoadHarnessIntegrationTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct LoadHarnessIntegrationTests {
     struct Run {
         var status: Int32
         var output: String
         var report: [String: Any]
     }
 
-    static func load(_ arguments: [String], node: NodeProcess) throws -> Run {
+    /// Runs `stockade-load` against `node`. The blocking wait happens on its own thread, never on the cooperative pool.
+    static func load(_ arguments: [String], node: NodeProcess) async throws -> Run {
         let reportDirectory = NodeProcess.temporaryDirectory(prefix: "stockade-load-report")
         defer { try? FileManager.default.removeItem(atPath: reportDirectory) }
         let process = Process()
@@ -24,8 +25,13 @@ import Testing
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let output = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
+            Thread.detachNewThread {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                continuation.resume(returning: String(decoding: data, as: UTF8.self))
+            }
+        }
         let data = (try? Data(contentsOf: URL(fileURLWithPath: reportDirectory + "/report.json"))) ?? Data()
         let report = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         let html = (try? String(contentsOfFile: reportDirectory + "/report.html", encoding: .utf8)) ?? ""
@@ -37,7 +43,7 @@ import Testing
         let node = NodeProcess()
         defer { node.destroy() }
         try await node.start()
-        let run = try Self.load(["flash-sale", "--stock", "200", "--attempts", "2000", "--concurrency", "32", "--confirm-percent", "30"], node: node)
+        let run = try await Self.load(["flash-sale", "--stock", "200", "--attempts", "2000", "--concurrency", "32", "--confirm-percent", "30"], node: node)
         #expect(run.status == 0, "\(run.output)")
         #expect(run.report["verdict"] as? String == "pass")
         #expect(run.report["granted"] as? Int == 200)
@@ -56,9 +62,14 @@ import Testing
         maker.executableURL = URL(fileURLWithPath: NodeProcess.productPath("stockade-load"))
         maker.arguments = ["make-trace", "--out", traceFile, "--hours", "2", "--baseline", "20000", "--peak", "60000", "--skus", "30"]
         try maker.run()
-        maker.waitUntilExit()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                maker.waitUntilExit()
+                continuation.resume()
+            }
+        }
         #expect(maker.terminationStatus == 0)
-        let run = try Self.load(["promotion-replay", "--trace", traceFile, "--compress", "1800", "--stock-per-sku", "20", "--connections", "16"], node: node)
+        let run = try await Self.load(["promotion-replay", "--trace", traceFile, "--compress", "1800", "--stock-per-sku", "20", "--connections", "16"], node: node)
         #expect(run.status == 0, "\(run.output)")
         #expect(run.report["verdict"] as? String == "pass")
         let outcomes = run.report["outcomes"] as? [String: Int] ?? [:]
@@ -70,7 +81,7 @@ import Testing
         let node = NodeProcess(environment: ["STOCKADE_DEBUG_FAULT": "ack-insufficient"])
         defer { node.destroy() }
         try await node.start()
-        let run = try Self.load(["flash-sale", "--stock", "50", "--attempts", "300", "--concurrency", "8"], node: node)
+        let run = try await Self.load(["flash-sale", "--stock", "50", "--attempts", "300", "--concurrency", "8"], node: node)
         #expect(run.status == 1, "\(run.output)")
         #expect(run.report["verdict"] as? String == "fail")
         #expect(run.output.contains("flash"), "names the SKU: \(run.output)")

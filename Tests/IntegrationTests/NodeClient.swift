@@ -10,7 +10,7 @@ struct NodeClient {
     func call(_ method: String, _ path: String, body: String? = nil, token: String? = nil) async throws -> (Int, [String: Any]) {
         let response = try await connection.send(
             method: .init(rawValue: method), path: path, headers: [("Authorization", "Bearer \(token ?? self.token)")],
-            body: body.map { Array($0.utf8) })
+            body: body.map { Array($0.utf8) }, timeout: .seconds(30))
         let json = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
         return (response.status, json)
     }

@@ -4,7 +4,7 @@ import StockadeTesting
 import Testing
 
 /// Tests against a real `stockade-node` process on loopback.
-@Suite(.serialized) struct SingleNodeIntegrationTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct SingleNodeIntegrationTests {
     /// 10,000 concurrent attempts from 64 keep-alive clients on 1,000 units across two warehouses.
     @Test func concurrentAttemptsGrantExactlyTheStock() async throws {
         let node = NodeProcess()
@@ -58,14 +58,17 @@ import Testing
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for client in 0..<32 {
                     group.addTask {
-                        guard let connection = try? await node.connect() else { return }
-                        let api = NodeClient(connection: connection, token: node.checkoutToken)
                         var number = 0
-                        while true {
-                            number += 1
-                            let id = "k\(client)-\(number)"
-                            guard let (status, json) = try? await api.reserve(id: id, sku: "tee", quantity: 1 + number % 3, region: ["east", "south", "north"][number % 3]) else { return }
-                            if status == 201 { acknowledged.mutate { $0[id] = allocationKeys(json) } }
+                        // Until the node dies: reconnect after a transport error; stop once connecting fails.
+                        while let connection = try? await node.connect() {
+                            let api = NodeClient(connection: connection, token: node.checkoutToken)
+                            while true {
+                                number += 1
+                                let id = "k\(client)-\(number)"
+                                guard let (status, json) = try? await api.reserve(id: id, sku: "tee", quantity: 1 + number % 3, region: ["east", "south", "north"][number % 3]) else { break }
+                                if status == 201 { acknowledged.mutate { $0[id] = allocationKeys(json) } }
+                            }
+                            await connection.close()
                         }
                     }
                 }
@@ -73,7 +76,10 @@ import Testing
             }
         }
         // Let the load build up, then kill the node mid-flight.
-        while acknowledged.value.count < 2_000 { try await Task.sleep(for: .milliseconds(20)) }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while acknowledged.value.count < 2_000 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         node.kill()
         _ = await load.result
         let granted = acknowledged.value
@@ -138,4 +144,25 @@ final class SendableBox<Value: Sendable>: @unchecked Sendable {
     init(_ value: Value) { stored = value }
     var value: Value { lock.withLock { stored } }
     func mutate(_ body: (inout Value) -> Void) { lock.withLock { body(&stored) } }
+}
+
+/// The client never leaves a request waiting forever on a dead connection.
+@Suite(.timeLimit(.minutes(2))) struct HTTPConnectionTests {
+    @Test func sendingOnAClosedConnectionFailsPromptly() async throws {
+        let node = NodeProcess()
+        defer { node.destroy() }
+        try await node.start()
+        let connection = try await node.connect()
+        node.kill()
+        // Whether or not the close has been noticed yet, every send ends with an error.
+        for _ in 0..<3 {
+            await #expect(throws: (any Error).self) {
+                _ = try await connection.send(method: .GET, path: "/healthz", timeout: .seconds(5))
+            }
+        }
+        await connection.close()
+        await #expect(throws: (any Error).self) {
+            _ = try await connection.send(method: .GET, path: "/healthz")
+        }
+    }
 }
