@@ -37,8 +37,8 @@ struct ErrorMiddleware: RouterMiddleware {
 }
 
 /// The JSON error body.
-struct ErrorBody: Encodable {
-    struct Detail: Encodable {
+struct ErrorBody {
+    struct Detail {
         var code: String
         var message: String
         var sku: String?

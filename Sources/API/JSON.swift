@@ -28,6 +28,12 @@ enum JSON {
         return response(status: status, buffer: writer.buffer)
     }
 
+    static func response(status: HTTPResponse.Status, _ page: HoldsPagePayload) -> Response {
+        var writer = JSONWriter(capacity: 256 * max(1, page.holds.count))
+        page.write(into: &writer)
+        return response(status: status, buffer: writer.buffer)
+    }
+
     /// Reads a bounded body and decodes it; malformed JSON and missing fields are `invalid_request`.
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
         let buffer = try await collect(request, limit: limit)

@@ -40,13 +40,7 @@ struct JSONWriter {
         needsComma = true
     }
 
-    mutating func field(_ key: String, _ value: Int64) {
-        self.key(key)
-        buffer.writeString(String(value))
-        needsComma = true
-    }
-
-    mutating func field(_ key: String, _ value: UInt64) {
+    mutating func field(_ key: String, _ value: some BinaryInteger) {
         self.key(key)
         buffer.writeString(String(value))
         needsComma = true
@@ -116,6 +110,18 @@ extension ReservationPayload {
         writer.field("reservationId", reservationId)
         writer.field("status", status)
         writer.field("token", token)
+        writer.endObject()
+    }
+}
+
+extension HoldsPagePayload {
+    /// Writes the page with the same writer as single reservations, so both read alike.
+    func write(into writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.beginArray("holds")
+        for hold in holds { hold.write(into: &writer) }
+        writer.endArray()
+        if let nextCursor { writer.field("nextCursor", nextCursor) }
         writer.endObject()
     }
 }

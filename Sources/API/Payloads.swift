@@ -40,13 +40,14 @@ struct ExtendBody: Decodable {
     var ttlSeconds: Int64
 }
 
-struct AllocationPayload: Codable, Equatable {
+struct AllocationPayload {
     var sku: String
     var warehouse: String
     var quantity: Int64
 }
 
-struct ReservationPayload: Encodable {
+/// A reservation as the API shows it; written by `JSONWriter` (see `write(into:)`).
+struct ReservationPayload {
     var reservationId: String
     var orderId: String
     var region: String
@@ -59,7 +60,7 @@ struct ReservationPayload: Encodable {
     var token: UInt64
     var path: String
 
-    struct LinePayload: Encodable {
+    struct LinePayload {
         var sku: String
         var quantity: Int64
     }
@@ -110,7 +111,7 @@ struct WarehousePayload: Encodable {
     var priority: Int64
 }
 
-struct HoldsPagePayload: Encodable {
+struct HoldsPagePayload {
     var holds: [ReservationPayload]
     var nextCursor: String?
 }

@@ -75,7 +75,6 @@ public final class ClusterSimulator {
     var network: [InFlight] = []
     var blocked = Set<[NodeID]>()
     var step = 0
-    var messageOrder: UInt64 = 0
     var generator: HistoryGenerator
     var setupCommands: [TimedCommand]
     let configuration: ConsensusConfiguration
@@ -231,7 +230,6 @@ public final class ClusterSimulator {
         if !lossless && Int.random(in: 0..<100, using: &random) < faults.dropPercent { return }
         let copies = !lossless && Int.random(in: 0..<100, using: &random) < faults.duplicatePercent ? 2 : 1
         for _ in 0..<copies {
-            messageOrder += 1
             let delay = lossless ? 1 : Int.random(in: 1...faults.delayMaxSteps, using: &random)
             network.append(InFlight(deliverAt: step + delay, order: random.next(), envelope: envelope))
         }

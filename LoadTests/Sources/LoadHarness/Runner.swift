@@ -112,14 +112,10 @@ public struct Runner: Sendable {
                         recorder.recordOffered()
                         let answer = await reserve(order, client: client, allowSplit: workload.allowSplit)
                         recorder.recordReserve(id: order.reservationId, answer: answer, intended: sent)
-                        guard answer.outcome == "granted" else { continue }
-                        switch order.followUp {
-                        case .none: break
-                        case .confirm:
-                            recorder.recordFinish(id: order.reservationId, action: "confirm", status: await client.finish(order.reservationId, action: "confirm"))
-                        case .release:
-                            recorder.recordFinish(id: order.reservationId, action: "release", status: await client.finish(order.reservationId, action: "release"))
-                        }
+                        // Closed loop: the follow-up goes at once, on the same connection.
+                        guard answer.outcome == "granted", let action = order.followUp.action else { continue }
+                        let status = await client.finish(order.reservationId, action: action.name)
+                        recorder.recordFinish(id: order.reservationId, action: action.name, status: status)
                     }
                 }
             }
@@ -138,14 +134,8 @@ public struct Runner: Sendable {
                         case .reserve(let order, let intended):
                             let answer = await reserve(order, client: client, allowSplit: workload.allowSplit)
                             recorder.recordReserve(id: order.reservationId, answer: answer, intended: intended)
-                            if answer.outcome == "granted" {
-                                switch order.followUp {
-                                case .none: break
-                                case .confirm(let afterMs):
-                                    followUps.add(at: .now + .milliseconds(afterMs), id: order.reservationId, action: "confirm")
-                                case .release(let afterMs):
-                                    followUps.add(at: .now + .milliseconds(afterMs), id: order.reservationId, action: "release")
-                                }
+                            if answer.outcome == "granted", let action = order.followUp.action {
+                                followUps.add(at: .now + .milliseconds(action.afterMs), id: order.reservationId, action: action.name)
                             }
                             followUps.reserveDone()
                         case .finish(let id, let action):

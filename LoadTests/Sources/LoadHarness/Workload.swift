@@ -3,6 +3,15 @@ public enum FollowUp: Sendable, Hashable {
     case none
     case confirm(afterMs: Int64)
     case release(afterMs: Int64)
+
+    /// The API action ("confirm" or "release") and its delay; nil for none.
+    var action: (name: String, afterMs: Int64)? {
+        switch self {
+        case .none: nil
+        case .confirm(let afterMs): ("confirm", afterMs)
+        case .release(let afterMs): ("release", afterMs)
+        }
+    }
 }
 
 /// One reservation a run will attempt.
