@@ -59,11 +59,25 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // HTTP API: router, middleware, error mapping.
+        // The cluster runtime: the protocol driven over the log, the ledger and a TCP peer transport.
+        .target(
+            name: "Cluster",
+            dependencies: [
+                "StockadeCore", "Ledger", "Storage", "Node", "Consensus", "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // HTTP API: router, middleware, error mapping, forwarding to the leader.
         .target(
             name: "API",
             dependencies: [
-                "StockadeCore", "Ledger", "Node",
+                "StockadeCore", "Ledger", "Node", "Cluster", "Consensus", "StockadeClient",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -83,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "stockade-node",
             dependencies: [
-                "StockadeCore", "Ledger", "Storage", "Node", "API",
+                "StockadeCore", "Ledger", "Storage", "Node", "API", "Cluster", "Consensus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -119,3 +119,41 @@ struct HoldsPagePayload {
 struct StatusPayload: Encodable {
     var status: String
 }
+
+/// `GET /v1/cluster`: this node's view of the cluster.
+struct ClusterPayload: Encodable {
+    struct Peer: Encodable {
+        var nodeId: String
+        /// Known on the leader only: the highest log index durable on that peer.
+        var matchIndex: UInt64?
+        /// Milliseconds since this node last heard from the peer.
+        var lastContactMs: Int64?
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(nodeId, forKey: .nodeId)
+            try container.encode(matchIndex, forKey: .matchIndex)
+            try container.encode(lastContactMs, forKey: .lastContactMs)
+        }
+        enum CodingKeys: String, CodingKey { case nodeId, matchIndex, lastContactMs }
+    }
+    var nodeId: String
+    var role: String
+    var term: UInt64
+    var leaderId: String?
+    var commitIndex: UInt64
+    var appliedIndex: UInt64
+    var peers: [Peer]
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(nodeId, forKey: .nodeId)
+        try container.encode(role, forKey: .role)
+        try container.encode(term, forKey: .term)
+        try container.encode(leaderId, forKey: .leaderId)
+        try container.encode(commitIndex, forKey: .commitIndex)
+        try container.encode(appliedIndex, forKey: .appliedIndex)
+        try container.encode(peers, forKey: .peers)
+    }
+    enum CodingKeys: String, CodingKey { case nodeId, role, term, leaderId, commitIndex, appliedIndex, peers }
+}

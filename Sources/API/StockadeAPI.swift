@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Hummingbird
 import Ledger
@@ -6,18 +7,24 @@ import StockadeCore
 
 /// The HTTP/JSON API: builds the router over a replica.
 public struct StockadeAPI: Sendable {
-    let replica: Replica
+    let replica: any ReplicatedLedger
     let authenticator: TokenAuthenticator
     let metrics: APIMetrics
     /// Renders the Prometheus exposition text for `/metrics`.
     let renderMetrics: @Sendable () -> String
+    /// Set when this node is one of a cluster: writes and linearizable reads go to the leader.
+    let cluster: ClusterRouting?
+    /// This node's name in `/v1/cluster` when it runs alone.
+    let nodeName: String
     var limits: Limits { replica.limits }
 
     public init(
-        replica: Replica, authenticator: TokenAuthenticator, metrics: APIMetrics,
-        renderMetrics: @escaping @Sendable () -> String
+        replica: any ReplicatedLedger, authenticator: TokenAuthenticator, metrics: APIMetrics,
+        renderMetrics: @escaping @Sendable () -> String, cluster: ClusterRouting? = nil, nodeName: String = "n1"
     ) {
         self.replica = replica
+        self.cluster = cluster
+        self.nodeName = nodeName
         self.authenticator = authenticator
         self.metrics = metrics
         self.renderMetrics = renderMetrics
@@ -32,12 +39,16 @@ public struct StockadeAPI: Sendable {
         ("POST", "/v1/reservations/{id}/confirm"), ("POST", "/v1/reservations/{id}/release"),
         ("POST", "/v1/reservations/{id}/extend"),
         ("GET", "/v1/holds"),
+        ("GET", "/v1/cluster"),
     ]
 
     public func buildRouter() -> Router<StockadeRequestContext> {
         let router = Router(context: StockadeRequestContext.self)
         router.middlewares.add(ErrorMiddleware())
         router.middlewares.add(AuthMiddleware(authenticator: authenticator))
+        if let cluster {
+            router.middlewares.add(ForwardingMiddleware(cluster: cluster, bodyLimit: limits.requestBodyBytesMax))
+        }
 
         // Liveness is answered from a pre-encoded body: as cheap as the server can answer anything.
         let healthy = ByteBuffer(string: #"{"status":"ok"}"#)
@@ -51,6 +62,11 @@ public struct StockadeAPI: Sendable {
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: renderMetrics())))
+        }
+
+        router.get("/v1/cluster") { _, context in
+            try context.require(.checkout)
+            return JSON.response(status: .ok, clusterPayload())
         }
 
         router.get("/v1/warehouses") { _, context in
@@ -85,8 +101,9 @@ public struct StockadeAPI: Sendable {
             return try skuResponse(after: outcome, sku: SKU(sku))
         }
 
-        router.get("/v1/skus/{sku}") { _, context in
+        router.get("/v1/skus/{sku}") { request, context in
             try context.require(.checkout)
+            try await readPoint(request)
             let sku = SKU(try Self.pathParameter("sku", context, limits: limits))
             return try skuResponse(sku: sku, status: .ok)
         }
@@ -113,8 +130,9 @@ public struct StockadeAPI: Sendable {
             return response
         }
 
-        router.get("/v1/reservations/{id}") { _, context in
+        router.get("/v1/reservations/{id}") { request, context in
             try context.require(.checkout)
+            try await readPoint(request)
             let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
             guard let hold = replica.read({ $0.hold(id) }) else {
                 throw StockadeError(.notFound, "no reservation \(id)")
@@ -146,6 +164,7 @@ public struct StockadeAPI: Sendable {
         router.get("/v1/holds") { request, context in
             try context.require(.admin)
             let query = try holdQuery(request.uri.queryParameters)
+            try await readPoint(request)
             let page = replica.read { $0.holds(matching: query) }
             return JSON.response(
                 status: .ok,
@@ -155,6 +174,36 @@ public struct StockadeAPI: Sendable {
     }
 
     // MARK: - Helpers
+
+    func clusterPayload() -> ClusterPayload {
+        guard let cluster else {
+            let applied = replica.read { $0.appliedIndex }
+            return ClusterPayload(
+                nodeId: nodeName, role: "leader", term: 0, leaderId: nodeName, commitIndex: applied, appliedIndex: applied,
+                peers: [])
+        }
+        let status = cluster.replica.currentStatus
+        return ClusterPayload(
+            nodeId: "n\(status.nodeID)", role: status.role.rawValue, term: status.term,
+            leaderId: status.leaderID.map { "n\($0)" }, commitIndex: status.commitIndex, appliedIndex: status.appliedIndex,
+            peers: status.peers.map {
+                ClusterPayload.Peer(nodeId: "n\($0.nodeID)", matchIndex: $0.matchIndex, lastContactMs: $0.lastContactMs)
+            })
+    }
+
+    /// Reads are linearizable unless the caller asks for `?consistency=local`, which answers from
+    /// this node's applied state at once, possibly stale.
+    func readPoint(_ request: Request) async throws {
+        switch Self.readConsistency(request) {
+        case "local": return
+        case nil, "linearizable": try await replica.readBarrier()
+        default: throw APIError.invalid("consistency must be linearizable or local")
+        }
+    }
+
+    static func readConsistency(_ request: Request) -> Substring? {
+        request.uri.queryParameters["consistency"]
+    }
 
     static func check(_ error: StockadeError?) throws {
         if let error { throw error }

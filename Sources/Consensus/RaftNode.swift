@@ -209,6 +209,11 @@ public struct RaftNode: Sendable {
         latestSnapshot = snapshot
     }
 
+    /// On a leader, the highest index known durable on `peer`; nil elsewhere.
+    public func matchIndex(of peer: NodeID) -> LogIndex? {
+        role == .leader ? progress[peer]?.match : nil
+    }
+
     /// The log's entries after the snapshot point (for checks and tests).
     public var entries: [Entry] { log }
     public var firstIndex: LogIndex { snapshotIndex + 1 }

@@ -4,11 +4,11 @@ import ServiceLifecycle
 
 /// Proposes expire-due commands when holds are due, so expired stock returns without any client call.
 public struct ExpiryService: Service {
-    let replica: Replica
+    let replica: any ReplicatedLedger
     let tickMs: Int
     let logger: Logger
 
-    public init(replica: Replica, tickMs: Int = 250, logger: Logger) {
+    public init(replica: any ReplicatedLedger, tickMs: Int = 250, logger: Logger) {
         self.replica = replica
         self.tickMs = tickMs
         self.logger = logger
@@ -17,6 +17,7 @@ public struct ExpiryService: Service {
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(tickMs))
+            guard replica.mayPropose else { continue }
             let now = replica.clock()
             guard replica.read({ $0.hasWorkDue(atMs: now) }) else { continue }
             let outcome = await replica.propose(.expireDue)

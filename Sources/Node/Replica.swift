@@ -15,7 +15,7 @@ import Storage
 /// Threading: `propose` and `read` may be called from any thread or task. The log is touched only
 /// by the commit thread (and by `init`, before that thread exists). The ledger is guarded by
 /// `ledgerLock`; the queue by `queueCondition`.
-public final class Replica: Service, @unchecked Sendable {
+public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var dataDirectory: String
         public var warehouses: [Warehouse]
@@ -138,6 +138,12 @@ public final class Replica: Service, @unchecked Sendable {
         defer { queueCondition.unlock() }
         return accepting
     }
+
+    /// A single node always leads itself.
+    public var mayPropose: Bool { true }
+
+    /// Every acknowledged command is already applied here: the single node is its own read point.
+    public func readBarrier() async throws {}
 
     /// Reads the applied state under the ledger lock. Keep `body` short: it blocks the commit thread's apply.
     public func read<T>(_ body: (borrowing Ledger) throws -> T) rethrows -> T {

@@ -13,6 +13,14 @@ public struct HTTPClientResponse: Sendable {
 /// A failure of the connection itself (not an HTTP error status).
 public struct HTTPConnectionError: Error, CustomStringConvertible, Sendable {
     public var description: String
+    /// False when the request certainly never left this process (the connection was already
+    /// closed): the server did not see it, so retrying elsewhere cannot apply it twice.
+    public var mayHaveBeenSent = true
+
+    public init(description: String, mayHaveBeenSent: Bool = true) {
+        self.description = description
+        self.mayHaveBeenSent = mayHaveBeenSent
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection. Requests may be pipelined: answers come back in order.
@@ -70,7 +78,7 @@ public final class HTTPConnection: Sendable {
         // active, the collector takes the request and fails it if the connection later closes.
         channel.eventLoop.execute {
             guard channel.isActive else {
-                promise.fail(HTTPConnectionError(description: "connection closed"))
+                promise.fail(HTTPConnectionError(description: "connection closed", mayHaveBeenSent: false))
                 return
             }
             channel.writeAndFlush(request, promise: nil)
@@ -109,7 +117,7 @@ final class ResponseCollector: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         guard context.channel.isActive else {
-            request.promise.fail(HTTPConnectionError(description: "connection closed"))
+            request.promise.fail(HTTPConnectionError(description: "connection closed", mayHaveBeenSent: false))
             return
         }
         waiting.append(request.promise)

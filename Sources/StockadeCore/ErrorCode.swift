@@ -13,6 +13,13 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case payloadTooLarge = "payload_too_large"
     case overloaded = "overloaded"
     case unavailable = "unavailable"
+    /// A majority of the cluster could not be reached in time. Definite: the command was not applied.
+    case quorumUnavailable = "quorum_unavailable"
+    /// The command reached the log but its commit was not seen in time: it may or may not take
+    /// effect. Retry with the same reservation id (or read it back) to learn which.
+    case outcomeUnknown = "outcome_unknown"
+    /// A node that does not lead was asked to write; the caller should go to the leader.
+    case notLeader = "not_leader"
     case internalError = "internal_error"
 
     /// The HTTP status this code is answered with.
@@ -25,7 +32,8 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
         case .insufficientStock, .idempotencyConflict, .invalidState, .stockBelowCommitted: 409
         case .payloadTooLarge: 413
         case .overloaded: 429
-        case .unavailable: 503
+        case .unavailable, .quorumUnavailable, .notLeader: 503
+        case .outcomeUnknown: 504
         case .internalError: 500
         }
     }

@@ -151,6 +151,16 @@ public final class CommandLog {
         lastTerm = term
     }
 
+    /// Discards the whole log and starts empty after `index`: a follower that installed a snapshot
+    /// at `index` (term `term`) its own log did not match. Buffered entries must be synced first.
+    public func reset(after index: LogIndex, term: UInt64) throws {
+        precondition(buffer.isEmpty, "reset only after sync")
+        for (_, name) in try segments() { try Directory.remove(directory + "/" + name) }
+        try startSegment(firstIndex: index + 1)
+        lastIndex = index
+        lastTerm = term
+    }
+
     /// Deletes segments whose entries all lie at or before `index` (covered by a durable snapshot).
     public func compact(through index: LogIndex) throws {
         let all = try segments()

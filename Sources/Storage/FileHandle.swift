@@ -90,6 +90,8 @@ enum Directory {
         guard fsync(directory.descriptor) == 0 else { throw StorageError("fsync \(path): \(PosixFile.lastError())") }
     }
 
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
     static func remove(_ path: String) throws {
         if unlink(path) != 0 && errno != ENOENT { throw StorageError("unlink \(path): \(PosixFile.lastError())") }
     }

@@ -28,8 +28,24 @@ struct NodeConfiguration: Decodable {
         var connectionsMax: Int?
     }
 
+    /// Membership and timing of a cluster. Without it the node runs alone.
+    struct ClusterSection: Decodable {
+        struct Member: Decodable {
+            var id: String
+            var http: String
+            var peer: String
+        }
+        /// Every voter, this node included (3 or 5). Static; every node must list the same set.
+        var nodes: [Member]
+        /// A file holding the shared cluster secret (else `STOCKADE_CLUSTER_SECRET`).
+        var secretFile: String?
+        var tickMs: Int?
+        var quorumDeadlineMs: Int?
+    }
+
     var nodeId: String?
     var http: String?
+    var cluster: ClusterSection?
     var dataDir: String?
     var warehouses: [WarehouseEntry]?
     var tokens: Tokens?
@@ -80,6 +96,14 @@ struct NodeConfiguration: Decodable {
 struct ConfigurationError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// `n3` → 3. Node ids are `n` and a positive number.
+func parseNodeID(_ value: String) throws -> UInt64 {
+    guard value.hasPrefix("n"), let number = UInt64(value.dropFirst()), number > 0 else {
+        throw ConfigurationError("node id \(value) is not n<number> (n1, n2, ...)")
+    }
+    return number
 }
 
 /// Parses `host:port`.

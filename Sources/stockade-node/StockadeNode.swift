@@ -1,5 +1,7 @@
 import API
 import ArgumentParser
+import Cluster
+import Consensus
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -80,12 +82,28 @@ struct StockadeNode: AsyncParsableCommand {
         factory.valueHistogramBuckets = ["stockade_commit_batch_size": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]]
         MetricsSystem.bootstrap(factory)
 
-        let replica = try Replica(
-            configuration: .init(dataDirectory: dataDirectory, warehouses: warehouses, limits: limits),
-            logger: logger, metrics: ReplicaMetrics(factory: factory))
+        let nodeName = file.nodeId ?? "n1"
+        let replica: any ReplicatedLedger
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        var routing: ClusterRouting?
+        if let section = file.cluster {
+            let setup = try ClusterSetup(
+                section: section, nodeName: nodeName, dataDirectory: dataDirectory, warehouses: warehouses, limits: limits,
+                environment: environment, logger: logger, metrics: ReplicaMetrics(factory: factory))
+            replica = setup.replica
+            routing = setup.routing
+            services = [.init(service: setup.replica), .init(service: setup.transport)]
+        } else {
+            let single = try Replica(
+                configuration: .init(dataDirectory: dataDirectory, warehouses: warehouses, limits: limits),
+                logger: logger, metrics: ReplicaMetrics(factory: factory))
+            replica = single
+            services = [.init(service: single)]
+        }
         let api = StockadeAPI(
             replica: replica, authenticator: TokenAuthenticator(adminTokens: adminTokens, checkoutTokens: checkoutTokens),
-            metrics: APIMetrics(factory: factory), renderMetrics: { registry.emitToString() })
+            metrics: APIMetrics(factory: factory), renderMetrics: { registry.emitToString() }, cluster: routing,
+            nodeName: nodeName)
         let readyFile = self.readyFile
         let startupLogger = logger
         let application = Application(
@@ -105,7 +123,7 @@ struct StockadeNode: AsyncParsableCommand {
         // Graceful shutdown runs in reverse: HTTP stops first, then expiry, then the replica drains its queue.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: replica), .init(service: expiry), .init(service: application)],
+                services: services + [.init(service: expiry), .init(service: application)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")

@@ -152,4 +152,30 @@ import Testing
         (_, entries) = try CommandLogTests.recoverAll(directory)
         #expect(entries.map(\.index) == [1, 2])
     }
+
+    @Test func resetStartsAnEmptyLogAfterASnapshotPoint() throws {
+        let directory = CommandLogTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try CommandLogTests.twoSegments(directory)
+        try log.reset(after: 40, term: 7)
+        #expect(log.lastIndex == 40 && log.lastTerm == 7)
+        log.append(LogEntry(index: 41, term: 7, payload: [41]))
+        try log.sync()
+        let (_, entries) = try CommandLogTests.recoverAll(directory, after: 40)
+        #expect(entries == [LogEntry(index: 41, term: 7, payload: [41])])
+    }
+
+    @Test func hardStateRoundTripsAndCorruptionIsRefused() throws {
+        let directory = CommandLogTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = try HardStateFile(directory: directory)
+        #expect(try file.load() == HardStateFile.Value())
+        try file.save(.init(term: 5, votedFor: 2, commit: 99), durable: true)
+        try file.save(.init(term: 6, votedFor: 3, commit: 120), durable: false)
+        #expect(try HardStateFile(directory: directory).load() == .init(term: 6, votedFor: 3, commit: 120))
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: file.path))
+        bytes[12] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: file.path))
+        #expect(throws: StorageError.self) { try file.load() }
+    }
 }

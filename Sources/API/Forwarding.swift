@@ -1,0 +1,188 @@
+import Cluster
+import Consensus
+import Foundation
+import Hummingbird
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import StockadeClient
+import StockadeCore
+
+/// What the API needs to run as one node of a cluster: the replica, where every node's HTTP
+/// API listens, and how long a write may wait for the leader.
+public struct ClusterRouting: Sendable {
+    public let replica: ClusterReplica
+    public let httpAddresses: [NodeID: (host: String, port: Int)]
+    public let quorumDeadline: Duration
+    let forwarder: LeaderForwarder
+
+    public init(replica: ClusterReplica, httpAddresses: [NodeID: (host: String, port: Int)], quorumDeadline: Duration) {
+        self.replica = replica
+        self.httpAddresses = httpAddresses
+        self.quorumDeadline = quorumDeadline
+        forwarder = LeaderForwarder(addresses: httpAddresses)
+    }
+}
+
+/// The header a node sets on a request it forwards; the receiver never forwards it again.
+let forwardedHeader = HTTPFields.Element.Name("x-stockade-forwarded-by")!
+
+/// Sends writes and linearizable reads to the leader and relays its answer, so any node can take
+/// any call. `?consistency=local` reads, liveness, metrics and `/v1/cluster` stay local.
+///
+/// Until a leader is known the request waits (up to the quorum deadline) and then gets
+/// `quorum_unavailable`. A request the leader may have received but did not answer gets
+/// `outcome_unknown` (writes) or `quorum_unavailable` (reads, which change nothing).
+struct ForwardingMiddleware: RouterMiddleware {
+    typealias Context = StockadeRequestContext
+    let cluster: ClusterRouting
+    let bodyLimit: Int
+
+    static func needsLeader(_ request: Request) -> Bool {
+        let path = request.uri.path
+        guard path.hasPrefix("/v1/") else { return false }
+        switch request.method {
+        case .get, .head:
+            guard path.hasPrefix("/v1/skus/") || path.hasPrefix("/v1/reservations/") || path == "/v1/holds" else {
+                return false
+            }
+            return StockadeAPI.readConsistency(request) != "local"
+        default:
+            return true
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        guard Self.needsLeader(request), request.headers[forwardedHeader] == nil else {
+            return try await next(request, context)
+        }
+        let isWrite = request.method != .get && request.method != .head
+        let deadline = ContinuousClock.now + cluster.quorumDeadline
+        let me = cluster.replica.configuration.nodeID
+        // Buffer the body once: the request may be tried here, then sent on, then tried again.
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: bodyLimit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw StockadeError(.payloadTooLarge, "request body exceeds \(bodyLimit) bytes")
+        } catch is NIOTooManyBytesError {
+            throw StockadeError(.payloadTooLarge, "request body exceeds \(bodyLimit) bytes")
+        }
+        while true {
+            let status = cluster.replica.currentStatus
+            if status.role == .leader {
+                do {
+                    return try await next(request, context)
+                } catch let error as StockadeError where error.code == .notLeader {
+                    // Leadership moved between the check and the write: nothing was written; go round again.
+                }
+            } else if let leader = status.leaderID, leader != me, cluster.httpAddresses[leader] != nil {
+                let remaining = deadline - .now
+                let result = await cluster.forwarder.forward(
+                    to: leader, request: request, body: body, from: me,
+                    timeout: max(remaining, .milliseconds(100)) + cluster.quorumDeadline / 2)
+                switch result {
+                case .answered(let answer) where !(answer.status == 503 && Self.isNotLeader(answer.body)):
+                    var headers = HTTPFields()
+                    headers[.contentType] = "application/json"
+                    return Response(
+                        status: .init(code: answer.status), headers: headers,
+                        body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+                case .answered, .notSent:
+                    break  // the leader moved or is down; nothing was applied
+                case .noAnswer(let reason):
+                    if isWrite {
+                        throw StockadeError(
+                            .outcomeUnknown,
+                            "the leader n\(leader) did not answer (\(reason)); the write may still take effect. Retry with the same reservation id, or read it back")
+                    }
+                    throw StockadeError(.quorumUnavailable, "the leader n\(leader) did not answer a read (\(reason))")
+                }
+            }
+            if ContinuousClock.now >= deadline {
+                throw StockadeError(
+                    .quorumUnavailable,
+                    "no leader reachable within \(cluster.quorumDeadline); a majority of nodes may be down. Nothing was written")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    static func isNotLeader(_ body: [UInt8]) -> Bool {
+        String(decoding: body, as: UTF8.self).contains(#""code":"not_leader""#)
+    }
+}
+
+/// Keep-alive HTTP connections to the other nodes, a few per node, used round-robin.
+final class LeaderForwarder: Sendable {
+    enum Result: Sendable {
+        case answered(HTTPClientResponse)
+        /// Certainly not delivered (no connection): safe to try again.
+        case notSent
+        /// Possibly delivered, never answered.
+        case noAnswer(String)
+    }
+
+    static let connectionsPerNode = 8
+    let addresses: [NodeID: (host: String, port: Int)]
+    let pools = NIOLockedValueBox<[NodeID: [HTTPConnection]]>([:])
+    let next = NIOLockedValueBox(0)
+
+    init(addresses: [NodeID: (host: String, port: Int)]) {
+        self.addresses = addresses
+    }
+
+    func forward(to node: NodeID, request: Request, body: ByteBuffer, from me: NodeID, timeout: Duration) async -> Result {
+        guard let connection = await connection(to: node) else { return .notSent }
+        var headers: [(String, String)] = [(forwardedHeader.rawName, "n\(me)")]
+        if let authorization = request.headers[.authorization] { headers.append(("Authorization", authorization)) }
+        let method = HTTPMethod(rawValue: request.method.rawValue)
+        let hasBody = request.method == .post || request.method == .put || request.method == .patch
+        do {
+            let answer = try await connection.send(
+                method: method, path: request.uri.description, headers: headers,
+                body: hasBody ? Array(body.readableBytesView) : nil, timeout: timeout)
+            return .answered(answer)
+        } catch let error as HTTPConnectionError where !error.mayHaveBeenSent {
+            drop(connection, of: node)
+            return .notSent
+        } catch {
+            drop(connection, of: node)
+            return .noAnswer("\(error)")
+        }
+    }
+
+    private func connection(to node: NodeID) async -> HTTPConnection? {
+        let slot = next.withLockedValue { value -> Int in
+            value &+= 1
+            return value
+        }
+        let index = abs(slot % Self.connectionsPerNode)
+        if let existing = pools.withLockedValue({ pool in pool[node].flatMap { $0.indices.contains(index) ? $0[index] : nil } }),
+            existing.isActive
+        {
+            return existing
+        }
+        guard let address = addresses[node],
+            let fresh = try? await HTTPConnection.connect(host: address.host, port: address.port, timeout: .milliseconds(500))
+        else { return nil }
+        pools.withLockedValue { pool in
+            var list = pool[node] ?? []
+            if list.count < Self.connectionsPerNode {
+                list.append(fresh)
+            } else {
+                list[index] = fresh
+            }
+            pool[node] = list
+        }
+        return fresh
+    }
+
+    private func drop(_ connection: HTTPConnection, of node: NodeID) {
+        pools.withLockedValue { pool in pool[node]?.removeAll { $0 === connection } }
+        Task { await connection.close() }
+    }
+}

@@ -1,0 +1,741 @@
+import Consensus
+import DequeModule
+import Foundation
+import Ledger
+import Logging
+import Node
+import ServiceLifecycle
+import StockadeCore
+import Storage
+
+/// One node of a replicated ledger: the pure `RaftNode` driven by a single loop thread that owns
+/// the command log, the hard state, the snapshots and the ledger's writes.
+///
+/// Each turn of the loop takes what arrived (proposals, peer messages, read requests), ticks the
+/// protocol on the wall clock, then works off `Ready`: send what may go before the write (the
+/// leader's appends, so followers write in parallel with it), write and fsync entries and hard
+/// state, send the rest (acknowledgements only after the fsync), apply committed entries and
+/// answer the callers whose entries they are. A proposal is answered only from its own applied
+/// entry, so every acknowledged command is on a majority's disks.
+///
+/// Deadlines: a proposal that cannot be appended (no leader, no recent majority) is refused at
+/// once with `quorum_unavailable`; one appended but not seen committed within the quorum deadline
+/// is answered `outcome_unknown`, since it may still commit. Its entry being replaced by another
+/// at the same index is a definite failure (`quorum_unavailable`).
+///
+/// Threading: public methods may be called from any thread or task. Everything marked "loop" is
+/// touched only by the loop thread (and by `init`). The ledger is guarded by `ledgerLock`, the
+/// queues by `queueCondition`, the published status by `statusLock`.
+public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var nodeID: NodeID
+        public var voters: [NodeID]
+        public var dataDirectory: String
+        public var warehouses: [Warehouse]
+        public var limits: Limits
+        public var consensus: ConsensusConfiguration
+        /// Wall-clock length of one protocol tick.
+        public var tickMs: Int
+        /// How long a write may wait for a majority before it is answered.
+        public var quorumDeadlineMs: Int
+        /// Peer messages waiting for the loop, beyond which new ones are dropped (the protocol resends).
+        public var inboxMax: Int
+
+        public init(
+            nodeID: NodeID, voters: [NodeID], dataDirectory: String, warehouses: [Warehouse], limits: Limits = .default,
+            consensus: ConsensusConfiguration = ConsensusConfiguration(), tickMs: Int = 50, quorumDeadlineMs: Int = 2_000,
+            inboxMax: Int = 65_536
+        ) {
+            self.nodeID = nodeID
+            self.voters = voters
+            self.dataDirectory = dataDirectory
+            self.warehouses = warehouses
+            self.limits = limits
+            self.consensus = consensus
+            self.tickMs = tickMs
+            self.quorumDeadlineMs = quorumDeadlineMs
+            self.inboxMax = inboxMax
+        }
+    }
+
+    /// What `GET /v1/cluster` reports.
+    public struct Status: Sendable {
+        public struct Peer: Sendable {
+            public var nodeID: NodeID
+            public var matchIndex: LogIndex?
+            public var lastContactMs: Int64?
+        }
+        public var nodeID: NodeID
+        public var role: Role
+        public var term: Term
+        public var leaderID: NodeID?
+        public var commitIndex: LogIndex
+        public var appliedIndex: LogIndex
+        public var peers: [Peer]
+    }
+
+    struct Proposal {
+        var command: Command
+        var continuation: CheckedContinuation<Outcome, Never>
+        var deadline: ContinuousClock.Instant
+    }
+
+    struct Waiter {
+        var index: LogIndex
+        var term: Term
+        var continuation: CheckedContinuation<Outcome, Never>
+        var deadline: ContinuousClock.Instant
+    }
+
+    struct ReadWaiter {
+        var continuation: CheckedContinuation<StockadeError?, Never>
+        var deadline: ContinuousClock.Instant
+    }
+
+    public let limits: Limits
+    public let clock: @Sendable () -> Int64
+    public let configuration: Configuration
+    let logger: Logger
+    let metrics: ReplicaMetrics
+    let quorumDeadline: Duration
+
+    private let ledgerLock = NSLock()
+    private var ledger: Ledger
+
+    private let queueCondition = NSCondition()
+    private var proposals: [Proposal] = []
+    private var inbox: [Envelope] = []
+    private var readRequests: [ReadWaiter] = []
+    private var accepting = true
+    private var stopping = false
+
+    private let statusLock = NSLock()
+    private var status: Status
+    private var leaderReadyForLocalAnswers = false
+    private var snapshotDurableIndex: LogIndex?
+    private var snapshotInFlight = false
+
+    /// Sends envelopes to peers; set by the transport before `run`.
+    private let senderLock = NSLock()
+    private var sender: (@Sendable ([Envelope]) -> Void)?
+
+    // Loop state.
+    private var raft: RaftNode
+    private let log: CommandLog
+    private let snapshots: SnapshotStore
+    private let hardStateFile: HardStateFile
+    private var persistedHardState: HardStateFile.Value
+    private var waiting = Deque<Waiter>()
+    private var readsNotYetAccepted: [ReadWaiter] = []
+    private var readsAwaitingState: [UInt64: ReadWaiter] = [:]
+    private var readsAwaitingApply: [(index: LogIndex, waiter: ReadWaiter)] = []
+    private var nextReadID: UInt64 = 0
+    private var lastContact: [NodeID: ContinuousClock.Instant] = [:]
+    private var lastTimeMs: Int64 = 0
+    private var wasLeader = false
+    private var termStartIndex: LogIndex = 0
+    private var configuredInTerm: Term = 0
+    private var snapshotIndex: LogIndex
+    private let snapshotQueue = DispatchQueue(label: "stockade-cluster-snapshot")
+    private let finished = NSCondition()
+    private var loopDone = false
+    private var loopStarted = false
+
+    /// Opens the data directory: newest snapshot, hard state, and every log entry after the
+    /// snapshot (committed or not; the protocol hands out the committed ones to apply).
+    public init(
+        configuration: Configuration, logger: Logger, metrics: ReplicaMetrics,
+        clock: @escaping @Sendable () -> Int64 = Replica.wallClockMs
+    ) throws {
+        self.configuration = configuration
+        limits = configuration.limits
+        self.logger = logger
+        self.metrics = metrics
+        self.clock = clock
+        quorumDeadline = .milliseconds(configuration.quorumDeadlineMs)
+        let problems = limits.violations()
+        guard problems.isEmpty else { throw StockadeError(.invalidRequest, "bad limits: \(problems)") }
+        guard configuration.voters.contains(configuration.nodeID), !configuration.voters.contains(0) else {
+            throw StockadeError(.invalidRequest, "node \(configuration.nodeID) must be one of the voters, ids from 1")
+        }
+        let directory = configuration.dataDirectory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        snapshots = try SnapshotStore(directory: directory + "/snapshots")
+        log = try CommandLog(directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax)
+        hardStateFile = try HardStateFile(directory: directory)
+        persistedHardState = try hardStateFile.load()
+
+        var recovered = Ledger(limits: limits)
+        var snapshot: Snapshot?
+        if let stored = try snapshots.loadLatest() {
+            recovered = try Ledger(snapshot: stored.bytes, limits: limits)
+            snapshot = Snapshot(index: stored.index, term: stored.term, data: stored.bytes)
+        }
+        var entries: [Entry] = []
+        try log.recover(after: snapshot?.index ?? 0, snapshotTerm: snapshot?.term ?? 0) { entry in
+            entries.append(Entry(index: entry.index, term: entry.term, payload: entry.payload))
+        }
+        ledger = recovered
+        snapshotIndex = recovered.appliedIndex
+        var seed = SystemRandomNumberGenerator()
+        let hard = HardState(
+            term: persistedHardState.term,
+            votedFor: persistedHardState.votedFor == 0 ? nil : persistedHardState.votedFor,
+            commit: persistedHardState.commit)
+        raft = RaftNode(
+            id: configuration.nodeID, voters: configuration.voters, configuration: configuration.consensus,
+            random: SplitMix64(seed: seed.next()), hardState: hard, snapshot: snapshot, entries: entries)
+        status = Status(
+            nodeID: configuration.nodeID, role: .follower, term: hard.term, leaderID: nil, commitIndex: 0,
+            appliedIndex: recovered.appliedIndex,
+            peers: configuration.voters.filter { $0 != configuration.nodeID }.map {
+                Status.Peer(nodeID: $0, matchIndex: nil, lastContactMs: nil)
+            })
+        logger.info(
+            "recovered",
+            metadata: [
+                "snapshotIndex": "\(snapshotIndex)", "logEntries": "\(entries.count)", "term": "\(hard.term)",
+                "commit": "\(hard.commit)",
+            ])
+    }
+
+    /// Connects the outbound side of the transport.
+    public func setSender(_ send: @escaping @Sendable ([Envelope]) -> Void) {
+        senderLock.lock()
+        sender = send
+        senderLock.unlock()
+    }
+
+    // MARK: - ReplicatedLedger
+
+    public var isAccepting: Bool {
+        queueCondition.lock()
+        defer { queueCondition.unlock() }
+        return accepting
+    }
+
+    public var mayPropose: Bool { currentStatus.role == .leader }
+
+    public var currentStatus: Status {
+        statusLock.lock()
+        defer { statusLock.unlock() }
+        return status
+    }
+
+    public func read<T>(_ body: (borrowing Ledger) throws -> T) rethrows -> T {
+        ledgerLock.lock()
+        defer { ledgerLock.unlock() }
+        return try body(ledger)
+    }
+
+    public func propose(_ command: Command) async -> Outcome {
+        await withCheckedContinuation { continuation in
+            queueCondition.lock()
+            let refusal: StockadeError?
+            if !accepting {
+                refusal = StockadeError(.unavailable, "the node is shutting down")
+            } else if proposals.count >= limits.pendingCommandsMax {
+                refusal = StockadeError(.overloaded, "too many commands waiting for the log; retry with backoff")
+            } else {
+                refusal = nil
+                proposals.append(
+                    Proposal(command: command, continuation: continuation, deadline: .now + quorumDeadline))
+                if proposals.count == 1 { queueCondition.signal() }
+            }
+            queueCondition.unlock()
+            if let refusal {
+                if refusal.code == .overloaded { metrics.refusedOverload.increment() }
+                continuation.resume(returning: .rejected(refusal))
+            }
+        }
+    }
+
+    /// The leader answers from its applied state when that decides the request (a replay, a
+    /// conflict, a shortfall), once it has applied everything up to the start of its term.
+    public func reserve(_ request: ReserveRequest) async -> Outcome {
+        if isReadyForLocalAnswers, let answer = read({ $0.answerWithoutLog(request) }) { return answer }
+        return await propose(.reserve(request))
+    }
+
+    private var isReadyForLocalAnswers: Bool {
+        statusLock.lock()
+        defer { statusLock.unlock() }
+        return leaderReadyForLocalAnswers
+    }
+
+    public func readBarrier() async throws {
+        let error: StockadeError? = await withCheckedContinuation { continuation in
+            queueCondition.lock()
+            let refusal: StockadeError?
+            if !accepting {
+                refusal = StockadeError(.unavailable, "the node is shutting down")
+            } else if readRequests.count >= raftConfigurationReadsMax {
+                refusal = StockadeError(.overloaded, "too many reads waiting for a read point")
+            } else {
+                refusal = nil
+                readRequests.append(ReadWaiter(continuation: continuation, deadline: .now + quorumDeadline))
+                if readRequests.count == 1 { queueCondition.signal() }
+            }
+            queueCondition.unlock()
+            if let refusal { continuation.resume(returning: refusal) }
+        }
+        if let error { throw error }
+    }
+
+    var raftConfigurationReadsMax: Int { configuration.consensus.pendingReadsMax }
+
+    /// A message from a peer (any thread). Dropped when the inbox is full; the protocol resends.
+    public func deliver(_ envelope: Envelope) {
+        queueCondition.lock()
+        if inbox.count < configuration.inboxMax {
+            inbox.append(envelope)
+            if inbox.count == 1 { queueCondition.signal() }
+        }
+        queueCondition.unlock()
+    }
+
+    // MARK: - Service
+
+    public func run() async throws {
+        startLoop()
+        await withGracefulShutdownHandler {
+            await waitForLoop()
+        } onGracefulShutdown: {
+            self.stop()
+        }
+    }
+
+    public func startLoop() {
+        queueCondition.lock()
+        defer { queueCondition.unlock() }
+        guard !loopStarted else { return }
+        loopStarted = true
+        let thread = Thread { [self] in loop() }
+        thread.name = "stockade-raft"
+        thread.start()
+    }
+
+    /// Stops taking commands. Commands already appended get up to the quorum deadline to commit.
+    public func stop() {
+        queueCondition.lock()
+        accepting = false
+        stopping = true
+        queueCondition.broadcast()
+        queueCondition.unlock()
+    }
+
+    public func waitForLoop() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread { [self] in
+                finished.lock()
+                while !loopDone { finished.wait() }
+                finished.unlock()
+                continuation.resume()
+            }
+        }
+    }
+
+    // MARK: - The loop
+
+    private func loop() {
+        let tick = Duration.milliseconds(configuration.tickMs)
+        var nextTick = ContinuousClock.now + tick
+        var stopDeadline: ContinuousClock.Instant?
+        while true {
+            queueCondition.lock()
+            while proposals.isEmpty && inbox.isEmpty && readRequests.isEmpty && ContinuousClock.now < nextTick {
+                _ = queueCondition.wait(until: Date(timeIntervalSinceNow: Self.seconds(nextTick - .now) + 0.0005))
+            }
+            if wasLeader && !proposals.isEmpty && proposals.count < limits.commitBatchMax && limits.commitWaitMicroseconds > 0
+                && inbox.isEmpty
+            {
+                _ = queueCondition.wait(until: Date(timeIntervalSinceNow: Double(limits.commitWaitMicroseconds) / 1e6))
+            }
+            let take = min(proposals.count, limits.commitBatchMax)
+            let batch = Array(proposals.prefix(take))
+            proposals.removeFirst(take)
+            let messages = inbox
+            inbox.removeAll(keepingCapacity: true)
+            let reads = readRequests
+            readRequests.removeAll()
+            let isStopping = stopping
+            queueCondition.unlock()
+
+            let now = ContinuousClock.now
+            if now >= nextTick {
+                // After a long stall, tick once rather than in a burst that would fire elections.
+                if now - nextTick > tick * 4 { nextTick = now }
+                while now >= nextTick {
+                    raft.tick()
+                    nextTick += tick
+                }
+            }
+            for envelope in messages {
+                lastContact[envelope.from] = now
+                raft.step(envelope)
+            }
+            noteLeadership()
+            if !batch.isEmpty { proposeBatch(batch, now: now) }
+            readsNotYetAccepted += reads
+            submitReads()
+            configureWarehousesIfNeeded()
+            do {
+                try processReady()
+                try compactIfSnapshotDurable()
+            } catch {
+                // The disk can no longer be trusted to hold what we acknowledge: crash, and let
+                // restart recover exactly what was fsynced.
+                logger.critical("storage failed", metadata: ["error": "\(error)"])
+                fatalError("storage failed: \(error)")
+            }
+            expire(now: now)
+            publishStatus(now: now)
+            if isStopping {
+                if stopDeadline == nil { stopDeadline = now + quorumDeadline }
+                if waiting.isEmpty || now >= stopDeadline! { break }
+            }
+        }
+        // Shutdown: nothing new is accepted; whatever is still waiting gets its honest answer.
+        queueCondition.lock()
+        let leftover = proposals
+        proposals.removeAll()
+        let leftoverReads = readRequests
+        readRequests.removeAll()
+        queueCondition.unlock()
+        for proposal in leftover {
+            proposal.continuation.resume(returning: .rejected(StockadeError(.unavailable, "the node is shutting down")))
+        }
+        while let waiter = waiting.popFirst() { waiter.continuation.resume(returning: .rejected(Self.unknown)) }
+        for read in leftoverReads + readsNotYetAccepted + Array(readsAwaitingState.values) + readsAwaitingApply.map(\.waiter) {
+            read.continuation.resume(returning: StockadeError(.unavailable, "the node is shutting down"))
+        }
+        snapshotQueue.sync {}
+        finished.lock()
+        loopDone = true
+        finished.broadcast()
+        finished.unlock()
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    static let unknown = StockadeError(
+        .outcomeUnknown,
+        "the write reached the leader's log but its commit was not confirmed in time; it may still take effect. Retry with the same reservation id, or read it back, to learn the outcome"
+    )
+
+    /// Notes a change of leadership: a new leader learns the latest command time in its log (so
+    /// command times never go backwards) and answers locally only once it has applied up to its term's start.
+    private func noteLeadership() {
+        let isLeader = raft.isLeader
+        if isLeader && !wasLeader {
+            termStartIndex = raft.lastIndex
+            for entry in raft.entries.reversed() where !entry.payload.isEmpty {
+                if let command = try? TimedCommand(decoding: entry.payload, limits: limits) {
+                    lastTimeMs = max(lastTimeMs, command.timeMs)
+                    break
+                }
+            }
+            logger.info("leading", metadata: ["term": "\(raft.term)", "lastIndex": "\(raft.lastIndex)"])
+        }
+        if !isLeader && wasLeader {
+            logger.info("no longer leading", metadata: ["term": "\(raft.term)"])
+        }
+        wasLeader = isLeader
+    }
+
+    /// A leader that has not heard from a majority lately refuses at once rather than append
+    /// entries that would only time out.
+    private func hasRecentMajority(now: ContinuousClock.Instant) -> Bool {
+        let window = Duration.milliseconds(configuration.tickMs * configuration.consensus.electionTicksMin)
+        let heard = configuration.voters.filter { voter in
+            voter == configuration.nodeID || lastContact[voter].map { now - $0 <= window } == true
+        }
+        return Quorum.size(of: configuration.voters.count) <= heard.count
+    }
+
+    private func proposeBatch(_ batch: [Proposal], now: ContinuousClock.Instant) {
+        func refuse(_ error: StockadeError) {
+            for proposal in batch { proposal.continuation.resume(returning: .rejected(error)) }
+        }
+        guard raft.isLeader else {
+            refuse(StockadeError(.notLeader, "node \(configuration.nodeID) does not lead; leader is \(raft.leaderID.map { "n\($0)" } ?? "unknown")"))
+            return
+        }
+        guard hasRecentMajority(now: now) else {
+            refuse(StockadeError(.quorumUnavailable, "the leader cannot reach a majority of the cluster; nothing was written"))
+            return
+        }
+        lastTimeMs = max(lastTimeMs, clock())
+        let payloads = batch.map { TimedCommand($0.command, timeMs: lastTimeMs).encoded() }
+        switch raft.propose(payloads) {
+        case .appended(let term, let first, _):
+            // An older waiter at or after these indices lost its entry to a truncation; whether
+            // its entry commits elsewhere is not known here.
+            while let last = waiting.last, last.index >= first {
+                waiting.removeLast()
+                last.continuation.resume(returning: .rejected(Self.unknown))
+            }
+            for (offset, proposal) in batch.enumerated() {
+                waiting.append(
+                    Waiter(
+                        index: first + LogIndex(offset), term: term, continuation: proposal.continuation,
+                        deadline: proposal.deadline))
+            }
+        case .notLeader(let leader):
+            refuse(StockadeError(.notLeader, "node \(configuration.nodeID) does not lead; leader is \(leader.map { "n\($0)" } ?? "unknown")"))
+        case .overloaded:
+            metrics.refusedOverload.increment()
+            refuse(StockadeError(.overloaded, "too many uncommitted entries; retry with backoff"))
+        }
+    }
+
+    private func configureWarehousesIfNeeded() {
+        guard raft.isLeader, configuredInTerm != raft.term, ledger.appliedIndex >= termStartIndex else { return }
+        configuredInTerm = raft.term
+        let layout = configuration.warehouses.sorted { $0.id < $1.id }
+        guard ledger.warehouses != layout else { return }
+        lastTimeMs = max(lastTimeMs, clock())
+        _ = raft.propose([TimedCommand(.configureWarehouses(layout), timeMs: lastTimeMs).encoded()])
+        logger.info("proposing the configured warehouse layout", metadata: ["warehouses": "\(layout.count)"])
+    }
+
+    private func submitReads() {
+        guard !readsNotYetAccepted.isEmpty else { return }
+        if !raft.isLeader {
+            let error = StockadeError(.notLeader, "node \(configuration.nodeID) does not lead")
+            for read in readsNotYetAccepted { read.continuation.resume(returning: error) }
+            readsNotYetAccepted.removeAll()
+            return
+        }
+        var still: [ReadWaiter] = []
+        for read in readsNotYetAccepted {
+            nextReadID += 1
+            if raft.readIndex(nextReadID) {
+                readsAwaitingState[nextReadID] = read
+            } else {
+                // A new leader must commit in its term first; try again on the next turn.
+                still.append(read)
+            }
+        }
+        readsNotYetAccepted = still
+    }
+
+    private func processReady() throws {
+        while true {
+            let ready = raft.ready()
+            if ready.isEmpty { return }
+            send(ready.messagesBeforePersist)
+            var entriesWritten = false
+            if let snapshot = ready.snapshot {
+                try install(snapshot)
+                entriesWritten = true
+            }
+            if let hardState = ready.hardState { try persist(hardState) }
+            if !entriesWritten && !ready.entries.isEmpty {
+                let first = ready.entries[0].index
+                if first <= log.lastIndex {
+                    try log.truncate(after: first - 1, term: raft.term(at: first - 1) ?? 0)
+                }
+                for entry in ready.entries {
+                    log.append(LogEntry(index: entry.index, term: entry.term, payload: entry.payload))
+                }
+                let start = ContinuousClock.now
+                try log.sync()
+                metrics.fsyncDuration.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - start))
+                metrics.commitBatchSize.record(ready.entries.count)
+            }
+            send(ready.messages)
+            apply(ready.committedEntries)
+            raft.advance(ready)
+            for state in ready.readStates {
+                if let read = readsAwaitingState.removeValue(forKey: state.requestID) {
+                    readsAwaitingApply.append((index: state.index, waiter: read))
+                }
+            }
+            answerReads()
+            try maybeSnapshot()
+        }
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+
+    private func send(_ envelopes: [Envelope]) {
+        guard !envelopes.isEmpty else { return }
+        senderLock.lock()
+        let sender = self.sender
+        senderLock.unlock()
+        sender?(envelopes)
+    }
+
+    /// Term and vote are fsynced before any message that depends on them leaves; the commit
+    /// index is written along, and on its own only now and then (it may lag safely).
+    private func persist(_ hardState: HardState) throws {
+        let value = HardStateFile.Value(term: hardState.term, votedFor: hardState.votedFor ?? 0, commit: hardState.commit)
+        let durable = value.term != persistedHardState.term || value.votedFor != persistedHardState.votedFor
+        guard durable || value.commit >= persistedHardState.commit + 4_096 else { return }
+        try hardStateFile.save(value, durable: durable)
+        persistedHardState = value
+    }
+
+    /// A follower takes a leader's snapshot: store it, restart the log after it with whatever of
+    /// the protocol's log follows it, and replace the ledger.
+    private func install(_ snapshot: Snapshot) throws {
+        let newLedger = try Ledger(snapshot: snapshot.data, limits: limits)
+        try snapshotQueue.sync { try snapshots.save(index: snapshot.index, term: snapshot.term, bytes: snapshot.data) }
+        try log.reset(after: snapshot.index, term: snapshot.term)
+        for entry in raft.entries { log.append(LogEntry(index: entry.index, term: entry.term, payload: entry.payload)) }
+        try log.sync()
+        ledgerLock.lock()
+        ledger = newLedger
+        ledgerLock.unlock()
+        snapshotIndex = snapshot.index
+        while let first = waiting.first, first.index <= snapshot.index {
+            waiting.removeFirst()
+            first.continuation.resume(returning: .rejected(Self.unknown))
+        }
+        logger.info("installed snapshot", metadata: ["index": "\(snapshot.index)", "bytes": "\(snapshot.data.count)"])
+    }
+
+    private func apply(_ entries: [Entry]) {
+        guard !entries.isEmpty else { return }
+        var outcomes: [Outcome?] = []
+        outcomes.reserveCapacity(entries.count)
+        ledgerLock.lock()
+        for entry in entries {
+            if entry.payload.isEmpty {
+                ledger.skip(index: entry.index)
+                outcomes.append(nil)
+                continue
+            }
+            let command: TimedCommand
+            do {
+                command = try TimedCommand(decoding: entry.payload, limits: limits)
+            } catch {
+                ledgerLock.unlock()
+                fatalError("committed entry \(entry.index) does not decode: \(error)")
+            }
+            lastTimeMs = max(lastTimeMs, command.timeMs)
+            outcomes.append(ledger.apply(command, index: entry.index))
+        }
+        let applied = ledger.appliedIndex
+        let active = ledger.activeHoldCount
+        ledgerLock.unlock()
+        metrics.activeHolds.record(active)
+        metrics.appliedIndex.record(Int64(applied))
+
+        for (entry, outcome) in zip(entries, outcomes) {
+            while let first = waiting.first, first.index <= entry.index {
+                waiting.removeFirst()
+                guard first.index == entry.index else {
+                    first.continuation.resume(returning: .rejected(Self.unknown))
+                    continue
+                }
+                if first.term == entry.term, let outcome {
+                    first.continuation.resume(returning: outcome)
+                } else {
+                    first.continuation.resume(
+                        returning: .rejected(
+                            StockadeError(
+                                .quorumUnavailable,
+                                "leadership changed before the write committed; another entry took its place, so it was not applied")))
+                }
+            }
+        }
+    }
+
+    private func answerReads() {
+        guard !readsAwaitingApply.isEmpty else { return }
+        let applied = ledger.appliedIndex
+        readsAwaitingApply.removeAll { item in
+            guard item.index <= applied else { return false }
+            item.waiter.continuation.resume(returning: nil)
+            return true
+        }
+    }
+
+    /// Answers everything past its deadline.
+    private func expire(now: ContinuousClock.Instant) {
+        while let first = waiting.first, first.deadline <= now {
+            waiting.removeFirst()
+            first.continuation.resume(returning: .rejected(Self.unknown))
+        }
+        let late = StockadeError(.quorumUnavailable, "no read point from a majority within the deadline")
+        readsNotYetAccepted.removeAll { read in
+            guard read.deadline <= now else { return false }
+            read.continuation.resume(returning: late)
+            return true
+        }
+        for (id, read) in readsAwaitingState where read.deadline <= now {
+            readsAwaitingState[id] = nil
+            read.continuation.resume(returning: late)
+        }
+        readsAwaitingApply.removeAll { item in
+            guard item.waiter.deadline <= now else { return false }
+            item.waiter.continuation.resume(returning: late)
+            return true
+        }
+    }
+
+    private func publishStatus(now: ContinuousClock.Instant) {
+        let peers = status.peers.map { peer in
+            Status.Peer(
+                nodeID: peer.nodeID, matchIndex: raft.matchIndex(of: peer.nodeID),
+                lastContactMs: lastContact[peer.nodeID].map { Self.nanoseconds(now - $0) / 1_000_000 })
+        }
+        let next = Status(
+            nodeID: configuration.nodeID, role: raft.role, term: raft.term, leaderID: raft.leaderID,
+            commitIndex: raft.commitIndex, appliedIndex: ledger.appliedIndex, peers: peers)
+        let local = raft.isLeader && ledger.appliedIndex >= termStartIndex
+        statusLock.lock()
+        status = next
+        leaderReadyForLocalAnswers = local
+        statusLock.unlock()
+    }
+
+    // MARK: - Snapshots
+
+    /// Every `max(interval, holds)` applied entries: encode the ledger here, let the protocol
+    /// compact its log to it, start a new log segment, and write the file in the background.
+    private func maybeSnapshot() throws {
+        let applied = ledger.appliedIndex
+        let interval = LogIndex(max(limits.snapshotIntervalEntries, ledger.holds.count))
+        guard applied - snapshotIndex >= interval, let term = raft.term(at: applied) else { return }
+        statusLock.lock()
+        let busy = snapshotInFlight
+        if !busy { snapshotInFlight = true }
+        statusLock.unlock()
+        guard !busy else { return }
+        let bytes = ledger.encodeSnapshot()
+        raft.compact(Snapshot(index: applied, term: term, data: bytes))
+        try log.startSegment(firstIndex: log.lastIndex + 1)
+        snapshotIndex = applied
+        snapshotQueue.async { [self] in
+            do {
+                try snapshots.save(index: applied, term: term, bytes: bytes)
+                statusLock.lock()
+                snapshotDurableIndex = applied
+                snapshotInFlight = false
+                statusLock.unlock()
+                metrics.snapshots.increment()
+                logger.info("snapshot", metadata: ["index": "\(applied)", "bytes": "\(bytes.count)"])
+            } catch {
+                logger.error("snapshot failed", metadata: ["index": "\(applied)", "error": "\(error)"])
+                statusLock.lock()
+                snapshotInFlight = false
+                statusLock.unlock()
+            }
+        }
+    }
+
+    private func compactIfSnapshotDurable() throws {
+        statusLock.lock()
+        let durable = snapshotDurableIndex
+        snapshotDurableIndex = nil
+        statusLock.unlock()
+        if let durable { try log.compact(through: durable) }
+    }
+}

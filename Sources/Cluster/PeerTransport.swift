@@ -1,0 +1,344 @@
+import Consensus
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import StockadeCore
+import Wire
+
+/// TCP between cluster peers: `PeerFrame`s (length-prefixed, versioned, bounded), authenticated
+/// with an HMAC challenge over the shared cluster secret.
+///
+/// Each node dials every peer and sends its messages only over the connection it dialled; it
+/// receives over the connections peers dialled to it. A link that drops is redialled with
+/// exponential backoff and jitter. Messages to a peer that is not connected, or whose socket is
+/// backed up, are dropped: the protocol tolerates loss and resends.
+///
+/// Threading: `send` may be called from any thread; connection state is guarded by a lock per link.
+public final class PeerTransport: Service, @unchecked Sendable {
+    public struct Peer: Sendable {
+        public var id: NodeID
+        public var host: String
+        public var port: Int
+        public init(id: NodeID, host: String, port: Int) {
+            self.id = id
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public let nodeID: NodeID
+    let listenHost: String
+    let listenPort: Int
+    let peers: [Peer]
+    let secret: [UInt8]
+    let group: EventLoopGroup
+    let logger: Logger
+    let deliver: @Sendable (Envelope) -> Void
+    let links: [NodeID: PeerLink]
+    /// Inbound connections at once; beyond it new ones are closed.
+    let inboundConnectionsMax: Int
+    let inboundCount = NIOLockedValueBox(0)
+    private let serverChannel = NIOLockedValueBox<Channel?>(nil)
+    private let boundPort = NIOLockedValueBox<Int?>(nil)
+
+    public init(
+        nodeID: NodeID, listenHost: String, listenPort: Int, peers: [Peer], secret: [UInt8],
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        deliver: @escaping @Sendable (Envelope) -> Void
+    ) {
+        self.nodeID = nodeID
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.peers = peers
+        self.secret = secret
+        self.group = group
+        self.logger = logger
+        self.deliver = deliver
+        inboundConnectionsMax = max(8, peers.count * 4)
+        links = Dictionary(uniqueKeysWithValues: peers.map { ($0.id, PeerLink(peer: $0)) })
+    }
+
+    /// The port the peer listener is bound to, once it is.
+    public var port: Int? { boundPort.withLockedValue { $0 } }
+
+    /// Sends envelopes to their peers; drops those whose link is down or full.
+    public func send(_ envelopes: [Envelope]) {
+        var byPeer: [NodeID: [PeerFrame]] = [:]
+        for envelope in envelopes { byPeer[envelope.to, default: []].append(.raft(envelope)) }
+        for (peer, frames) in byPeer {
+            guard let channel = links[peer]?.channel.withLockedValue({ $0 }), channel.isWritable else { continue }
+            channel.eventLoop.execute {
+                for frame in frames { channel.write(frame, promise: nil) }
+                channel.flush()
+            }
+        }
+    }
+
+    // MARK: - Service
+
+    public func run() async throws {
+        let server = try await bind()
+        serverChannel.withLockedValue { $0 = server }
+        boundPort.withLockedValue { $0 = server.localAddress?.port }
+        logger.info("peer listener up", metadata: ["host": "\(listenHost)", "port": "\(server.localAddress?.port ?? 0)"])
+        await withDiscardingTaskGroup { tasks in
+            for link in links.values {
+                tasks.addTask { await self.maintain(link) }
+            }
+            tasks.addTask {
+                await withGracefulShutdownHandler {
+                    try? await server.closeFuture.get()
+                } onGracefulShutdown: {
+                    server.close(promise: nil)
+                }
+                for link in self.links.values {
+                    link.stopped.withLockedValue { $0 = true }
+                    link.channel.withLockedValue { $0 }?.close(promise: nil)
+                }
+            }
+        }
+    }
+
+    private func bind() async throws -> Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                let admitted = inboundCount.withLockedValue { count -> Bool in
+                    guard count < inboundConnectionsMax else { return false }
+                    count += 1
+                    return true
+                }
+                guard admitted else {
+                    logger.warning("refusing peer connection: too many", metadata: ["max": "\(inboundConnectionsMax)"])
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in self.inboundCount.withLockedValue { $0 -= 1 } }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(PeerFrameEncoder()))
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptorHandler(
+                            nodeID: nodeID, voters: Set(peers.map(\.id)), secret: secret, logger: logger, deliver: deliver))
+                }
+            }
+            .bind(host: listenHost, port: listenPort).get()
+    }
+
+    /// Keeps one outbound, authenticated connection to `link`'s peer, redialling with backoff.
+    private func maintain(_ link: PeerLink) async {
+        var backoff = Duration.milliseconds(50)
+        let backoffMax = Duration.seconds(2)
+        while !link.stopped.withLockedValue({ $0 }) && !Task.isShuttingDownGracefully {
+            do {
+                let channel = try await dial(link.peer)
+                link.channel.withLockedValue { $0 = channel }
+                if link.stopped.withLockedValue({ $0 }) { channel.close(promise: nil) }
+                logger.info("peer connected", metadata: ["peer": "n\(link.peer.id)"])
+                backoff = .milliseconds(50)
+                try? await channel.closeFuture.get()
+                link.channel.withLockedValue { $0 = nil }
+                logger.info("peer disconnected", metadata: ["peer": "n\(link.peer.id)"])
+            } catch {
+                logger.debug("peer dial failed", metadata: ["peer": "n\(link.peer.id)", "error": "\(error)"])
+            }
+            let jitter = Double.random(in: 0.5...1.0)
+            try? await Task.sleep(for: backoff * jitter)
+            backoff = min(backoff * 2, backoffMax)
+        }
+    }
+
+    private func dial(_ peer: Peer) async throws -> Channel {
+        let authenticated = group.any().makePromise(of: Void.self)
+        let connecting = ClientBootstrap(group: group)
+            .connectTimeout(.seconds(2))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(PeerFrameEncoder()))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ConnectorHandler(nodeID: nodeID, peer: peer.id, secret: secret, authenticated: authenticated))
+                }
+            }
+        let channel: Channel
+        do {
+            channel = try await connecting.connect(host: peer.host, port: peer.port).get()
+        } catch {
+            authenticated.fail(error)
+            throw error
+        }
+        do {
+            try await authenticated.futureResult.get()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+        return channel
+    }
+}
+
+/// The outbound side towards one peer.
+final class PeerLink: Sendable {
+    let peer: PeerTransport.Peer
+    let channel = NIOLockedValueBox<Channel?>(nil)
+    let stopped = NIOLockedValueBox(false)
+    init(peer: PeerTransport.Peer) { self.peer = peer }
+}
+
+struct HandshakeError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The dialling side: hello, check the acceptor's proof, send ours. Closes after 5 s unauthenticated.
+final class ConnectorHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = PeerFrame
+    typealias OutboundOut = PeerFrame
+
+    let nodeID: NodeID
+    let peer: NodeID
+    let secret: [UInt8]
+    let authenticated: EventLoopPromise<Void>
+    let nonce = PeerHandshake.nonce()
+    var done = false
+
+    init(nodeID: NodeID, peer: NodeID, secret: [UInt8], authenticated: EventLoopPromise<Void>) {
+        self.nodeID = nodeID
+        self.peer = peer
+        self.secret = secret
+        self.authenticated = authenticated
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(.hello(node: nodeID, nonce: nonce)), promise: nil)
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: .seconds(5)) { [self] in
+            guard !done else { return }
+            done = true
+            authenticated.fail(HandshakeError(description: "handshake timed out"))
+            channel.close(promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !done else { return }  // acceptors send nothing after the handshake
+        guard case .challenge(let node, let theirNonce, let proof) = unwrapInboundIn(data), node == peer,
+            theirNonce.count == PeerHandshake.nonceBytes,
+            HMACSHA256.equal(
+                proof,
+                PeerHandshake.acceptorProof(
+                    secret: secret, connector: nodeID, acceptor: peer, connectorNonce: nonce, acceptorNonce: theirNonce))
+        else {
+            fail(context, "peer n\(peer) failed the handshake (wrong node or wrong cluster secret)")
+            return
+        }
+        done = true
+        let ours = PeerHandshake.connectorProof(
+            secret: secret, connector: nodeID, acceptor: peer, connectorNonce: nonce, acceptorNonce: theirNonce)
+        context.writeAndFlush(wrapOutboundOut(.proof(ours)), promise: nil)
+        authenticated.succeed(())
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !done {
+            done = true
+            authenticated.fail(HandshakeError(description: "connection closed during handshake"))
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        fail(context, "\(error)")
+    }
+
+    private func fail(_ context: ChannelHandlerContext, _ reason: String) {
+        if !done {
+            done = true
+            authenticated.fail(HandshakeError(description: reason))
+        }
+        context.close(promise: nil)
+    }
+}
+
+/// The accepting side: answer a known peer's hello with our proof, then admit protocol frames
+/// only after its proof checks out, and only ones it sends as itself, to us.
+final class AcceptorHandler: ChannelInboundHandler {
+    typealias InboundIn = PeerFrame
+    typealias OutboundOut = PeerFrame
+
+    enum State {
+        case awaitingHello
+        case awaitingProof(peer: NodeID, theirNonce: [UInt8], ourNonce: [UInt8])
+        case authenticated(peer: NodeID)
+    }
+
+    let nodeID: NodeID
+    let voters: Set<NodeID>
+    let secret: [UInt8]
+    let logger: Logger
+    let deliver: @Sendable (Envelope) -> Void
+    var state = State.awaitingHello
+
+    init(nodeID: NodeID, voters: Set<NodeID>, secret: [UInt8], logger: Logger, deliver: @escaping @Sendable (Envelope) -> Void) {
+        self.nodeID = nodeID
+        self.voters = voters
+        self.secret = secret
+        self.logger = logger
+        self.deliver = deliver
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: .seconds(5)) { [self] in
+            if case .authenticated = state { return }
+            channel.close(promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch (state, frame) {
+        case (.authenticated(let peer), .raft(let envelope)):
+            guard envelope.from == peer, envelope.to == nodeID else {
+                refuse(context, "n\(peer) sent a message addressed from n\(envelope.from) to n\(envelope.to)")
+                return
+            }
+            deliver(envelope)
+        case (.awaitingHello, .hello(let peer, let theirNonce)):
+            guard voters.contains(peer), theirNonce.count == PeerHandshake.nonceBytes else {
+                refuse(context, "hello from unknown node n\(peer)")
+                return
+            }
+            let ourNonce = PeerHandshake.nonce()
+            let proof = PeerHandshake.acceptorProof(
+                secret: secret, connector: peer, acceptor: nodeID, connectorNonce: theirNonce, acceptorNonce: ourNonce)
+            state = .awaitingProof(peer: peer, theirNonce: theirNonce, ourNonce: ourNonce)
+            context.writeAndFlush(wrapOutboundOut(.challenge(node: nodeID, nonce: ourNonce, proof: proof)), promise: nil)
+        case (.awaitingProof(let peer, let theirNonce, let ourNonce), .proof(let proof)):
+            let expected = PeerHandshake.connectorProof(
+                secret: secret, connector: peer, acceptor: nodeID, connectorNonce: theirNonce, acceptorNonce: ourNonce)
+            guard HMACSHA256.equal(proof, expected) else {
+                refuse(context, "n\(peer) failed the handshake (wrong cluster secret)")
+                return
+            }
+            state = .authenticated(peer: peer)
+        default:
+            refuse(context, "unexpected peer frame before authentication")
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        refuse(context, "\(error)")
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ reason: String) {
+        logger.warning("closing peer connection", metadata: ["reason": "\(reason)"])
+        context.close(promise: nil)
+    }
+}
