@@ -216,10 +216,11 @@ final class ConnectorHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelActive(context: ChannelHandlerContext) {
         context.writeAndFlush(wrapOutboundOut(.hello(node: nodeID, nonce: nonce)), promise: nil)
         let channel = context.channel
-        context.eventLoop.scheduleTask(in: .seconds(5)) { [self] in
-            guard !done else { return }
-            done = true
-            authenticated.fail(HandshakeError(description: "handshake timed out"))
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .seconds(5)) {
+            guard !handler.value.done else { return }
+            handler.value.done = true
+            handler.value.authenticated.fail(HandshakeError(description: "handshake timed out"))
             channel.close(promise: nil)
         }
         context.fireChannelActive()
@@ -294,8 +295,9 @@ final class AcceptorHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         let channel = context.channel
-        context.eventLoop.scheduleTask(in: .seconds(5)) { [self] in
-            if case .authenticated = state { return }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .seconds(5)) {
+            if case .authenticated = handler.value.state { return }
             channel.close(promise: nil)
         }
         context.fireChannelActive()

@@ -17,5 +17,8 @@ struct Progress: Sendable {
     /// `match` at the previous heartbeat, and how many heartbeats in a row saw no progress with
     /// appends outstanding: then they were probably lost, and the leader resends from `match`.
     var matchAtLastHeartbeat: LogIndex = 0
+    /// The commit index last sent to the follower: an append without entries goes out only to
+    /// carry a newer one, so answers to empty appends never start a ping-pong of empty appends.
+    var commitSent: LogIndex = 0
     var stalledHeartbeats = 0
 }

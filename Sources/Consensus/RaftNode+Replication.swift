@@ -191,7 +191,7 @@ extension RaftNode {
             outboxBeforePersist.append(Envelope(from: id, to: follower, message: .installSnapshot(term: term, snapshot: snapshot)))
             return
         }
-        guard peer.next <= lastIndex || peer.match < commitIndex || peer.inflight.isEmpty else { return }
+        guard peer.next <= lastIndex || commitIndex > peer.commitSent else { return }
         let previousIndex = peer.next - 1
         guard let previousTerm = term(at: previousIndex) else { return }
         var batch: [Entry] = []
@@ -209,6 +209,7 @@ extension RaftNode {
             peer.inflight.append(last.index)
             peer.next = last.index + 1
         }
+        peer.commitSent = commitIndex
         progress[follower] = peer
         // A leader's appends do not depend on its own fsync: they may be sent before it completes.
         outboxBeforePersist.append(

@@ -55,6 +55,35 @@ import Testing
         #expect(cluster.nodes.values.filter(\.isLeader).count == 1)
     }
 
+    /// With instant delivery and no ticks, replication goes quiet after a few rounds: answers to
+    /// appends that carry nothing new must not trigger more empty appends (a ping-pong that, on a
+    /// real network, spins at full CPU).
+    @Test func replicationGoesQuietWithoutTicks() {
+        var cluster = Cluster(size: 3)
+        cluster.settle(ticks: 30)
+        let leader = try! #require(cluster.leader)
+        for round in 0..<5 { _ = cluster.nodes[leader]!.propose([[UInt8(round)]]) }
+        var rounds = 0
+        var quiet = false
+        while rounds < 50 {
+            rounds += 1
+            var mail: [Envelope] = []
+            for id in cluster.nodes.keys.sorted() {
+                let ready = cluster.nodes[id]!.ready()
+                mail += ready.messagesBeforePersist + ready.messages
+                cluster.nodes[id]!.advance(ready)
+            }
+            if mail.isEmpty {
+                quiet = true
+                break
+            }
+            for envelope in mail { cluster.nodes[envelope.to]!.step(envelope) }
+        }
+        #expect(quiet, "still sending after \(rounds) rounds")
+        #expect(rounds <= 8)
+        for id in cluster.nodes.keys { #expect(cluster.nodes[id]!.commitIndex == cluster.nodes[leader]!.lastIndex) }
+    }
+
     @Test func nothingCommitsWithoutAMajority() {
         var cluster = Cluster(size: 3)
         cluster.settle(ticks: 30)

@@ -11,13 +11,16 @@
 # logs, pid files, the cluster secret) lives under .local-cluster/ at the repository root.
 # Environment: STOCKADE_NODE_BIN (use this binary instead of building), STOCKADE_BUILD_CONFIG
 # (release by default), STOCKADE_ADMIN_TOKEN / STOCKADE_CHECKOUT_TOKEN (dev tokens by default),
-# STOCKADE_CLUSTER_DIR (another state directory).
+# STOCKADE_CLUSTER_DIR (another state directory), STOCKADE_HTTP_PORT_BASE / STOCKADE_PEER_PORT_BASE
+# (7100 / 7200: node nI uses base + I; tests move them out of the way of a running dev cluster).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 state="${STOCKADE_CLUSTER_DIR:-$root/.local-cluster}"
 admin_token="${STOCKADE_ADMIN_TOKEN:-dev-admin-token}"
 checkout_token="${STOCKADE_CHECKOUT_TOKEN:-dev-checkout-token}"
+http_base="${STOCKADE_HTTP_PORT_BASE:-7100}"
+peer_base="${STOCKADE_PEER_PORT_BASE:-7200}"
 export PATH="/opt/swift/usr/bin:$PATH"
 
 die() { echo "cluster.sh: $*" >&2; exit 2; }
@@ -48,7 +51,7 @@ pid_alive() {
 write_configs() {
     local count="$1" i members=""
     for ((i = 1; i <= count; i++)); do
-        members+="${members:+,}{\"id\":\"n$i\",\"http\":\"127.0.0.1:710$i\",\"peer\":\"127.0.0.1:720$i\"}"
+        members+="${members:+,}{\"id\":\"n$i\",\"http\":\"127.0.0.1:$((http_base + i))\",\"peer\":\"127.0.0.1:$((peer_base + i))\"}"
     done
     mkdir -p "$state"
     if [[ ! -s "$state/secret" ]]; then
@@ -60,7 +63,7 @@ write_configs() {
         cat > "$state/n$i/config.json" <<JSON
 {
   "nodeId": "n$i",
-  "http": "127.0.0.1:710$i",
+  "http": "127.0.0.1:$((http_base + i))",
   "dataDir": "$state/n$i/data",
   "warehouses": [
     {"id": "yiwu", "regions": ["east"], "priority": 1},
@@ -85,7 +88,7 @@ start_node() {
     echo "$name started (pid $!)"
 }
 
-http_port() { echo "710${1#n}"; }
+http_port() { echo "$((http_base + ${1#n}))"; }
 
 wait_ready() {
     # Until every running node answers, and one of them leads.
@@ -164,7 +167,7 @@ case "$cmd" in
         start_node "$1" "$(node_bin)"
         ;;
     *)
-        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
         [[ -z "$cmd" ]] && exit 0 || exit 2
         ;;
 esac

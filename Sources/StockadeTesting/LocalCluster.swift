@@ -1,0 +1,106 @@
+import Foundation
+import StockadeClient
+
+/// A real cluster of `stockade-node` processes on loopback, driven through `deploy/local/cluster.sh`
+/// (so tests exercise the same tool people use), in its own state directory and port range.
+public final class LocalCluster: @unchecked Sendable {
+    public let nodes: Int
+    public let directory: String
+    public let httpBase: Int
+    public let peerBase: Int
+    public let adminToken = "test-admin-token"
+    public let checkoutToken = "test-checkout-token"
+
+    public init(nodes: Int = 3, httpBase: Int, peerBase: Int) {
+        self.nodes = nodes
+        self.httpBase = httpBase
+        self.peerBase = peerBase
+        directory = NodeProcess.temporaryDirectory(prefix: "stockade-cluster")
+    }
+
+    static var script: String {
+        // Sources/StockadeTesting/LocalCluster.swift → the repository root.
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("deploy/local/cluster.sh").path
+    }
+
+    public func httpPort(_ node: Int) -> Int { httpBase + node }
+
+    /// Runs `cluster.sh` with `arguments` on a thread of its own (it blocks) and returns its output.
+    @discardableResult
+    public func run(_ arguments: [String]) async throws -> String {
+        var environment = ProcessInfo.processInfo.environment
+        environment["STOCKADE_NODE_BIN"] = NodeProcess.binaryPath
+        environment["STOCKADE_CLUSTER_DIR"] = directory
+        environment["STOCKADE_HTTP_PORT_BASE"] = String(httpBase)
+        environment["STOCKADE_PEER_PORT_BASE"] = String(peerBase)
+        environment["STOCKADE_ADMIN_TOKEN"] = adminToken
+        environment["STOCKADE_CHECKOUT_TOKEN"] = checkoutToken
+        environment["STOCKADE_UP_TIMEOUT"] = "180"
+        environment["STOCKADE_LOG_LEVEL"] = "notice"
+        let finalEnvironment = environment
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                do {
+                    let (status, text) = try Self.spawnAndWait(
+                        "/bin/bash", [Self.script] + arguments, environment: finalEnvironment)
+                    if status == 0 {
+                        continuation.resume(returning: text)
+                    } else {
+                        continuation.resume(
+                            throwing: NodeProcessError("cluster.sh \(arguments.joined(separator: " ")) failed (\(status)): \(text)"))
+                    }
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// posix_spawn and a blocking waitpid, output to a file: no pipe for a daemonised grandchild
+    /// to hold open, and no dependence on a child-exit monitor thread.
+    static func spawnAndWait(_ path: String, _ arguments: [String], environment: [String: String]) throws -> (Int32, String) {
+        let outputPath = NSTemporaryDirectory() + "cluster-sh-\(UInt64.random(in: 0...UInt64.max)).out"
+        defer { unlink(outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        guard spawned == 0 else { throw NodeProcessError("posix_spawn \(path) failed: \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        // WIFEXITED / WEXITSTATUS by hand (the macros are not imported).
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exitStatus, text)
+    }
+
+    public func up() async throws { try await run(["up", "--nodes", String(nodes)]) }
+    public func kill(_ node: Int) async throws { try await run(["kill", "n\(node)"]) }
+    public func start(_ node: Int) async throws { try await run(["start", "n\(node)"]) }
+
+    /// Stops every node and deletes the state directory.
+    public func destroy() async {
+        _ = try? await run(["down"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    public func connect(_ node: Int) async throws -> HTTPConnection {
+        try await HTTPConnection.connect(host: "127.0.0.1", port: httpPort(node), timeout: .seconds(2))
+    }
+
+    public func logTail(_ node: Int) -> String {
+        guard let text = try? String(contentsOfFile: "\(directory)/n\(node)/node.log", encoding: .utf8) else { return "(no log)" }
+        return String(text.suffix(3000))
+    }
+}
