@@ -125,6 +125,15 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ClusterTests",
+            dependencies: [
+                "Cluster", "Consensus", "Wire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
             name: "LedgerTests",
             dependencies: [
                 "StockadeCore", "Ledger", "StockadeTesting",

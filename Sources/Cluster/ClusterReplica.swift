@@ -532,7 +532,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
                 try install(snapshot)
                 entriesWritten = true
             }
-            if let hardState = ready.hardState { try persist(hardState) }
+            // Entries before hard state: a commit index on disk must never cover entries that are not.
             if !entriesWritten && !ready.entries.isEmpty {
                 let first = ready.entries[0].index
                 if first <= log.lastIndex {
@@ -546,6 +546,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
                 metrics.fsyncDuration.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - start))
                 metrics.commitBatchSize.record(ready.entries.count)
             }
+            if let hardState = ready.hardState { try persist(hardState) }
             send(ready.messages)
             apply(ready.committedEntries)
             raft.advance(ready)

@@ -253,8 +253,9 @@ public final class ClusterSimulator {
         if !lossless && !ready.entries.isEmpty && Int.random(in: 0..<1000, using: &random) < faults.crashPerMille
             && Int.random(in: 0..<100, using: &random) < faults.tornWritePercent
         {
+            // Write order is snapshot, entries, hard state: a torn write keeps a prefix of the
+            // entries and never the hard state after them (its commit index may cover them).
             var kept = Int.random(in: 0..<ready.entries.count, using: &random)
-            if let hardState = ready.hardState, Bool.random(using: &random) { nodes[id]!.disk.hardState = hardState }
             // Entries after an installed snapshot are written only once the snapshot is: the crash
             // lands either before the snapshot (nothing after it is on disk) or after it.
             if let snapshot = ready.snapshot {

@@ -12,7 +12,7 @@ import Testing
     /// 3768, 4650, 14957, 19660: the leader-completeness check flagged a stale leader of an older
     /// term for lacking an entry a newer term had committed; the check now applies only to leaders
     /// of terms after the one in which the entry was first seen committed.
-    static let regressionSeeds: [UInt64] = [1, 2, 3, 4, 3768, 4650, 14957, 19660]
+    static let regressionSeeds: [UInt64] = [1, 2, 3, 4, 3768, 4650, 14360, 14957, 19660]
 
     static func check(seed: UInt64, steps: Int) -> (violations: [String], simulator: ClusterSimulator) {
         let simulator = ClusterSimulator(seed: seed)

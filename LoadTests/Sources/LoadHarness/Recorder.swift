@@ -54,7 +54,8 @@ public final class Recorder: @unchecked Sendable {
             seconds[second].granted += 1
             paths[answer.path ?? "unknown", default: 0] += 1
             granted[id] = answer.allocations
-        case "transport_error":
+        case "transport_error", "outcome_unknown":
+            // No definite answer: the verdict reads it back to learn whether it took effect.
             unanswered.insert(id)
         default:
             break

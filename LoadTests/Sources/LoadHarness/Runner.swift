@@ -4,8 +4,11 @@ import StockadeClient
 
 /// Settings shared by every scenario.
 public struct RunSettings: Sendable {
-    public var host: String
-    public var port: Int
+    /// The nodes to drive; connections are spread over them round-robin. Stock is set and the
+    /// verdict read through the first.
+    public var endpoints: [(host: String, port: Int)]
+    public var host: String { endpoints[0].host }
+    public var port: Int { endpoints[0].port }
     public var checkoutToken: String
     public var adminToken: String
     public var connections: Int
@@ -17,11 +20,11 @@ public struct RunSettings: Sendable {
     public var runID: String
 
     public init(
-        host: String, port: Int, checkoutToken: String, adminToken: String, connections: Int, timeout: Duration,
-        ttlSeconds: Int, backlogMax: Int, progress: Bool, runID: String
+        endpoints: [(host: String, port: Int)], checkoutToken: String, adminToken: String, connections: Int,
+        timeout: Duration, ttlSeconds: Int, backlogMax: Int, progress: Bool, runID: String
     ) {
-        self.host = host
-        self.port = port
+        precondition(!endpoints.isEmpty, "at least one endpoint")
+        self.endpoints = endpoints
         self.checkoutToken = checkoutToken
         self.adminToken = adminToken
         self.connections = connections
@@ -51,8 +54,9 @@ public struct Runner: Sendable {
             timeout: settings.timeout)
     }
 
-    func connect() async throws -> ServiceClient {
-        client(try await HTTPConnection.connect(host: settings.host, port: settings.port))
+    func connect(slot: Int = 0) async throws -> ServiceClient {
+        let endpoint = settings.endpoints[slot % settings.endpoints.count]
+        return client(try await HTTPConnection.connect(host: endpoint.host, port: endpoint.port))
     }
 
     public func run(_ workload: Workload) async throws -> RunResult {
@@ -64,7 +68,7 @@ public struct Runner: Sendable {
         case .openLoop: connectionCount = settings.connections
         case .closedLoop(let concurrency): connectionCount = concurrency
         }
-        for _ in 0..<connectionCount { clients.append(try await connect()) }
+        for slot in 0..<connectionCount { clients.append(try await connect(slot: slot)) }
 
         let recorder = Recorder(start: ContinuousClock.now)
         let progress = settings.progress ? Task { await reportProgress(recorder, total: workload.orders.count) } : nil

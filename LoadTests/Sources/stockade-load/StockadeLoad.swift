@@ -13,7 +13,7 @@ struct StockadeLoad: AsyncParsableCommand {
 
 /// Options every scenario takes.
 struct Common: ParsableArguments {
-    @Option(help: "The node's base URL.")
+    @Option(help: "The node's base URL, or several separated by commas (connections are spread over them).")
     var url = "http://127.0.0.1:7101"
 
     @Option(name: .customLong("report-dir"), help: "Where report.json and report.html are written.")
@@ -35,9 +35,13 @@ struct Common: ParsableArguments {
     var seed: UInt64 = 1
 
     func settings(connections: Int) throws -> RunSettings {
-        guard let components = URLComponents(string: url), components.scheme == "http", let host = components.host else {
-            throw ValidationError("--url must look like http://HOST:PORT")
+        var endpoints: [(host: String, port: Int)] = []
+        for part in url.split(separator: ",") {
+            guard let components = URLComponents(string: String(part)), components.scheme == "http", let host = components.host
+            else { throw ValidationError("--url must look like http://HOST:PORT[,http://HOST:PORT...]") }
+            endpoints.append((host, components.port ?? 80))
         }
+        guard !endpoints.isEmpty, endpoints.count <= 16 else { throw ValidationError("--url takes 1 to 16 URLs") }
         let environment = ProcessInfo.processInfo.environment
         guard let checkout = environment["STOCKADE_CHECKOUT_TOKEN"], let admin = environment["STOCKADE_ADMIN_TOKEN"],
             !checkout.isEmpty, !admin.isEmpty
@@ -46,7 +50,7 @@ struct Common: ParsableArguments {
         guard timeoutMs > 0, ttlSeconds > 0, backlogMax > 0 else { throw ValidationError("limits must be positive") }
         let stamp = Int(Date().timeIntervalSince1970) % 1_000_000
         return RunSettings(
-            host: host, port: components.port ?? 80, checkoutToken: checkout, adminToken: admin, connections: connections,
+            endpoints: endpoints, checkoutToken: checkout, adminToken: admin, connections: connections,
             timeout: .milliseconds(timeoutMs), ttlSeconds: ttlSeconds, backlogMax: backlogMax, progress: !noProgress,
             runID: "ld\(stamp)\(String(UInt32.random(in: 0...0xFFFF), radix: 16))")
     }

@@ -1,0 +1,72 @@
+import Cluster
+import Consensus
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+import Testing
+import Wire
+
+/// Two transports on loopback: messages flow only between holders of the same secret.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct PeerTransportTests {
+    final class Inbox: Sendable {
+        let received = NIOLockedValueBox<[Envelope]>([])
+        var count: Int { received.withLockedValue { $0.count } }
+    }
+
+    static func freePort() -> Int { Int.random(in: 20_000...29_000) }
+
+    /// Runs two transports (n1 with `secretA`, n2 with `secretB`), has n1 send to n2 for a while,
+    /// and returns what n2 received.
+    static func exchange(secretA: String, secretB: String) async throws -> [Envelope] {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let portA = freePort()
+        let portB = portA + 1
+        let inboxA = Inbox()
+        let inboxB = Inbox()
+        let a = PeerTransport(
+            nodeID: 1, listenHost: "127.0.0.1", listenPort: portA, peers: [.init(id: 2, host: "127.0.0.1", port: portB)],
+            secret: Array(secretA.utf8), logger: logger, deliver: { envelope in inboxA.received.withLockedValue { $0.append(envelope) } })
+        let b = PeerTransport(
+            nodeID: 2, listenHost: "127.0.0.1", listenPort: portB, peers: [.init(id: 1, host: "127.0.0.1", port: portA)],
+            secret: Array(secretB.utf8), logger: logger, deliver: { envelope in inboxB.received.withLockedValue { $0.append(envelope) } })
+        let group = ServiceGroup(configuration: .init(services: [a, b], logger: logger))
+        let running = Task { try await group.run() }
+        let message = Envelope(from: 1, to: 2, message: .voteResponse(term: 7, granted: true, preVote: false))
+        let deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline && inboxB.count == 0 {
+            a.send([message])
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // A message claiming another sender is never delivered.
+        a.send([Envelope(from: 3, to: 2, message: .voteResponse(term: 7, granted: true, preVote: false))])
+        try await Task.sleep(for: .milliseconds(200))
+        await group.triggerGracefulShutdown()
+        _ = try? await running.value
+        return inboxB.received.withLockedValue { $0 }
+    }
+
+    @Test func peersWithTheSameSecretExchangeMessages() async throws {
+        let received = try await Self.exchange(secretA: "same-secret-0123456789", secretB: "same-secret-0123456789")
+        #expect(!received.isEmpty)
+        #expect(received.allSatisfy { $0.from == 1 && $0.to == 2 })
+    }
+
+    @Test func aWrongSecretDeliversNothing() async throws {
+        let received = try await Self.exchange(secretA: "secret-one-0123456789", secretB: "secret-two-0123456789")
+        #expect(received.isEmpty)
+    }
+
+    @Test func proofsAreBoundToRoleNodesAndNonces() {
+        let secret = Array("s".utf8)
+        let c = [UInt8](repeating: 1, count: 32)
+        let a = [UInt8](repeating: 2, count: 32)
+        let acceptor = PeerHandshake.acceptorProof(secret: secret, connector: 1, acceptor: 2, connectorNonce: c, acceptorNonce: a)
+        let connector = PeerHandshake.connectorProof(secret: secret, connector: 1, acceptor: 2, connectorNonce: c, acceptorNonce: a)
+        #expect(acceptor != connector)
+        #expect(acceptor != PeerHandshake.acceptorProof(secret: secret, connector: 3, acceptor: 2, connectorNonce: c, acceptorNonce: a))
+        #expect(acceptor != PeerHandshake.acceptorProof(secret: secret, connector: 1, acceptor: 2, connectorNonce: a, acceptorNonce: c))
+        #expect(acceptor == PeerHandshake.acceptorProof(secret: secret, connector: 1, acceptor: 2, connectorNonce: c, acceptorNonce: a))
+    }
+}
