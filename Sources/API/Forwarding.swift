@@ -116,7 +116,10 @@ struct ForwardingMiddleware: RouterMiddleware {
     }
 }
 
-/// Keep-alive HTTP connections to the other nodes, a few per node, used round-robin.
+/// Keep-alive HTTP connections to the other nodes, one request at a time each. Not pipelined:
+/// a server answers a connection's requests in order, so a pipelined write would wait for the
+/// commit of every write queued before it on that connection, and group commit would be lost.
+/// A request takes an idle connection or opens one; it goes back to the idle list afterwards.
 final class LeaderForwarder: Sendable {
     enum Result: Sendable {
         case answered(HTTPClientResponse)
@@ -126,17 +129,17 @@ final class LeaderForwarder: Sendable {
         case noAnswer(String)
     }
 
-    static let connectionsPerNode = 8
+    /// Idle connections kept per node; more are closed when returned.
+    static let idleMax = 512
     let addresses: [NodeID: (host: String, port: Int)]
-    let pools = NIOLockedValueBox<[NodeID: [HTTPConnection]]>([:])
-    let next = NIOLockedValueBox(0)
+    let idle = NIOLockedValueBox<[NodeID: [HTTPConnection]]>([:])
 
     init(addresses: [NodeID: (host: String, port: Int)]) {
         self.addresses = addresses
     }
 
     func forward(to node: NodeID, request: Request, body: ByteBuffer, from me: NodeID, timeout: Duration) async -> Result {
-        guard let connection = await connection(to: node) else { return .notSent }
+        guard let connection = await checkOut(node) else { return .notSent }
         var headers: [(String, String)] = [(forwardedHeader.rawName, "n\(me)")]
         if let authorization = request.headers[.authorization] { headers.append(("Authorization", authorization)) }
         let method = HTTPMethod(rawValue: request.method.rawValue)
@@ -145,44 +148,32 @@ final class LeaderForwarder: Sendable {
             let answer = try await connection.send(
                 method: method, path: request.uri.description, headers: headers,
                 body: hasBody ? Array(body.readableBytesView) : nil, timeout: timeout)
+            checkIn(connection, node)
             return .answered(answer)
         } catch let error as HTTPConnectionError where !error.mayHaveBeenSent {
-            drop(connection, of: node)
+            Task { await connection.close() }
             return .notSent
         } catch {
-            drop(connection, of: node)
+            Task { await connection.close() }
             return .noAnswer("\(error)")
         }
     }
 
-    private func connection(to node: NodeID) async -> HTTPConnection? {
-        let slot = next.withLockedValue { value -> Int in
-            value &+= 1
-            return value
+    private func checkOut(_ node: NodeID) async -> HTTPConnection? {
+        while let connection = idle.withLockedValue({ $0[node]?.popLast() }) {
+            if connection.isActive { return connection }
+            Task { await connection.close() }
         }
-        let index = abs(slot % Self.connectionsPerNode)
-        if let existing = pools.withLockedValue({ pool in pool[node].flatMap { $0.indices.contains(index) ? $0[index] : nil } }),
-            existing.isActive
-        {
-            return existing
-        }
-        guard let address = addresses[node],
-            let fresh = try? await HTTPConnection.connect(host: address.host, port: address.port, timeout: .milliseconds(500))
-        else { return nil }
-        pools.withLockedValue { pool in
-            var list = pool[node] ?? []
-            if list.count < Self.connectionsPerNode {
-                list.append(fresh)
-            } else {
-                list[index] = fresh
-            }
-            pool[node] = list
-        }
-        return fresh
+        guard let address = addresses[node] else { return nil }
+        return try? await HTTPConnection.connect(host: address.host, port: address.port, timeout: .milliseconds(500))
     }
 
-    private func drop(_ connection: HTTPConnection, of node: NodeID) {
-        pools.withLockedValue { pool in pool[node]?.removeAll { $0 === connection } }
-        Task { await connection.close() }
+    private func checkIn(_ connection: HTTPConnection, _ node: NodeID) {
+        let kept = idle.withLockedValue { idle -> Bool in
+            guard connection.isActive, (idle[node]?.count ?? 0) < Self.idleMax else { return false }
+            idle[node, default: []].append(connection)
+            return true
+        }
+        if !kept { Task { await connection.close() } }
     }
 }
