@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "stockade-node",
             dependencies: [
-                "StockadeCore", "Ledger", "Storage", "Node", "API", "Cluster", "Consensus",
+                "StockadeCore", "Ledger", "Storage", "Node", "API", "Cluster", "Consensus", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

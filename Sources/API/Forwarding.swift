@@ -27,8 +27,9 @@ public struct ClusterRouting: Sendable {
 /// The header a node sets on a request it forwards; the receiver never forwards it again.
 let forwardedHeader = HTTPFields.Element.Name("x-stockade-forwarded-by")!
 
-/// Sends writes and linearizable reads to the leader and relays its answer, so any node can take
-/// any call. `?consistency=local` reads, liveness, metrics and `/v1/cluster` stay local.
+/// Relays linearizable reads to the leader and returns its answer, so any node can take any call.
+/// `?consistency=local` reads, liveness, metrics and `/v1/cluster` stay local; writes are
+/// forwarded as commands by `ClusterReplica`.
 ///
 /// Until a leader is known the request waits (up to the quorum deadline) and then gets
 /// `quorum_unavailable`. A request the leader may have received but did not answer gets
@@ -41,15 +42,13 @@ struct ForwardingMiddleware: RouterMiddleware {
     static func needsLeader(_ request: Request) -> Bool {
         let path = request.uri.path
         guard path.hasPrefix("/v1/") else { return false }
-        switch request.method {
-        case .get, .head:
-            guard path.hasPrefix("/v1/skus/") || path.hasPrefix("/v1/reservations/") || path == "/v1/holds" else {
-                return false
-            }
-            return StockadeAPI.readConsistency(request) != "local"
-        default:
-            return true
+        // Writes reach the leader as commands over the peer link (`ClusterReplica.propose`),
+        // cheaper than relaying HTTP; only linearizable reads are relayed here.
+        guard request.method == .get || request.method == .head else { return false }
+        guard path.hasPrefix("/v1/skus/") || path.hasPrefix("/v1/reservations/") || path == "/v1/holds" else {
+            return false
         }
+        return StockadeAPI.readConsistency(request) != "local"
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws

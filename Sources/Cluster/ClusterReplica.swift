@@ -74,16 +74,21 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         public var peers: [Peer]
     }
 
+    /// Called exactly once with a proposal's outcome, on the loop thread (or at once on refusal).
+    typealias Completion = @Sendable (Outcome) -> Void
+
     struct Proposal {
         var command: Command
-        var continuation: CheckedContinuation<Outcome, Never>
+        var complete: Completion
         var deadline: ContinuousClock.Instant
+        /// The reserve fast path was already tried for it.
+        var checked = false
     }
 
     struct Waiter {
         var index: LogIndex
         var term: Term
-        var continuation: CheckedContinuation<Outcome, Never>
+        var complete: Completion
         var deadline: ContinuousClock.Instant
     }
 
@@ -106,6 +111,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     private var proposals: [Proposal] = []
     private var inbox: [Envelope] = []
     private var readRequests: [ReadWaiter] = []
+    private var forwardReplies: [(requestID: UInt64, appliedIndex: LogIndex, outcomes: [[UInt8]])] = []
     private var accepting = true
     private var stopping = false
 
@@ -118,6 +124,8 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     /// Sends envelopes to peers; set by the transport before `run`.
     private let senderLock = NSLock()
     private var sender: (@Sendable ([Envelope]) -> Void)?
+    /// Sends a forward frame (or its reply) to a peer; false if it certainly did not go.
+    private var frameSender: (@Sendable (ForwardFrame, NodeID) -> Bool)?
 
     // Loop state.
     private var raft: RaftNode
@@ -126,6 +134,12 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     private let hardStateFile: HardStateFile
     private var persistedHardState: HardStateFile.Value
     private var waiting = Deque<Waiter>()
+    /// A follower's proposals: waiting for a known, reachable leader, and sent to it.
+    private var awaitingLeader: [Proposal] = []
+    private var forwardedOut: [UInt64: [Proposal]] = [:]
+    private var forwardedOrder = Deque<(id: UInt64, deadline: ContinuousClock.Instant)>()
+    private var nextForwardID: UInt64 = 0
+    private var awaitingLocalApply: [(index: LogIndex, answers: [(Proposal, Outcome)])] = []
     private var readsNotYetAccepted: [ReadWaiter] = []
     private var readsAwaitingState: [UInt64: ReadWaiter] = [:]
     private var readsAwaitingApply: [(index: LogIndex, waiter: ReadWaiter)] = []
@@ -199,11 +213,28 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
             ])
     }
 
-    /// Connects the outbound side of the transport.
-    public func setSender(_ send: @escaping @Sendable ([Envelope]) -> Void) {
+    /// A command batch a follower forwards to the leader, or the leader's answer.
+    public enum ForwardFrame: Sendable {
+        case forward(requestID: UInt64, commands: [[UInt8]])
+        case reply(requestID: UInt64, appliedIndex: UInt64, outcomes: [[UInt8]])
+    }
+
+    /// Connects the outbound side of the transport: protocol messages, and forward frames.
+    public func setSender(
+        _ send: @escaping @Sendable ([Envelope]) -> Void,
+        frames: @escaping @Sendable (ForwardFrame, NodeID) -> Bool = { _, _ in false }
+    ) {
         senderLock.lock()
         sender = send
+        frameSender = frames
         senderLock.unlock()
+    }
+
+    private func sendFrame(_ frame: ForwardFrame, to peer: NodeID) -> Bool {
+        senderLock.lock()
+        let frameSender = self.frameSender
+        senderLock.unlock()
+        return frameSender?(frame, peer) ?? false
     }
 
     // MARK: - ReplicatedLedger
@@ -228,33 +259,80 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         return try body(ledger)
     }
 
+    /// On the leader, proposes; on a follower, forwards to the leader over the peer link (and
+    /// retries with the next leader if it answers `not_leader`), until the quorum deadline.
     public func propose(_ command: Command) async -> Outcome {
+        await propose(command, checked: false)
+    }
+
+    func propose(_ command: Command, checked: Bool) async -> Outcome {
         await withCheckedContinuation { continuation in
-            queueCondition.lock()
-            let refusal: StockadeError?
+            enqueue([(command, checked)]) { _, outcome in continuation.resume(returning: outcome) }
+        }
+    }
+
+    /// Queues commands; `complete(position, outcome)` is called once for each.
+    private func enqueue(_ commands: [(Command, Bool)], complete: @escaping @Sendable (Int, Outcome) -> Void) {
+        queueCondition.lock()
+        var refused: [(Int, StockadeError)] = []
+        let deadline = ContinuousClock.now + quorumDeadline
+        for (position, (command, checked)) in commands.enumerated() {
             if !accepting {
-                refusal = StockadeError(.unavailable, "the node is shutting down")
+                refused.append((position, StockadeError(.unavailable, "the node is shutting down")))
             } else if proposals.count >= limits.pendingCommandsMax {
-                refusal = StockadeError(.overloaded, "too many commands waiting for the log; retry with backoff")
+                refused.append((position, StockadeError(.overloaded, "too many commands waiting for the log; retry with backoff")))
             } else {
-                refusal = nil
                 proposals.append(
-                    Proposal(command: command, continuation: continuation, deadline: .now + quorumDeadline))
+                    Proposal(command: command, complete: { complete(position, $0) }, deadline: deadline, checked: checked))
                 if proposals.count == 1 { queueCondition.signal() }
             }
-            queueCondition.unlock()
-            if let refusal {
-                if refusal.code == .overloaded { metrics.refusedOverload.increment() }
-                continuation.resume(returning: .rejected(refusal))
+        }
+        queueCondition.unlock()
+        for (position, refusal) in refused {
+            if refusal.code == .overloaded { metrics.refusedOverload.increment() }
+            complete(position, .rejected(refusal))
+        }
+    }
+
+    /// Commands forwarded by a follower (any thread): proposed here, answered in one reply frame.
+    public func deliverForward(from peer: NodeID, requestID: UInt64, commands: [[UInt8]]) {
+        var decoded: [(Command, Bool)] = []
+        var invalid: [Int: Outcome] = [:]
+        for (position, bytes) in commands.enumerated() {
+            if let timed = try? TimedCommand(decoding: bytes, limits: limits) {
+                decoded.append((timed.command, false))
+            } else {
+                invalid[position] = .rejected(StockadeError(.invalidRequest, "forwarded command does not decode"))
+                decoded.append((.expireDue, true))  // placeholder, answered below without proposing
             }
         }
+        let collector = ForwardCollector(count: commands.count) { [self] outcomes in
+            // Called on the loop thread (or at once on refusal): the applied index covers every outcome.
+            let applied = read { $0.appliedIndex }
+            _ = sendFrame(.reply(requestID: requestID, appliedIndex: applied, outcomes: outcomes.map { $0.encoded() }), to: peer)
+        }
+        let toPropose = decoded.enumerated().filter { invalid[$0.offset] == nil }
+        for (position, outcome) in invalid { collector.set(position, outcome) }
+        guard !toPropose.isEmpty else { return }
+        let positions = toPropose.map(\.offset)
+        enqueue(toPropose.map(\.element)) { index, outcome in collector.set(positions[index], outcome) }
+    }
+
+    /// The leader's answer to commands this node forwarded (any thread).
+    public func deliverForwardReply(requestID: UInt64, appliedIndex: LogIndex, outcomes: [[UInt8]]) {
+        queueCondition.lock()
+        if forwardReplies.count < configuration.inboxMax {
+            forwardReplies.append((requestID, appliedIndex, outcomes))
+            if forwardReplies.count == 1 { queueCondition.signal() }
+        }
+        queueCondition.unlock()
     }
 
     /// The leader answers from its applied state when that decides the request (a replay, a
     /// conflict, a shortfall), once it has applied everything up to the start of its term.
     public func reserve(_ request: ReserveRequest) async -> Outcome {
         if isReadyForLocalAnswers, let answer = read({ $0.answerWithoutLog(request) }) { return answer }
-        return await propose(.reserve(request))
+        return await propose(.reserve(request), checked: isReadyForLocalAnswers)
     }
 
     private var isReadyForLocalAnswers: Bool {
@@ -343,7 +421,9 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         var stopDeadline: ContinuousClock.Instant?
         while true {
             queueCondition.lock()
-            while proposals.isEmpty && inbox.isEmpty && readRequests.isEmpty && ContinuousClock.now < nextTick {
+            while proposals.isEmpty && inbox.isEmpty && readRequests.isEmpty && forwardReplies.isEmpty
+                && ContinuousClock.now < nextTick
+            {
                 _ = queueCondition.wait(until: Date(timeIntervalSinceNow: Self.seconds(nextTick - .now) + 0.0005))
             }
             if wasLeader && !proposals.isEmpty && proposals.count < limits.commitBatchMax && limits.commitWaitMicroseconds > 0
@@ -358,6 +438,8 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
             inbox.removeAll(keepingCapacity: true)
             let reads = readRequests
             readRequests.removeAll()
+            let replies = forwardReplies
+            forwardReplies.removeAll()
             let isStopping = stopping
             queueCondition.unlock()
 
@@ -375,7 +457,12 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
                 raft.step(envelope)
             }
             noteLeadership()
-            if !batch.isEmpty { proposeBatch(batch, now: now) }
+            for reply in replies { takeForwardReply(reply.requestID, reply.appliedIndex, reply.outcomes) }
+            if !batch.isEmpty || !awaitingLeader.isEmpty {
+                let all = awaitingLeader + batch
+                awaitingLeader.removeAll()
+                proposeBatch(all, now: now)
+            }
             readsNotYetAccepted += reads
             submitReads()
             configureWarehousesIfNeeded()
@@ -402,10 +489,12 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         let leftoverReads = readRequests
         readRequests.removeAll()
         queueCondition.unlock()
-        for proposal in leftover {
-            proposal.continuation.resume(returning: .rejected(StockadeError(.unavailable, "the node is shutting down")))
+        for proposal in leftover + awaitingLeader {
+            proposal.complete(.rejected(StockadeError(.unavailable, "the node is shutting down")))
         }
-        while let waiter = waiting.popFirst() { waiter.continuation.resume(returning: .rejected(Self.unknown)) }
+        for proposal in forwardedOut.values.joined() { proposal.complete(.rejected(Self.unknown)) }
+        answerForwarded(force: true)
+        while let waiter = waiting.popFirst() { waiter.complete(.rejected(Self.unknown)) }
         for read in leftoverReads + readsNotYetAccepted + Array(readsAwaitingState.values) + readsAwaitingApply.map(\.waiter) {
             read.continuation.resume(returning: StockadeError(.unavailable, "the node is shutting down"))
         }
@@ -455,13 +544,27 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         return Quorum.size(of: configuration.voters.count) <= heard.count
     }
 
-    private func proposeBatch(_ batch: [Proposal], now: ContinuousClock.Instant) {
-        func refuse(_ error: StockadeError) {
-            for proposal in batch { proposal.continuation.resume(returning: .rejected(error)) }
-        }
+    private func proposeBatch(_ all: [Proposal], now: ContinuousClock.Instant) {
         guard raft.isLeader else {
-            refuse(StockadeError(.notLeader, "node \(configuration.nodeID) does not lead; leader is \(raft.leaderID.map { "n\($0)" } ?? "unknown")"))
+            forward(all)
             return
+        }
+        // The reserve fast path, for forwarded reserves (local ones tried it before queueing).
+        var batch: [Proposal] = []
+        batch.reserveCapacity(all.count)
+        let local = ledger.appliedIndex >= termStartIndex
+        for proposal in all {
+            if local && !proposal.checked, case .reserve(let request) = proposal.command,
+                let answer = ledger.answerWithoutLog(request)
+            {
+                proposal.complete(answer)
+            } else {
+                batch.append(proposal)
+            }
+        }
+        guard !batch.isEmpty else { return }
+        func refuse(_ error: StockadeError) {
+            for proposal in batch { proposal.complete(.rejected(error)) }
         }
         guard hasRecentMajority(now: now) else {
             refuse(StockadeError(.quorumUnavailable, "the leader cannot reach a majority of the cluster; nothing was written"))
@@ -475,19 +578,73 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
             // its entry commits elsewhere is not known here.
             while let last = waiting.last, last.index >= first {
                 waiting.removeLast()
-                last.continuation.resume(returning: .rejected(Self.unknown))
+                last.complete(.rejected(Self.unknown))
             }
             for (offset, proposal) in batch.enumerated() {
                 waiting.append(
-                    Waiter(
-                        index: first + LogIndex(offset), term: term, continuation: proposal.continuation,
-                        deadline: proposal.deadline))
+                    Waiter(index: first + LogIndex(offset), term: term, complete: proposal.complete, deadline: proposal.deadline))
             }
         case .notLeader(let leader):
             refuse(StockadeError(.notLeader, "node \(configuration.nodeID) does not lead; leader is \(leader.map { "n\($0)" } ?? "unknown")"))
         case .overloaded:
             metrics.refusedOverload.increment()
             refuse(StockadeError(.overloaded, "too many uncommitted entries; retry with backoff"))
+        }
+    }
+
+    /// A follower sends its proposals to the leader it knows, in frames of at most
+    /// `forwardBatchMax`; with no leader known, or no link to it, they wait for the next turn.
+    private func forward(_ proposals: [Proposal]) {
+        guard let leader = raft.leaderID, leader != configuration.nodeID else {
+            awaitingLeader += proposals
+            return
+        }
+        var start = 0
+        while start < proposals.count {
+            let chunk = Array(proposals[start..<min(start + Self.forwardBatchMax, proposals.count)])
+            start += chunk.count
+            nextForwardID += 1
+            let commands = chunk.map { TimedCommand($0.command, timeMs: 0).encoded() }
+            if sendFrame(.forward(requestID: nextForwardID, commands: commands), to: leader) {
+                forwardedOut[nextForwardID] = chunk
+                forwardedOrder.append((nextForwardID, chunk.map(\.deadline).max()!))
+            } else {
+                awaitingLeader += chunk
+            }
+        }
+    }
+
+    static let forwardBatchMax = 4_096
+
+    /// The leader's outcomes for a forwarded batch. `not_leader` means it was not written: try
+    /// again with whoever leads now.
+    private func takeForwardReply(_ requestID: UInt64, _ appliedIndex: LogIndex, _ outcomes: [[UInt8]]) {
+        guard let chunk = forwardedOut.removeValue(forKey: requestID) else { return }
+        var answered: [(Proposal, Outcome)] = []
+        for (position, proposal) in chunk.enumerated() {
+            guard position < outcomes.count, let outcome = try? Outcome(decoding: outcomes[position], limits: limits) else {
+                proposal.complete(.rejected(Self.unknown))
+                continue
+            }
+            if case .rejected(let error, _) = outcome, error.code == .notLeader {
+                awaitingLeader.append(proposal)
+            } else {
+                answered.append((proposal, outcome))
+            }
+        }
+        // Answer once this node has applied as far as the leader had: a caller that reads here
+        // right after its write sees it.
+        if !answered.isEmpty { awaitingLocalApply.append((appliedIndex, answered)) }
+        answerForwarded()
+    }
+
+    private func answerForwarded(force: Bool = false) {
+        guard !awaitingLocalApply.isEmpty else { return }
+        let applied = ledger.appliedIndex
+        awaitingLocalApply.removeAll { item in
+            guard force || item.index <= applied || item.answers.allSatisfy({ $0.0.deadline <= .now }) else { return false }
+            for (proposal, outcome) in item.answers { proposal.complete(outcome) }
+            return true
         }
     }
 
@@ -556,6 +713,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
                 }
             }
             answerReads()
+            answerForwarded()
             try maybeSnapshot()
         }
     }
@@ -596,7 +754,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         snapshotIndex = snapshot.index
         while let first = waiting.first, first.index <= snapshot.index {
             waiting.removeFirst()
-            first.continuation.resume(returning: .rejected(Self.unknown))
+            first.complete(.rejected(Self.unknown))
         }
         logger.info("installed snapshot", metadata: ["index": "\(snapshot.index)", "bytes": "\(snapshot.data.count)"])
     }
@@ -632,14 +790,14 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
             while let first = waiting.first, first.index <= entry.index {
                 waiting.removeFirst()
                 guard first.index == entry.index else {
-                    first.continuation.resume(returning: .rejected(Self.unknown))
+                    first.complete(.rejected(Self.unknown))
                     continue
                 }
                 if first.term == entry.term, let outcome {
-                    first.continuation.resume(returning: outcome)
+                    first.complete(outcome)
                 } else {
-                    first.continuation.resume(
-                        returning: .rejected(
+                    first.complete(
+                        .rejected(
                             StockadeError(
                                 .quorumUnavailable,
                                 "leadership changed before the write committed; another entry took its place, so it was not applied")))
@@ -662,7 +820,21 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     private func expire(now: ContinuousClock.Instant) {
         while let first = waiting.first, first.deadline <= now {
             waiting.removeFirst()
-            first.continuation.resume(returning: .rejected(Self.unknown))
+            first.complete(.rejected(Self.unknown))
+        }
+        awaitingLeader.removeAll { proposal in
+            guard proposal.deadline <= now else { return false }
+            proposal.complete(
+                .rejected(
+                    StockadeError(
+                        .quorumUnavailable,
+                        "no leader reachable within \(quorumDeadline); a majority of nodes may be down. Nothing was written")))
+            return true
+        }
+        answerForwarded()
+        while let first = forwardedOrder.first, first.deadline <= now || forwardedOut[first.id] == nil {
+            forwardedOrder.removeFirst()
+            for proposal in forwardedOut.removeValue(forKey: first.id) ?? [] { proposal.complete(.rejected(Self.unknown)) }
         }
         let late = StockadeError(.quorumUnavailable, "no read point from a majority within the deadline")
         readsNotYetAccepted.removeAll { read in
@@ -738,5 +910,32 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         snapshotDurableIndex = nil
         statusLock.unlock()
         if let durable { try log.compact(through: durable) }
+    }
+}
+
+/// Gathers the outcomes of one forwarded batch and sends them back when the last one is in.
+final class ForwardCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var outcomes: [Outcome?]
+    private var remaining: Int
+    private let done: ([Outcome]) -> Void
+
+    init(count: Int, done: @escaping ([Outcome]) -> Void) {
+        outcomes = Array(repeating: nil, count: count)
+        remaining = count
+        self.done = done
+    }
+
+    func set(_ position: Int, _ outcome: Outcome) {
+        lock.lock()
+        guard outcomes[position] == nil else {
+            lock.unlock()
+            return
+        }
+        outcomes[position] = outcome
+        remaining -= 1
+        let finished = remaining == 0
+        lock.unlock()
+        if finished { done(outcomes.map { $0! }) }
     }
 }

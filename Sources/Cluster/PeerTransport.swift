@@ -37,6 +37,7 @@ public final class PeerTransport: Service, @unchecked Sendable {
     let group: EventLoopGroup
     let logger: Logger
     let deliver: @Sendable (Envelope) -> Void
+    let forwarding: Forwarding
     let links: [NodeID: PeerLink]
     /// Inbound connections at once; beyond it new ones are closed.
     let inboundConnectionsMax: Int
@@ -47,8 +48,9 @@ public final class PeerTransport: Service, @unchecked Sendable {
     public init(
         nodeID: NodeID, listenHost: String, listenPort: Int, peers: [Peer], secret: [UInt8],
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
-        deliver: @escaping @Sendable (Envelope) -> Void
+        deliver: @escaping @Sendable (Envelope) -> Void, forwarding: Forwarding = Forwarding()
     ) {
+        self.forwarding = forwarding
         self.nodeID = nodeID
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -59,6 +61,27 @@ public final class PeerTransport: Service, @unchecked Sendable {
         self.deliver = deliver
         inboundConnectionsMax = max(8, peers.count * 4)
         links = Dictionary(uniqueKeysWithValues: peers.map { ($0.id, PeerLink(peer: $0)) })
+    }
+
+    /// Where forwarded commands and their answers go.
+    public struct Forwarding: Sendable {
+        public var onForward: @Sendable (_ from: NodeID, _ requestID: UInt64, _ commands: [[UInt8]]) -> Void
+        public var onReply: @Sendable (_ requestID: UInt64, _ appliedIndex: UInt64, _ outcomes: [[UInt8]]) -> Void
+        public init(
+            onForward: @escaping @Sendable (NodeID, UInt64, [[UInt8]]) -> Void = { _, _, _ in },
+            onReply: @escaping @Sendable (UInt64, UInt64, [[UInt8]]) -> Void = { _, _, _ in }
+        ) {
+            self.onForward = onForward
+            self.onReply = onReply
+        }
+    }
+
+    /// Sends one frame to `peer`. False if the link is down or backed up: it certainly was not sent.
+    @discardableResult
+    public func send(_ frame: PeerFrame, to peer: NodeID) -> Bool {
+        guard let channel = links[peer]?.channel.withLockedValue({ $0 }), channel.isWritable else { return false }
+        channel.writeAndFlush(frame, promise: nil)
+        return true
     }
 
     /// The port the peer listener is bound to, once it is.
@@ -122,7 +145,8 @@ public final class PeerTransport: Service, @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(PeerFrameEncoder()))
                     try channel.pipeline.syncOperations.addHandler(
                         AcceptorHandler(
-                            nodeID: nodeID, voters: Set(peers.map(\.id)), secret: secret, logger: logger, deliver: deliver))
+                            nodeID: nodeID, voters: Set(peers.map(\.id)), secret: secret, logger: logger, deliver: deliver,
+                            forwarding: forwarding))
                 }
             }
             .bind(host: listenHost, port: listenPort).get()
@@ -283,9 +307,14 @@ final class AcceptorHandler: ChannelInboundHandler {
     let secret: [UInt8]
     let logger: Logger
     let deliver: @Sendable (Envelope) -> Void
+    let forwarding: PeerTransport.Forwarding
     var state = State.awaitingHello
 
-    init(nodeID: NodeID, voters: Set<NodeID>, secret: [UInt8], logger: Logger, deliver: @escaping @Sendable (Envelope) -> Void) {
+    init(
+        nodeID: NodeID, voters: Set<NodeID>, secret: [UInt8], logger: Logger, deliver: @escaping @Sendable (Envelope) -> Void,
+        forwarding: PeerTransport.Forwarding
+    ) {
+        self.forwarding = forwarding
         self.nodeID = nodeID
         self.voters = voters
         self.secret = secret
@@ -312,6 +341,10 @@ final class AcceptorHandler: ChannelInboundHandler {
                 return
             }
             deliver(envelope)
+        case (.authenticated(let peer), .forward(let requestID, let commands)):
+            forwarding.onForward(peer, requestID, commands)
+        case (.authenticated, .forwardReply(let requestID, let appliedIndex, let outcomes)):
+            forwarding.onReply(requestID, appliedIndex, outcomes)
         case (.awaitingHello, .hello(let peer, let theirNonce)):
             guard voters.contains(peer), theirNonce.count == PeerHandshake.nonceBytes else {
                 refuse(context, "hello from unknown node n\(peer)")

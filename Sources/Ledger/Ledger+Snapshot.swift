@@ -28,23 +28,7 @@ extension Ledger {
         }
         writer.write(UInt32(holds.count))
         holds.forEach { hold in
-            writer.write(hold.reservationId.rawValue)
-            writer.write(hold.orderId)
-            writer.write(hold.region)
-            writer.write(hold.ttlMs)
-            writer.write(hold.allowSplit)
-            writer.write(hold.path.rawValue)
-            writer.write(hold.token.rawValue)
-            writer.write(hold.createdAtMs)
-            writer.write(hold.expiresAtMs)
-            writer.write(hold.status.rawValue)
-            writer.write(hold.finishedAtMs)
-            writer.write(UInt32(hold.allocations.count))
-            for allocation in hold.allocations {
-                writer.write(allocation.sku.rawValue)
-                writer.write(allocation.warehouse.rawValue)
-                writer.write(allocation.quantity)
-            }
+            writer.write(hold)
             return true
         }
         return writer.bytes
@@ -78,44 +62,19 @@ extension Ledger {
         let holdCount = try reader.readCount(max: Int(UInt32.max))
         var previousToken: UInt64 = 0
         for _ in 0..<holdCount {
-            let id = ReservationID(try reader.readString())
-            let orderId = try reader.readString()
-            let region = try reader.readString()
-            let ttlMs = try reader.readInt64()
-            let allowSplit = try reader.readBool()
-            guard let path = GrantPath(rawValue: try reader.readUInt8()) else {
-                throw ByteReader.Failure(description: "bad grant path")
-            }
-            let token = FencingToken(try reader.readUInt64())
-            let createdAtMs = try reader.readInt64()
-            let expiresAtMs = try reader.readInt64()
-            guard let status = HoldStatus(rawValue: try reader.readUInt8()) else {
-                throw ByteReader.Failure(description: "bad hold status")
-            }
-            let finishedAtMs = try reader.readInt64()
-            let allocationCount = try reader.readCount(max: limits.reservationLinesMax * limits.warehousesMax)
-            var allocations: [Allocation] = []
-            allocations.reserveCapacity(allocationCount)
-            for _ in 0..<allocationCount {
-                allocations.append(
-                    Allocation(
-                        sku: SKU(try reader.readString()), warehouse: WarehouseID(try reader.readString()),
-                        quantity: try reader.readInt64()))
-            }
-            let hold = Hold(
-                reservationId: id, orderId: orderId, region: region, allocations: allocations, ttlMs: ttlMs,
-                allowSplit: allowSplit, path: path, token: token, createdAtMs: createdAtMs, expiresAtMs: expiresAtMs,
-                status: status, finishedAtMs: finishedAtMs)
+            let hold = try reader.readHold(limits: limits)
+            let id = hold.reservationId
+            let token = hold.token
             guard holds[id] == nil, token.rawValue > previousToken else {
                 throw ByteReader.Failure(description: "snapshot holds out of token order or repeated")
             }
             previousToken = token.rawValue
             holds.append(hold)
-            if status == .held {
+            if hold.status == .held {
                 activeHoldCount += 1
-                expiryQueue.insert(TimedEntry(timeMs: expiresAtMs, token: token.rawValue))
+                expiryQueue.insert(TimedEntry(timeMs: hold.expiresAtMs, token: token.rawValue))
             } else {
-                finishedQueue.insert(TimedEntry(timeMs: finishedAtMs, token: token.rawValue))
+                finishedQueue.insert(TimedEntry(timeMs: hold.finishedAtMs, token: token.rawValue))
             }
         }
         guard reader.isAtEnd else { throw ByteReader.Failure(description: "\(reader.remaining) trailing bytes") }

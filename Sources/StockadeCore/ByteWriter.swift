@@ -95,6 +95,9 @@ public struct ByteReader {
         return string
     }
 
+    /// Reads `count` raw bytes in one copy.
+    public mutating func readRaw(count: Int) throws -> [UInt8] { Array(try take(count)) }
+
     /// Reads a count and checks it against a bound before anything is allocated for it.
     public mutating func readCount(max: Int) throws -> Int {
         let count = Int(try readUInt32())

@@ -57,32 +57,12 @@ public final class LocalCluster: @unchecked Sendable {
         }
     }
 
-    /// posix_spawn and a blocking waitpid, output to a file: no pipe for a daemonised grandchild
-    /// to hold open, and no dependence on a child-exit monitor thread.
     static func spawnAndWait(_ path: String, _ arguments: [String], environment: [String: String]) throws -> (Int32, String) {
         let outputPath = NSTemporaryDirectory() + "cluster-sh-\(UInt64.random(in: 0...UInt64.max)).out"
         defer { unlink(outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
-        guard spawned == 0 else { throw NodeProcessError("posix_spawn \(path) failed: \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        // WIFEXITED / WEXITSTATUS by hand (the macros are not imported).
-        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (exitStatus, text)
+        let child = try ChildProcess(path, arguments, environment: environment, outputPath: outputPath)
+        let status = child.wait()
+        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
     }
 
     public func up() async throws { try await run(["up", "--nodes", String(nodes)]) }

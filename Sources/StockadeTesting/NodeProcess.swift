@@ -7,7 +7,7 @@ public final class NodeProcess: @unchecked Sendable {
     public let adminToken = "test-admin-token"
     public let checkoutToken = "test-checkout-token"
     public private(set) var port: Int = 0
-    private var process: Process?
+    private var process: ChildProcess?
     private let extraArguments: [String]
     private let extraEnvironment: [String: String]
     private let logPath: String
@@ -46,25 +46,14 @@ public final class NodeProcess: @unchecked Sendable {
     public func start() async throws {
         let readyFile = dataDirectory + ".ready"
         try? FileManager.default.removeItem(atPath: readyFile)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
         var arguments = ["--dev", "--data-dir", dataDirectory, "--ready-file", readyFile, "--log-level", "warning"]
         arguments += ["--http", "127.0.0.1:\(port)"]
         arguments += extraArguments
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["STOCKADE_ADMIN_TOKEN"] = adminToken
         environment["STOCKADE_CHECKOUT_TOKEN"] = checkoutToken
         environment.merge(extraEnvironment) { _, new in new }
-        process.environment = environment
-        if !FileManager.default.fileExists(atPath: logPath) {
-            FileManager.default.createFile(atPath: logPath, contents: nil)
-        }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        let process = try ChildProcess(Self.binaryPath, arguments, environment: environment, outputPath: logPath)
         self.process = process
         // Generous: on a loaded 2-core CI machine a debug node can take a while to start.
         let deadline = ContinuousClock.now + .seconds(180)
@@ -84,20 +73,20 @@ public final class NodeProcess: @unchecked Sendable {
     /// SIGKILL: no shutdown code runs.
     public func kill() {
         guard let process, process.isRunning else { return }
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.signal(SIGKILL)
+        process.wait()
     }
 
     /// SIGTERM, then wait for a graceful exit.
     public func terminate() {
         guard let process, process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
+        process.signal(SIGTERM)
+        process.wait()
     }
 
     public var exitStatus: Int32? {
         guard let process, !process.isRunning else { return nil }
-        return process.terminationStatus
+        return process.exitStatus
     }
 
     /// Stops the process if running and deletes its data.

@@ -14,11 +14,19 @@ public enum PeerFrame: Hashable, Sendable {
     case proof([UInt8])
     /// A protocol message.
     case raft(Envelope)
+    /// Commands a follower forwards to the leader to propose (each a `TimedCommand` encoding;
+    /// the leader stamps the time).
+    case forward(requestID: UInt64, commands: [[UInt8]])
+    /// The leader's answer to a `forward`: one encoded `Outcome` per command, in order, and the
+    /// leader's applied index when it answered (the forwarding node waits to apply that far).
+    case forwardReply(requestID: UInt64, appliedIndex: UInt64, outcomes: [[UInt8]])
 
     public static let version: UInt8 = 1
     /// Largest frame, header included. Snapshots larger than this must be sent in chunks.
     public static let bytesMax = 64 << 20
     static let nonceBytesMax = 64
+    /// Commands (or outcomes) in one forward frame.
+    public static let forwardBatchMax = 4_096
     static let proofBytesMax = 64
 }
 
@@ -51,6 +59,17 @@ extension PeerFrame {
             body.write(envelope.from)
             body.write(envelope.to)
             body.write(envelope.message)
+        case .forward(let requestID, let commands):
+            body.write(UInt8(5))
+            body.write(requestID)
+            body.write(UInt32(commands.count))
+            for command in commands { body.writeBytes(command) }
+        case .forwardReply(let requestID, let appliedIndex, let outcomes):
+            body.write(UInt8(6))
+            body.write(requestID)
+            body.write(appliedIndex)
+            body.write(UInt32(outcomes.count))
+            for outcome in outcomes { body.writeBytes(outcome) }
         }
         var frame = ByteWriter(capacity: body.bytes.count + 4)
         frame.write(UInt32(body.bytes.count))
@@ -77,6 +96,18 @@ extension PeerFrame {
                 let from = try reader.readUInt64()
                 let to = try reader.readUInt64()
                 self = .raft(Envelope(from: from, to: to, message: try reader.readMessage()))
+            case 5, 6:
+                let kind = body[1]
+                let requestID = try reader.readUInt64()
+                let appliedIndex = kind == 6 ? try reader.readUInt64() : 0
+                let count = try reader.readCount(max: Self.forwardBatchMax)
+                var items: [[UInt8]] = []
+                items.reserveCapacity(count)
+                for _ in 0..<count { items.append(try reader.readBytes(max: Self.bytesMax)) }
+                self =
+                    kind == 5
+                    ? .forward(requestID: requestID, commands: items)
+                    : .forwardReply(requestID: requestID, appliedIndex: appliedIndex, outcomes: items)
             case let kind:
                 throw PeerFrameError("unknown frame kind \(kind)")
             }
@@ -140,11 +171,7 @@ extension ByteWriter {
 
 extension ByteReader {
     mutating func readBytes(max: Int) throws -> [UInt8] {
-        let count = try readCount(max: max)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(count)
-        for _ in 0..<count { bytes.append(try readUInt8()) }
-        return bytes
+        try readRaw(count: try readCount(max: max))
     }
 
     mutating func readEntry() throws -> Entry {

@@ -1,6 +1,7 @@
 import API
 import Cluster
 import Consensus
+import Wire
 import Foundation
 import Ledger
 import Logging
@@ -63,9 +64,22 @@ struct ClusterSetup {
         let replica = self.replica
         transport = PeerTransport(
             nodeID: me, listenHost: listen.host, listenPort: listen.port, peers: peers, secret: Array(secretText.utf8),
-            logger: logger, deliver: { replica.deliver($0) })
+            logger: logger, deliver: { replica.deliver($0) },
+            forwarding: .init(
+                onForward: { peer, id, commands in replica.deliverForward(from: peer, requestID: id, commands: commands) },
+                onReply: { id, applied, outcomes in
+                    replica.deliverForwardReply(requestID: id, appliedIndex: applied, outcomes: outcomes)
+                }))
         let transport = self.transport
-        replica.setSender { transport.send($0) }
+        replica.setSender(
+            { transport.send($0) },
+            frames: { frame, peer in
+                switch frame {
+                case .forward(let id, let commands): transport.send(.forward(requestID: id, commands: commands), to: peer)
+                case .reply(let id, let applied, let outcomes):
+                    transport.send(.forwardReply(requestID: id, appliedIndex: applied, outcomes: outcomes), to: peer)
+                }
+            })
         routing = ClusterRouting(replica: replica, httpAddresses: http, quorumDeadline: .milliseconds(deadlineMs))
     }
 }

@@ -230,6 +230,13 @@ import Testing
 
             try await cluster.kill(leader)
             let last = [1, 2, 3].first { $0 != leader && $0 != follower }!
+            // A write in flight to the leader at the moment it dies is honestly `outcome_unknown`;
+            // the steady state of two down starts once the survivor has noticed its leader is gone.
+            let noticed = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < noticed {
+                if let view = await Self.clusterView(cluster, last), view["leaderId"] as? String == nil { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
             let connection = try await cluster.connect(last)
             for attempt in 0..<3 {
                 let start = ContinuousClock.now

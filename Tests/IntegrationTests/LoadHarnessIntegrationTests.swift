@@ -14,29 +14,22 @@ import Testing
     static func load(_ arguments: [String], node: NodeProcess) async throws -> Run {
         let reportDirectory = NodeProcess.temporaryDirectory(prefix: "stockade-load-report")
         defer { try? FileManager.default.removeItem(atPath: reportDirectory) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: NodeProcess.productPath("stockade-load"))
-        process.arguments = arguments + ["--url", "http://127.0.0.1:\(node.port)", "--report-dir", reportDirectory, "--no-progress"]
         var environment = ProcessInfo.processInfo.environment
         environment["STOCKADE_ADMIN_TOKEN"] = node.adminToken
         environment["STOCKADE_CHECKOUT_TOKEN"] = node.checkoutToken
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            Thread.detachNewThread {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: String(decoding: data, as: UTF8.self))
-            }
-        }
+        let outputPath = reportDirectory + ".out"
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let process = try ChildProcess(
+            NodeProcess.productPath("stockade-load"),
+            arguments + ["--url", "http://127.0.0.1:\(node.port)", "--report-dir", reportDirectory, "--no-progress"],
+            environment: environment, outputPath: outputPath)
+        let status = await process.exit()
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         let data = (try? Data(contentsOf: URL(fileURLWithPath: reportDirectory + "/report.json"))) ?? Data()
         let report = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         let html = (try? String(contentsOfFile: reportDirectory + "/report.html", encoding: .utf8)) ?? ""
         #expect(html.contains("<svg"), "report.html has charts")
-        return Run(status: process.terminationStatus, output: output, report: report)
+        return Run(status: status, output: output, report: report)
     }
 
     @Test func smallFlashSalePassesItsVerdict() async throws {
@@ -58,17 +51,12 @@ import Testing
         defer { node.destroy() }
         try await node.start()
         let traceFile = NodeProcess.temporaryDirectory(prefix: "trace") + "/trace.jsonl"
-        let maker = Process()
-        maker.executableURL = URL(fileURLWithPath: NodeProcess.productPath("stockade-load"))
-        maker.arguments = ["make-trace", "--out", traceFile, "--hours", "2", "--baseline", "20000", "--peak", "60000", "--skus", "30"]
-        try maker.run()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread {
-                maker.waitUntilExit()
-                continuation.resume()
-            }
-        }
-        #expect(maker.terminationStatus == 0)
+        let maker = try ChildProcess(
+            NodeProcess.productPath("stockade-load"),
+            ["make-trace", "--out", traceFile, "--hours", "2", "--baseline", "20000", "--peak", "60000", "--skus", "30"],
+            environment: ProcessInfo.processInfo.environment, outputPath: traceFile + ".out")
+        let makerStatus = await maker.exit()
+        #expect(makerStatus == 0)
         let run = try await Self.load(["promotion-replay", "--trace", traceFile, "--compress", "1800", "--stock-per-sku", "20", "--connections", "16"], node: node)
         #expect(run.status == 0, "\(run.output)")
         #expect(run.report["verdict"] as? String == "pass")

@@ -1,0 +1,124 @@
+import StockadeCore
+
+/// Binary forms of holds and outcomes: holds in snapshots, outcomes in answers a leader sends back
+/// to the node that forwarded the command.
+extension ByteWriter {
+    public mutating func write(_ hold: Hold) {
+        write(hold.reservationId.rawValue)
+        write(hold.orderId)
+        write(hold.region)
+        write(hold.ttlMs)
+        write(hold.allowSplit)
+        write(hold.path.rawValue)
+        write(hold.token.rawValue)
+        write(hold.createdAtMs)
+        write(hold.expiresAtMs)
+        write(hold.status.rawValue)
+        write(hold.finishedAtMs)
+        write(UInt32(hold.allocations.count))
+        for allocation in hold.allocations {
+            write(allocation.sku.rawValue)
+            write(allocation.warehouse.rawValue)
+            write(allocation.quantity)
+        }
+    }
+}
+
+extension ByteReader {
+    public mutating func readHold(limits: Limits) throws -> Hold {
+        let id = ReservationID(try readString())
+        let orderId = try readString()
+        let region = try readString()
+        let ttlMs = try readInt64()
+        let allowSplit = try readBool()
+        guard let path = GrantPath(rawValue: try readUInt8()) else { throw ByteReader.Failure(description: "bad grant path") }
+        let token = FencingToken(try readUInt64())
+        let createdAtMs = try readInt64()
+        let expiresAtMs = try readInt64()
+        guard let status = HoldStatus(rawValue: try readUInt8()) else {
+            throw ByteReader.Failure(description: "bad hold status")
+        }
+        let finishedAtMs = try readInt64()
+        let allocationCount = try readCount(max: limits.reservationLinesMax * limits.warehousesMax)
+        var allocations: [Allocation] = []
+        allocations.reserveCapacity(allocationCount)
+        for _ in 0..<allocationCount {
+            allocations.append(
+                Allocation(sku: SKU(try readString()), warehouse: WarehouseID(try readString()), quantity: try readInt64()))
+        }
+        return Hold(
+            reservationId: id, orderId: orderId, region: region, allocations: allocations, ttlMs: ttlMs,
+            allowSplit: allowSplit, path: path, token: token, createdAtMs: createdAtMs, expiresAtMs: expiresAtMs,
+            status: status, finishedAtMs: finishedAtMs)
+    }
+}
+
+extension Outcome {
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 192)
+        switch self {
+        case .reservation(let hold, let created):
+            writer.write(UInt8(1))
+            writer.write(hold)
+            writer.write(created)
+        case .stockRow(let sku, let warehouse, let row):
+            writer.write(UInt8(2))
+            writer.write(sku.rawValue)
+            writer.write(warehouse.rawValue)
+            writer.write(row.total)
+            writer.write(row.held)
+            writer.write(row.sold)
+            writer.write(row.allotted)
+        case .warehousesConfigured(let count):
+            writer.write(UInt8(3))
+            writer.write(UInt64(count))
+        case .expired(let count, let purged):
+            writer.write(UInt8(4))
+            writer.write(UInt64(count))
+            writer.write(UInt64(purged))
+        case .rejected(let error, let detail):
+            writer.write(UInt8(5))
+            writer.write(error.code.rawValue)
+            writer.write(error.message)
+            writer.write(detail != nil)
+            if let detail {
+                writer.write(detail.sku.rawValue)
+                writer.write(detail.requested)
+                writer.write(detail.available)
+            }
+        }
+        return writer.bytes
+    }
+
+    public init(decoding bytes: [UInt8], limits: Limits) throws {
+        var reader = ByteReader(bytes)
+        switch try reader.readUInt8() {
+        case 1:
+            let hold = try reader.readHold(limits: limits)
+            self = .reservation(hold, created: try reader.readBool())
+        case 2:
+            let sku = SKU(try reader.readString())
+            let warehouse = WarehouseID(try reader.readString())
+            self = .stockRow(
+                sku, warehouse,
+                StockRow(total: try reader.readInt64(), held: try reader.readInt64(), sold: try reader.readInt64(), allotted: try reader.readInt64()))
+        case 3:
+            self = .warehousesConfigured(count: Int(try reader.readUInt64()))
+        case 4:
+            self = .expired(count: Int(try reader.readUInt64()), purged: Int(try reader.readUInt64()))
+        case 5:
+            guard let code = ErrorCode(rawValue: try reader.readString()) else {
+                throw ByteReader.Failure(description: "unknown error code")
+            }
+            let error = StockadeError(code, try reader.readString())
+            var detail: RejectionDetail?
+            if try reader.readBool() {
+                detail = RejectionDetail(sku: SKU(try reader.readString()), requested: try reader.readInt64(), available: try reader.readInt64())
+            }
+            self = .rejected(error, detail: detail)
+        case let tag:
+            throw ByteReader.Failure(description: "unknown outcome tag \(tag)")
+        }
+        guard reader.isAtEnd else { throw ByteReader.Failure(description: "trailing bytes after an outcome") }
+    }
+}
