@@ -628,14 +628,23 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
             }
             if case .rejected(let error, _) = outcome, error.code == .notLeader {
                 awaitingLeader.append(proposal)
-            } else {
+            } else if Self.answersFromLocalState(proposal.command) {
                 answered.append((proposal, outcome))
+            } else {
+                proposal.complete(outcome)
             }
         }
-        // Answer once this node has applied as far as the leader had: a caller that reads here
-        // right after its write sees it.
+        // Stock changes are answered with this node's rows, so they wait until it has applied as
+        // far as the leader had. Reservation answers carry the hold itself and go at once.
         if !answered.isEmpty { awaitingLocalApply.append((appliedIndex, answered)) }
         answerForwarded()
+    }
+
+    static func answersFromLocalState(_ command: Command) -> Bool {
+        switch command {
+        case .setStock, .adjustStock, .configureWarehouses: true
+        case .reserve, .confirm, .release, .extend, .expireDue: false
+        }
     }
 
     private func answerForwarded(force: Bool = false) {
