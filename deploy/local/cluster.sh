@@ -167,7 +167,7 @@ case "$cmd" in
         start_node "$1" "$(node_bin)"
         ;;
     *)
-        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
         [[ -z "$cmd" ]] && exit 0 || exit 2
         ;;
 esac
