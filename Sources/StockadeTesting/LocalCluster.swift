@@ -11,8 +11,13 @@ public final class LocalCluster: @unchecked Sendable {
     public let adminToken = "test-admin-token"
     public let checkoutToken = "test-checkout-token"
 
-    public init(nodes: Int = 3, httpBase: Int, peerBase: Int) {
+    public let snapshotInterval: Int?
+    public let logLevel: String
+
+    public init(nodes: Int = 3, httpBase: Int, peerBase: Int, snapshotInterval: Int? = nil, logLevel: String = "notice") {
         self.nodes = nodes
+        self.snapshotInterval = snapshotInterval
+        self.logLevel = logLevel
         self.httpBase = httpBase
         self.peerBase = peerBase
         directory = NodeProcess.temporaryDirectory(prefix: "stockade-cluster")
@@ -37,7 +42,8 @@ public final class LocalCluster: @unchecked Sendable {
         environment["STOCKADE_ADMIN_TOKEN"] = adminToken
         environment["STOCKADE_CHECKOUT_TOKEN"] = checkoutToken
         environment["STOCKADE_UP_TIMEOUT"] = "180"
-        environment["STOCKADE_LOG_LEVEL"] = "notice"
+        environment["STOCKADE_LOG_LEVEL"] = logLevel
+        if let snapshotInterval { environment["STOCKADE_SNAPSHOT_INTERVAL"] = String(snapshotInterval) }
         let finalEnvironment = environment
         return try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
@@ -77,6 +83,10 @@ public final class LocalCluster: @unchecked Sendable {
 
     public func connect(_ node: Int) async throws -> HTTPConnection {
         try await HTTPConnection.connect(host: "127.0.0.1", port: httpPort(node), timeout: .seconds(2))
+    }
+
+    public func log(_ node: Int) -> String {
+        (try? String(contentsOfFile: "\(directory)/n\(node)/node.log", encoding: .utf8)) ?? ""
     }
 
     public func logTail(_ node: Int) -> String {

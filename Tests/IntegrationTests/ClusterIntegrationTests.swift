@@ -280,4 +280,70 @@ import Testing
         }
         await cluster.destroy()
     }
+
+    /// A follower down while the leader snapshots and compacts past it catches up by installing
+    /// the leader's snapshot, and ends with the same state as the others.
+    @Test func aFollowerBehindTheCompactedLogCatchesUpFromASnapshot() async throws {
+        let cluster = LocalCluster(httpBase: 17_120, peerBase: 17_220, snapshotInterval: 1_024, logLevel: "info")
+        do {
+            try await cluster.up()
+            let leader = try #require(await Self.leader(cluster, among: [1, 2, 3]))
+            let admin = NodeClient(connection: try await cluster.connect(leader), token: cluster.adminToken)
+            try await admin.setStock("cap", "yiwu", 1_000_000, admin: cluster.adminToken)
+            await admin.connection.close()
+            let follower = [1, 2, 3].first { $0 != leader }!
+            try await cluster.kill(follower)
+
+            // Well past two snapshot intervals (an interval is at least the number of holds).
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for client in 0..<8 {
+                    group.addTask {
+                        let api = NodeClient(connection: try await cluster.connect(leader), token: cluster.checkoutToken)
+                        for attempt in stride(from: client, to: 3_200, by: 8) {
+                            let (status, json) = try await api.reserve(id: "snap-\(attempt)", sku: "cap")
+                            #expect(status == 201, "\(json)")
+                        }
+                        await api.connection.close()
+                    }
+                }
+                try await group.waitForAll()
+            }
+            try await cluster.start(follower)
+
+            var views: [[String: Any]] = []
+            let deadline = ContinuousClock.now + .seconds(90)
+            while ContinuousClock.now < deadline {
+                views = []
+                for node in 1...3 { if let view = await Self.clusterView(cluster, node) { views.append(view) } }
+                if views.count == 3 && Set(views.compactMap { $0["appliedIndex"] as? Int }).count == 1 { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(views.count == 3 && Set(views.compactMap { $0["appliedIndex"] as? Int }).count == 1, "\(views)")
+            let snapshots = (try? FileManager.default.contentsOfDirectory(atPath: "\(cluster.directory)/n\(follower)/data/snapshots")) ?? []
+            #expect(snapshots.contains { $0.hasSuffix(".snap") }, "the follower holds a snapshot: \(snapshots)")
+            #expect(cluster.log(follower).contains("installed snapshot"), "the follower caught up from the leader's snapshot")
+
+            var rows: [String] = []
+            for node in 1...3 {
+                let client = NodeClient(connection: try await cluster.connect(node), token: cluster.checkoutToken)
+                let (_, json) = try await client.call("GET", "/v1/skus/cap?consistency=local")
+                let warehouses = json["warehouses"] as? [[String: Any]] ?? []
+                rows.append("\(warehouses.map { "\($0["warehouse"]!):\($0["held"]!)/\($0["total"]!)" }.sorted())")
+                if node == follower {
+                    for attempt in stride(from: 0, to: 3_200, by: 97) {
+                        let (status, _) = try await client.call("GET", "/v1/reservations/snap-\(attempt)?consistency=local")
+                        #expect(status == 200, "snap-\(attempt) missing on the follower")
+                    }
+                }
+                await client.connection.close()
+            }
+            #expect(Set(rows).count == 1, "rows differ: \(rows)")
+            #expect(rows[0].contains("yiwu:3200/1000000"), "\(rows[0])")
+        } catch {
+            for node in 1...3 { print("n\(node) log:\n\(cluster.logTail(node))") }
+            await cluster.destroy()
+            throw error
+        }
+        await cluster.destroy()
+    }
 }

@@ -12,7 +12,8 @@
 # Environment: STOCKADE_NODE_BIN (use this binary instead of building), STOCKADE_BUILD_CONFIG
 # (release by default), STOCKADE_ADMIN_TOKEN / STOCKADE_CHECKOUT_TOKEN (dev tokens by default),
 # STOCKADE_CLUSTER_DIR (another state directory), STOCKADE_HTTP_PORT_BASE / STOCKADE_PEER_PORT_BASE
-# (7100 / 7200: node nI uses base + I; tests move them out of the way of a running dev cluster).
+# (7100 / 7200: node nI uses base + I; tests move them out of the way of a running dev cluster),
+# STOCKADE_SNAPSHOT_INTERVAL (log entries between snapshots, 200000 by default).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -73,6 +74,7 @@ write_configs() {
   ],
   "tokens": {"admin": ["$admin_token"], "checkout": ["$checkout_token"]},
   "cluster": {"nodes": [$members], "secretFile": "$state/secret"},
+  "limits": {"snapshotIntervalEntries": ${STOCKADE_SNAPSHOT_INTERVAL:-200000}},
   "logLevel": "${STOCKADE_LOG_LEVEL:-info}"
 }
 JSON
@@ -167,7 +169,7 @@ case "$cmd" in
         start_node "$1" "$(node_bin)"
         ;;
     *)
-        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
         [[ -z "$cmd" ]] && exit 0 || exit 2
         ;;
 esac
