@@ -31,13 +31,11 @@ let forwardedHeader = HTTPFields.Element.Name("x-stockade-forwarded-by")!
 /// `?consistency=local` reads, liveness, metrics and `/v1/cluster` stay local; writes are
 /// forwarded as commands by `ClusterReplica`.
 ///
-/// Until a leader is known the request waits (up to the quorum deadline) and then gets
-/// `quorum_unavailable`. A request the leader may have received but did not answer gets
-/// `outcome_unknown` (writes) or `quorum_unavailable` (reads, which change nothing).
+/// Until a leader is known the read waits (up to the quorum deadline) and then gets
+/// `quorum_unavailable`; so does a read the leader did not answer (a read changes nothing).
 struct ForwardingMiddleware: RouterMiddleware {
     typealias Context = StockadeRequestContext
     let cluster: ClusterRouting
-    let bodyLimit: Int
 
     static func needsLeader(_ request: Request) -> Bool {
         let path = request.uri.path
@@ -57,31 +55,20 @@ struct ForwardingMiddleware: RouterMiddleware {
         guard Self.needsLeader(request), request.headers[forwardedHeader] == nil else {
             return try await next(request, context)
         }
-        let isWrite = request.method != .get && request.method != .head
         let deadline = ContinuousClock.now + cluster.quorumDeadline
         let me = cluster.replica.configuration.nodeID
-        // Buffer the body once: the request may be tried here, then sent on, then tried again.
-        var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: bodyLimit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw StockadeError(.payloadTooLarge, "request body exceeds \(bodyLimit) bytes")
-        } catch is NIOTooManyBytesError {
-            throw StockadeError(.payloadTooLarge, "request body exceeds \(bodyLimit) bytes")
-        }
         while true {
             let status = cluster.replica.currentStatus
             if status.role == .leader {
                 do {
                     return try await next(request, context)
                 } catch let error as StockadeError where error.code == .notLeader {
-                    // Leadership moved between the check and the write: nothing was written; go round again.
+                    // Leadership moved between the check and the read point: go round again.
                 }
             } else if let leader = status.leaderID, leader != me, cluster.httpAddresses[leader] != nil {
                 let remaining = deadline - .now
                 let result = await cluster.forwarder.forward(
-                    to: leader, request: request, body: body, from: me,
+                    to: leader, request: request, from: me,
                     timeout: max(remaining, .milliseconds(100)) + cluster.quorumDeadline / 2)
                 switch result {
                 case .answered(let answer) where !(answer.status == 503 && Self.isNotLeader(answer.body)):
@@ -91,20 +78,15 @@ struct ForwardingMiddleware: RouterMiddleware {
                         status: .init(code: answer.status), headers: headers,
                         body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
                 case .answered, .notSent:
-                    break  // the leader moved or is down; nothing was applied
+                    break  // the leader moved or is down
                 case .noAnswer(let reason):
-                    if isWrite {
-                        throw StockadeError(
-                            .outcomeUnknown,
-                            "the leader n\(leader) did not answer (\(reason)); the write may still take effect. Retry with the same reservation id, or read it back")
-                    }
                     throw StockadeError(.quorumUnavailable, "the leader n\(leader) did not answer a read (\(reason))")
                 }
             }
             if ContinuousClock.now >= deadline {
                 throw StockadeError(
                     .quorumUnavailable,
-                    "no leader reachable within \(cluster.quorumDeadline); a majority of nodes may be down. Nothing was written")
+                    "no leader reachable within \(cluster.quorumDeadline); a majority of nodes may be down")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -116,8 +98,8 @@ struct ForwardingMiddleware: RouterMiddleware {
 }
 
 /// Keep-alive HTTP connections to the other nodes, one request at a time each. Not pipelined:
-/// a server answers a connection's requests in order, so a pipelined write would wait for the
-/// commit of every write queued before it on that connection, and group commit would be lost.
+/// a server answers a connection's requests in order, so a pipelined read would wait for the
+/// read point of every request queued before it on that connection.
 /// A request takes an idle connection or opens one; it goes back to the idle list afterwards.
 final class LeaderForwarder: Sendable {
     enum Result: Sendable {
@@ -137,16 +119,15 @@ final class LeaderForwarder: Sendable {
         self.addresses = addresses
     }
 
-    func forward(to node: NodeID, request: Request, body: ByteBuffer, from me: NodeID, timeout: Duration) async -> Result {
+    /// Relays a read (no body) to `node`.
+    func forward(to node: NodeID, request: Request, from me: NodeID, timeout: Duration) async -> Result {
         guard let connection = await checkOut(node) else { return .notSent }
         var headers: [(String, String)] = [(forwardedHeader.rawName, "n\(me)")]
         if let authorization = request.headers[.authorization] { headers.append(("Authorization", authorization)) }
-        let method = HTTPMethod(rawValue: request.method.rawValue)
-        let hasBody = request.method == .post || request.method == .put || request.method == .patch
         do {
             let answer = try await connection.send(
-                method: method, path: request.uri.description, headers: headers,
-                body: hasBody ? Array(body.readableBytesView) : nil, timeout: timeout)
+                method: HTTPMethod(rawValue: request.method.rawValue), path: request.uri.description, headers: headers,
+                timeout: timeout)
             checkIn(connection, node)
             return .answered(answer)
         } catch let error as HTTPConnectionError where !error.mayHaveBeenSent {

@@ -47,7 +47,7 @@ public struct StockadeAPI: Sendable {
         router.middlewares.add(ErrorMiddleware())
         router.middlewares.add(AuthMiddleware(authenticator: authenticator))
         if let cluster {
-            router.middlewares.add(ForwardingMiddleware(cluster: cluster, bodyLimit: limits.requestBodyBytesMax))
+            router.middlewares.add(ForwardingMiddleware(cluster: cluster))
         }
 
         // Liveness is answered from a pre-encoded body: as cheap as the server can answer anything.

@@ -118,8 +118,6 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     private let statusLock = NSLock()
     private var status: Status
     private var leaderReadyForLocalAnswers = false
-    private var snapshotDurableIndex: LogIndex?
-    private var snapshotInFlight = false
 
     /// Sends envelopes to peers; set by the transport before `run`.
     private let senderLock = NSLock()
@@ -148,12 +146,12 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     private var lastTimeMs: Int64 = 0
     private var wasLeader = false
     private var termStartIndex: LogIndex = 0
+    /// A leader that has applied up to its term's start: it may answer from its applied state.
+    private var isCaughtUpLeader: Bool { raft.isLeader && ledger.appliedIndex >= termStartIndex }
     private var configuredInTerm: Term = 0
     private var snapshotIndex: LogIndex
-    private let snapshotQueue = DispatchQueue(label: "stockade-cluster-snapshot")
-    private let finished = NSCondition()
-    private var loopDone = false
-    private var loopStarted = false
+    private let snapshotWriter: SnapshotWriter
+    private let loopThread = WorkerThread(name: "stockade-raft")
 
     /// Opens the data directory: newest snapshot, hard state, and every log entry after the
     /// snapshot (committed or not; the protocol hands out the committed ones to apply).
@@ -175,6 +173,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         let directory = configuration.dataDirectory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         snapshots = try SnapshotStore(directory: directory + "/snapshots")
+        snapshotWriter = SnapshotWriter(store: snapshots, metrics: metrics, logger: logger, label: "stockade-cluster-snapshot")
         log = try CommandLog(directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax)
         hardStateFile = try HardStateFile(directory: directory)
         persistedHardState = try hardStateFile.load()
@@ -296,26 +295,24 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
 
     /// Commands forwarded by a follower (any thread): proposed here, answered in one reply frame.
     public func deliverForward(from peer: NodeID, requestID: UInt64, commands: [[UInt8]]) {
-        var decoded: [(Command, Bool)] = []
-        var invalid: [Int: Outcome] = [:]
-        for (position, bytes) in commands.enumerated() {
-            if let timed = try? TimedCommand(decoding: bytes, limits: limits) {
-                decoded.append((timed.command, false))
-            } else {
-                invalid[position] = .rejected(StockadeError(.invalidRequest, "forwarded command does not decode"))
-                decoded.append((.expireDue, true))  // placeholder, answered below without proposing
-            }
-        }
         let collector = ForwardCollector(count: commands.count) { [self] outcomes in
             // Called on the loop thread (or at once on refusal): the applied index covers every outcome.
             let applied = read { $0.appliedIndex }
             _ = sendFrame(.reply(requestID: requestID, appliedIndex: applied, outcomes: outcomes.map { $0.encoded() }), to: peer)
         }
-        let toPropose = decoded.enumerated().filter { invalid[$0.offset] == nil }
-        for (position, outcome) in invalid { collector.set(position, outcome) }
+        var positions: [Int] = []
+        var toPropose: [(Command, Bool)] = []
+        for (position, bytes) in commands.enumerated() {
+            if let timed = try? TimedCommand(decoding: bytes, limits: limits) {
+                positions.append(position)
+                toPropose.append((timed.command, false))
+            } else {
+                collector.set(position, .rejected(StockadeError(.invalidRequest, "forwarded command does not decode")))
+            }
+        }
         guard !toPropose.isEmpty else { return }
-        let positions = toPropose.map(\.offset)
-        enqueue(toPropose.map(\.element)) { index, outcome in collector.set(positions[index], outcome) }
+        let proposed = positions
+        enqueue(toPropose) { index, outcome in collector.set(proposed[index], outcome) }
     }
 
     /// The leader's answer to commands this node forwarded (any thread).
@@ -384,13 +381,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     }
 
     public func startLoop() {
-        queueCondition.lock()
-        defer { queueCondition.unlock() }
-        guard !loopStarted else { return }
-        loopStarted = true
-        let thread = Thread { [self] in loop() }
-        thread.name = "stockade-raft"
-        thread.start()
+        loopThread.start { [self] in loop() }
     }
 
     /// Stops taking commands. Commands already appended get up to the quorum deadline to commit.
@@ -403,14 +394,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     }
 
     public func waitForLoop() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread { [self] in
-                finished.lock()
-                while !loopDone { finished.wait() }
-                finished.unlock()
-                continuation.resume()
-            }
-        }
+        await loopThread.finished()
     }
 
     // MARK: - The loop
@@ -498,11 +482,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         for read in leftoverReads + readsNotYetAccepted + Array(readsAwaitingState.values) + readsAwaitingApply.map(\.waiter) {
             read.continuation.resume(returning: StockadeError(.unavailable, "the node is shutting down"))
         }
-        snapshotQueue.sync {}
-        finished.lock()
-        loopDone = true
-        finished.broadcast()
-        finished.unlock()
+        snapshotWriter.drain()
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -552,7 +532,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         // The reserve fast path, for forwarded reserves (local ones tried it before queueing).
         var batch: [Proposal] = []
         batch.reserveCapacity(all.count)
-        let local = ledger.appliedIndex >= termStartIndex
+        let local = isCaughtUpLeader
         for proposal in all {
             if local && !proposal.checked, case .reserve(let request) = proposal.command,
                 let answer = ledger.answerWithoutLog(request)
@@ -658,7 +638,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     }
 
     private func configureWarehousesIfNeeded() {
-        guard raft.isLeader, configuredInTerm != raft.term, ledger.appliedIndex >= termStartIndex else { return }
+        guard isCaughtUpLeader, configuredInTerm != raft.term else { return }
         configuredInTerm = raft.term
         let layout = configuration.warehouses.sorted { $0.id < $1.id }
         guard ledger.warehouses != layout else { return }
@@ -753,7 +733,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     /// the protocol's log follows it, and replace the ledger.
     private func install(_ snapshot: Snapshot) throws {
         let newLedger = try Ledger(snapshot: snapshot.data, limits: limits)
-        try snapshotQueue.sync { try snapshots.save(index: snapshot.index, term: snapshot.term, bytes: snapshot.data) }
+        try snapshotWriter.saveNow(index: snapshot.index, term: snapshot.term, bytes: snapshot.data)
         try log.reset(after: snapshot.index, term: snapshot.term)
         for entry in raft.entries { log.append(LogEntry(index: entry.index, term: entry.term, payload: entry.payload)) }
         try log.sync()
@@ -871,7 +851,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         let next = Status(
             nodeID: configuration.nodeID, role: raft.role, term: raft.term, leaderID: raft.leaderID,
             commitIndex: raft.commitIndex, appliedIndex: ledger.appliedIndex, peers: peers)
-        let local = raft.isLeader && ledger.appliedIndex >= termStartIndex
+        let local = isCaughtUpLeader
         statusLock.lock()
         status = next
         leaderReadyForLocalAnswers = local
@@ -886,39 +866,17 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         let applied = ledger.appliedIndex
         let interval = LogIndex(max(limits.snapshotIntervalEntries, ledger.holds.count))
         guard applied - snapshotIndex >= interval, let term = raft.term(at: applied) else { return }
-        statusLock.lock()
-        let busy = snapshotInFlight
-        if !busy { snapshotInFlight = true }
-        statusLock.unlock()
-        guard !busy else { return }
+        guard snapshotWriter.begin() else { return }
+        let start = ContinuousClock.now
         let bytes = ledger.encodeSnapshot()
         raft.compact(Snapshot(index: applied, term: term, data: bytes))
         try log.startSegment(firstIndex: log.lastIndex + 1)
         snapshotIndex = applied
-        snapshotQueue.async { [self] in
-            do {
-                try snapshots.save(index: applied, term: term, bytes: bytes)
-                statusLock.lock()
-                snapshotDurableIndex = applied
-                snapshotInFlight = false
-                statusLock.unlock()
-                metrics.snapshots.increment()
-                logger.info("snapshot", metadata: ["index": "\(applied)", "bytes": "\(bytes.count)"])
-            } catch {
-                logger.error("snapshot failed", metadata: ["index": "\(applied)", "error": "\(error)"])
-                statusLock.lock()
-                snapshotInFlight = false
-                statusLock.unlock()
-            }
-        }
+        snapshotWriter.write(index: applied, term: term, bytes: bytes, encodeTime: ContinuousClock.now - start)
     }
 
     private func compactIfSnapshotDurable() throws {
-        statusLock.lock()
-        let durable = snapshotDurableIndex
-        snapshotDurableIndex = nil
-        statusLock.unlock()
-        if let durable { try log.compact(through: durable) }
+        if let durable = snapshotWriter.takeDurable() { try log.compact(through: durable) }
     }
 }
 

@@ -49,19 +49,12 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
     // Owned by the commit thread after start.
     private let log: CommandLog
     private let snapshots: SnapshotStore
+    private let snapshotWriter: SnapshotWriter
     private var snapshotIndex: LogIndex
-    /// Snapshot files are written and fsynced here, off the commit thread.
-    private let snapshotQueue = DispatchQueue(label: "stockade-snapshot")
-    /// Guarded by `statsLock`: a snapshot is being written; the newest durable snapshot whose
-    /// covered log segments are not yet deleted.
-    private var snapshotInFlight = false
-    private var snapshotDurableIndex: LogIndex?
     private var lastTimeMs: Int64 = 0
     private let statsLock = NSLock()
     private var stats = CommitStats()
-    private let finished = NSCondition()
-    private var commitThreadDone = false
-    private var commitThreadStarted = false
+    private let commitThread = WorkerThread(name: "stockade-commit")
 
     /// Opens the data directory, loads the newest snapshot, replays the log after it, and makes
     /// the configured warehouse layout current (through the log, so replay stays deterministic).
@@ -78,6 +71,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         let directory = configuration.dataDirectory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         snapshots = try SnapshotStore(directory: directory + "/snapshots")
+        snapshotWriter = SnapshotWriter(store: snapshots, metrics: metrics, logger: logger, label: "stockade-snapshot")
         log = try CommandLog(directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax)
         var recovered = Ledger(limits: limits)
         var snapshotTerm: UInt64 = 0
@@ -128,8 +122,10 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
 
     public var commitStats: CommitStats {
         statsLock.lock()
-        defer { statsLock.unlock() }
-        return stats
+        var current = stats
+        statsLock.unlock()
+        current.snapshots = snapshotWriter.count
+        return current
     }
 
     /// Whether the replica still takes commands (false once shutdown has begun).
@@ -193,7 +189,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
     public func run() async throws {
         startCommitThread()
         await withGracefulShutdownHandler {
-            await waitForCommitThread(untilShutdown: true)
+            await waitForCommitThread()
         } onGracefulShutdown: {
             self.stop()
         }
@@ -201,13 +197,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
 
     /// Starts the commit thread. `run()` calls this; tests may call it directly with `stop()`.
     public func startCommitThread() {
-        queueCondition.lock()
-        defer { queueCondition.unlock() }
-        guard !commitThreadStarted else { return }
-        commitThreadStarted = true
-        let thread = Thread { [self] in commitLoop() }
-        thread.name = "stockade-commit"
-        thread.start()
+        commitThread.start { [self] in commitLoop() }
     }
 
     /// Stops accepting commands; queued ones are still committed and answered.
@@ -220,15 +210,8 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
     }
 
     /// Waits until the commit thread has drained and exited.
-    public func waitForCommitThread(untilShutdown: Bool = false) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread { [self] in
-                finished.lock()
-                while !commitThreadDone { finished.wait() }
-                finished.unlock()
-                continuation.resume()
-            }
-        }
+    public func waitForCommitThread() async {
+        await commitThread.finished()
     }
 
     private func commitLoop() {
@@ -258,11 +241,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
             }
             for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
         }
-        snapshotQueue.sync {}  // let a snapshot being written finish before the thread reports done
-        finished.lock()
-        commitThreadDone = true
-        finished.broadcast()
-        finished.unlock()
+        snapshotWriter.drain()  // let a snapshot being written finish before the thread reports done
     }
 
     /// Appends, fsyncs and applies one batch; returns the outcomes in order.
@@ -304,12 +283,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         try compactIfSnapshotDurable()
         // Amortised: a snapshot costs O(holds), so take one at most every `holds` entries.
         let interval = LogIndex(max(limits.snapshotIntervalEntries, ledger.holds.count))
-        if applied - snapshotIndex >= interval {
-            statsLock.lock()
-            let busy = snapshotInFlight
-            statsLock.unlock()
-            if !busy { try takeSnapshot() }
-        }
+        if applied - snapshotIndex >= interval, snapshotWriter.begin() { try takeSnapshot() }
         return outcomes
     }
 
@@ -322,42 +296,12 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         let index = ledger.appliedIndex
         try log.startSegment(firstIndex: index + 1)
         snapshotIndex = index
-        statsLock.lock()
-        snapshotInFlight = true
-        statsLock.unlock()
-        let encodeTime = ContinuousClock.now - start
-        snapshotQueue.async { [self] in
-            do {
-                try snapshots.save(index: index, term: 0, bytes: bytes)
-                statsLock.lock()
-                snapshotDurableIndex = index
-                snapshotInFlight = false
-                stats.snapshots += 1
-                statsLock.unlock()
-                metrics.snapshots.increment()
-                logger.info(
-                    "snapshot",
-                    metadata: [
-                        "index": "\(index)", "bytes": "\(bytes.count)", "encode": "\(encodeTime)",
-                        "total": "\(ContinuousClock.now - start)",
-                    ])
-            } catch {
-                // Not fatal: the log still holds every entry; the next interval tries again.
-                logger.error("snapshot failed", metadata: ["index": "\(index)", "error": "\(error)"])
-                statsLock.lock()
-                snapshotInFlight = false
-                statsLock.unlock()
-            }
-        }
+        snapshotWriter.write(index: index, term: 0, bytes: bytes, encodeTime: ContinuousClock.now - start)
     }
 
     /// Deletes log segments covered by a snapshot that has become durable.
     private func compactIfSnapshotDurable() throws {
-        statsLock.lock()
-        let durable = snapshotDurableIndex
-        snapshotDurableIndex = nil
-        statsLock.unlock()
-        if let durable { try log.compact(through: durable) }
+        if let durable = snapshotWriter.takeDurable() { try log.compact(through: durable) }
     }
 
 }
