@@ -150,6 +150,8 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     private var isCaughtUpLeader: Bool { raft.isLeader && ledger.appliedIndex >= termStartIndex }
     private var configuredInTerm: Term = 0
     private var snapshotIndex: LogIndex
+    private var turnFsync = Duration.zero
+    private var turnApply = Duration.zero
     private let snapshotWriter: SnapshotWriter
     private let loopThread = WorkerThread(name: "stockade-raft")
 
@@ -428,6 +430,8 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
             queueCondition.unlock()
 
             let now = ContinuousClock.now
+            turnFsync = .zero
+            turnApply = .zero
             if now >= nextTick {
                 // After a long stall, tick once rather than in a burst that would fire elections.
                 if now - nextTick > tick * 4 { nextTick = now }
@@ -461,6 +465,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
             }
             expire(now: now)
             publishStatus(now: now)
+            noteTurn(started: now, proposals: batch.count, messages: messages.count)
             if isStopping {
                 if stopDeadline == nil { stopDeadline = now + quorumDeadline }
                 if waiting.isEmpty || now >= stopDeadline! { break }
@@ -689,7 +694,9 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
                 }
                 let start = ContinuousClock.now
                 try log.sync()
-                metrics.fsyncDuration.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - start))
+                let fsync = ContinuousClock.now - start
+                turnFsync += fsync
+                metrics.fsyncDuration.recordNanoseconds(Self.nanoseconds(fsync))
                 metrics.commitBatchSize.record(ready.entries.count)
             }
             if let hardState = ready.hardState { try persist(hardState) }
@@ -706,6 +713,23 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
             try maybeSnapshot()
         }
     }
+
+    /// Records how long the turn held the loop; a turn long enough to show in request latency is
+    /// logged with where its time went.
+    private func noteTurn(started: ContinuousClock.Instant, proposals: Int, messages: Int) {
+        let took = ContinuousClock.now - started
+        metrics.loopTurnDuration.recordNanoseconds(Self.nanoseconds(took))
+        guard took >= Self.slowTurn else { return }
+        logger.notice(
+            "slow loop turn",
+            metadata: [
+                "ms": "\(Self.nanoseconds(took) / 1_000_000)", "fsyncMs": "\(Self.nanoseconds(turnFsync) / 1_000_000)",
+                "applyMs": "\(Self.nanoseconds(turnApply) / 1_000_000)", "proposals": "\(proposals)",
+                "messages": "\(messages)", "holds": "\(ledger.holds.count)",
+            ])
+    }
+
+    static let slowTurn = Duration.milliseconds(25)
 
     static func nanoseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
@@ -750,6 +774,8 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
 
     private func apply(_ entries: [Entry]) {
         guard !entries.isEmpty else { return }
+        let start = ContinuousClock.now
+        defer { turnApply += ContinuousClock.now - start }
         var outcomes: [Outcome?] = []
         outcomes.reserveCapacity(entries.count)
         ledgerLock.lock()
@@ -860,23 +886,26 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
 
     // MARK: - Snapshots
 
-    /// Every `max(interval, holds)` applied entries: encode the ledger here, let the protocol
-    /// compact its log to it, start a new log segment, and write the file in the background.
+    /// Every `max(interval, holds)` applied entries: start a new log segment and hand a copy of
+    /// the applied state to the snapshot writer, which encodes and writes it in the background.
+    /// The protocol compacts to it (and may send it to a follower) only once it is on disk.
     private func maybeSnapshot() throws {
         let applied = ledger.appliedIndex
         let interval = LogIndex(max(limits.snapshotIntervalEntries, ledger.holds.count))
         guard applied - snapshotIndex >= interval, let term = raft.term(at: applied) else { return }
         guard snapshotWriter.begin() else { return }
-        let start = ContinuousClock.now
-        let bytes = ledger.encodeSnapshot()
-        raft.compact(Snapshot(index: applied, term: term, data: bytes))
         try log.startSegment(firstIndex: log.lastIndex + 1)
         snapshotIndex = applied
-        snapshotWriter.write(index: applied, term: term, bytes: bytes, encodeTime: ContinuousClock.now - start)
+        snapshotWriter.write(ledger, term: term)
     }
 
+    /// A snapshot that is on disk: the protocol drops the entries it covers, and so does the log.
+    /// One taken before a leader's snapshot was installed is already covered, and is ignored by
+    /// both.
     private func compactIfSnapshotDurable() throws {
-        if let durable = snapshotWriter.takeDurable() { try log.compact(through: durable) }
+        guard let durable = snapshotWriter.takeDurable() else { return }
+        raft.compact(Snapshot(index: durable.index, term: durable.term, data: durable.bytes))
+        try log.compact(through: durable.index)
     }
 }
 

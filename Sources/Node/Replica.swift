@@ -287,21 +287,19 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         return outcomes
     }
 
-    /// Encodes the applied state here (the commit thread is the ledger's only writer, so it reads it
-    /// without the lock), starts a new log segment at the next index, and hands the bytes to the
-    /// snapshot queue to write and fsync. The log segments it covers are deleted only after that.
+    /// Starts a new log segment at the next index and hands a copy of the applied state (the
+    /// commit thread is the ledger's only writer, so it reads it without the lock) to the snapshot
+    /// queue to encode, write and fsync. The log segments it covers are deleted only after that.
     private func takeSnapshot() throws {
-        let start = ContinuousClock.now
-        let bytes = ledger.encodeSnapshot()
         let index = ledger.appliedIndex
         try log.startSegment(firstIndex: index + 1)
         snapshotIndex = index
-        snapshotWriter.write(index: index, term: 0, bytes: bytes, encodeTime: ContinuousClock.now - start)
+        snapshotWriter.write(ledger, term: 0)
     }
 
     /// Deletes log segments covered by a snapshot that has become durable.
     private func compactIfSnapshotDurable() throws {
-        if let durable = snapshotWriter.takeDurable() { try log.compact(through: durable) }
+        if let durable = snapshotWriter.takeDurable() { try log.compact(through: durable.index) }
     }
 
 }

@@ -1,14 +1,20 @@
 import Dispatch
 import Foundation
+import Ledger
 import Logging
 import StockadeCore
 import Storage
 
-/// Writes snapshot files off the thread that owns the log, one at a time, and reports which one
-/// became durable so the owner can delete the log segments it covers.
+/// Encodes and writes snapshots off the thread that owns the log, one at a time, and reports which
+/// one became durable so the owner can compact its log to it.
+///
+/// The owner hands over a copy of its `Ledger`. The copy is cheap (the ledger's storage is
+/// copy-on-write); the owner's next write to a collection the copy shares pays for duplicating
+/// that collection, which is a plain memory copy and an order of magnitude cheaper than encoding
+/// it. Encoding 200,000 holds on the owning thread stalled every request for about 200 ms.
 ///
 /// Threading: `begin`, `takeDurable`, `saveNow` and `drain` are called by the owning loop; the
-/// write itself runs on a serial queue. State is guarded by a lock.
+/// encode and write run on a serial queue. State is guarded by a lock.
 public final class SnapshotWriter: @unchecked Sendable {
     private let store: SnapshotStore
     private let metrics: ReplicaMetrics
@@ -16,7 +22,7 @@ public final class SnapshotWriter: @unchecked Sendable {
     private let queue: DispatchQueue
     private let lock = NSLock()
     private var inFlight = false
-    private var durable: LogIndex?
+    private var durable: Durable?
     private var written = 0
 
     public init(store: SnapshotStore, metrics: ReplicaMetrics, logger: Logger, label: String) {
@@ -35,15 +41,26 @@ public final class SnapshotWriter: @unchecked Sendable {
         return true
     }
 
-    /// Writes and fsyncs the snapshot claimed with `begin` in the background. A failure is logged
-    /// and not fatal: the log still holds every entry, and the next interval tries again.
-    public func write(index: LogIndex, term: UInt64, bytes: [UInt8], encodeTime: Duration) {
-        let start = ContinuousClock.now
+    /// A snapshot that is on disk: the owner may compact its log through `index`.
+    public struct Durable: Sendable {
+        public var index: LogIndex
+        public var term: UInt64
+        public var bytes: [UInt8]
+    }
+
+    /// Encodes `ledger` (a copy of the owner's applied state at `ledger.appliedIndex`), writes and
+    /// fsyncs it in the background, for the snapshot claimed with `begin`. A failure is logged and
+    /// not fatal: the log still holds every entry, and the next interval tries again.
+    public func write(_ ledger: Ledger, term: UInt64) {
+        let index = ledger.appliedIndex
         queue.async { [self] in
+            let start = ContinuousClock.now
+            let bytes = ledger.encodeSnapshot()
+            let encodeTime = ContinuousClock.now - start
             do {
                 try store.save(index: index, term: term, bytes: bytes)
                 lock.lock()
-                durable = index
+                durable = Durable(index: index, term: term, bytes: bytes)
                 inFlight = false
                 written += 1
                 lock.unlock()
@@ -52,7 +69,7 @@ public final class SnapshotWriter: @unchecked Sendable {
                     "snapshot",
                     metadata: [
                         "index": "\(index)", "bytes": "\(bytes.count)", "encode": "\(encodeTime)",
-                        "write": "\(ContinuousClock.now - start)",
+                        "write": "\(ContinuousClock.now - start - encodeTime)",
                     ])
             } catch {
                 logger.error("snapshot failed", metadata: ["index": "\(index)", "error": "\(error)"])
@@ -69,7 +86,7 @@ public final class SnapshotWriter: @unchecked Sendable {
     }
 
     /// The newest snapshot that became durable since the last call, if any.
-    public func takeDurable() -> LogIndex? {
+    public func takeDurable() -> Durable? {
         lock.lock()
         defer { lock.unlock() }
         defer { durable = nil }

@@ -52,6 +52,9 @@ struct NodeConfiguration: Decodable {
     var limits: LimitOverrides?
     var expiryTickMs: Int?
     var logLevel: String?
+    /// SwiftNIO event-loop threads for HTTP and peer traffic; the machine's core count if unset.
+    /// Several nodes sharing one machine run better with fewer each.
+    var eventLoopThreads: Int?
 
     static func load(path: String) throws -> NodeConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))

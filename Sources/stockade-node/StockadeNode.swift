@@ -8,6 +8,8 @@ import HummingbirdCore
 import Ledger
 import Logging
 import Metrics
+import NIOCore
+import NIOPosix
 import Node
 import Prometheus
 import ServiceLifecycle
@@ -40,9 +42,17 @@ struct StockadeNode: AsyncParsableCommand {
     @Option(name: .customLong("snapshot-interval"), help: "Log entries between snapshots.")
     var snapshotInterval: Int?
 
+    @Option(name: .customLong("event-loop-threads"), help: "SwiftNIO event-loop threads (default: one per core).")
+    var eventLoopThreads: Int?
+
     func run() async throws {
         var file = try config.map(NodeConfiguration.load(path:)) ?? NodeConfiguration()
         if dev && (file.warehouses ?? []).isEmpty { file.warehouses = NodeConfiguration.devWarehouses }
+        if let threads = eventLoopThreads ?? file.eventLoopThreads {
+            guard (1...256).contains(threads) else { throw ConfigurationError("eventLoopThreads must be in 1...256") }
+            // Must happen before anything touches the shared event-loop group.
+            NIOSingletons.groupLoopCountSuggestion = threads
+        }
         let level = Logger.Level(rawValue: logLevel ?? file.logLevel ?? "info") ?? .info
         LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
         var logger = Logger(label: "stockade")

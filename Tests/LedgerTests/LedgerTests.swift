@@ -245,21 +245,23 @@ import StockadeTesting
 }
 
 @Suite struct HoldStoreTests {
-    static func hold(_ number: Int) -> Hold {
+    static func hold(_ number: Int, ids: Int = 700) -> Hold {
         Hold(
-            reservationId: ReservationID("r\(number % 700)"), orderId: "o", region: "east",
+            reservationId: ReservationID("r\(number % ids)"), orderId: "o", region: "east",
             allocations: [Allocation(sku: SKU("s"), warehouse: WarehouseID("w"), quantity: 1)], ttlMs: 1000,
             allowSplit: false, path: .quorum, token: FencingToken(UInt64(number * 3 + 1)), createdAtMs: 0,
             expiresAtMs: 1000, status: .held, finishedAtMs: 0)
     }
 
-    /// A model (a dictionary) and the store agree through appends, updates, removals and compactions.
-    @Test func storeAgreesWithADictionaryModelThroughCompaction() {
+    /// A model (a dictionary) and the store agree through appends, updates, removals and
+    /// compactions, with few live holds (many compactions) and with many (slots over several chunks).
+    @Test(arguments: [700, 9_000])
+    func storeAgreesWithADictionaryModelThroughCompaction(ids: Int) {
         var store = HoldStore()
         var model: [ReservationID: Hold] = [:]
         var random = SplitMix64(seed: 7)
-        for number in 0..<20_000 {
-            let candidate = Self.hold(number)
+        for number in 0..<max(20_000, ids * 6) {
+            let candidate = Self.hold(number, ids: ids)
             if model[candidate.reservationId] == nil {
                 store.append(candidate)
                 model[candidate.reservationId] = candidate

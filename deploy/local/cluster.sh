@@ -59,6 +59,11 @@ write_configs() {
         head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$state/secret"
         chmod 600 "$state/secret"
     fi
+    local threads_entry=""
+    if [[ -n "${STOCKADE_EVENT_LOOP_THREADS:-}" ]]; then
+        threads_entry=",
+  \"eventLoopThreads\": $STOCKADE_EVENT_LOOP_THREADS"
+    fi
     for ((i = 1; i <= count; i++)); do
         mkdir -p "$state/n$i/data"
         cat > "$state/n$i/config.json" <<JSON
@@ -75,7 +80,7 @@ write_configs() {
   "tokens": {"admin": ["$admin_token"], "checkout": ["$checkout_token"]},
   "cluster": {"nodes": [$members], "secretFile": "$state/secret"},
   "limits": {"snapshotIntervalEntries": ${STOCKADE_SNAPSHOT_INTERVAL:-200000}},
-  "logLevel": "${STOCKADE_LOG_LEVEL:-info}"
+  "logLevel": "${STOCKADE_LOG_LEVEL:-info}"$threads_entry
 }
 JSON
     done

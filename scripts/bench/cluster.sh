@@ -5,6 +5,9 @@
 # alternate single/cluster REPEATS times and the medians are printed, with the ratio, and the
 # entries per fsync (log batch size) each node saw.
 #
+# The three cluster nodes share this machine's cores, so each runs one event-loop thread
+# (CLUSTER_EVENT_LOOP_THREADS, default 1); the single node keeps the default of one per core.
+#
 # Usage: scripts/bench/cluster.sh   (CONNECTIONS=256 ATTEMPTS=60000 REPEATS=3 to change)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +22,8 @@ BIN="$(swift build -c release --show-bin-path)"
 OUT="bench-out/cluster-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 export STOCKADE_ADMIN_TOKEN=dev-admin-token STOCKADE_CHECKOUT_TOKEN=dev-checkout-token
-export STOCKADE_NODE_BIN="$BIN/stockade-node" STOCKADE_CLUSTER_DIR="$PWD/$OUT/cluster" STOCKADE_LOG_LEVEL=warning
+export STOCKADE_NODE_BIN="$BIN/stockade-node" STOCKADE_CLUSTER_DIR="$PWD/$OUT/cluster" STOCKADE_LOG_LEVEL=notice
+export STOCKADE_EVENT_LOOP_THREADS="${CLUSTER_EVENT_LOOP_THREADS:-1}"
 SINGLE_URL="http://127.0.0.1:$SINGLE_PORT"
 CLUSTER_URLS="http://127.0.0.1:7101,http://127.0.0.1:7102,http://127.0.0.1:7103"
 
@@ -69,4 +73,8 @@ for line in open(sys.argv[2]):
     if len(parts) >= 3 and float(parts[2]) > 0:
         print(f"  {parts[0]:7} {float(parts[1]) / float(parts[2]):6.1f}  ({int(float(parts[2]))} fsyncs) {' '.join(parts[3:])}")
 PY
+echo "loop turns of 25 ms or more (each node; fsync and apply time are in $OUT/cluster/n*/node.log):"
+for i in 1 2 3; do
+  echo "  n$i $(grep -c 'slow loop turn' "$OUT/cluster/n$i/node.log" || true)"
+done
 echo "raw: $OUT"
