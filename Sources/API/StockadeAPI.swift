@@ -168,7 +168,7 @@ public struct StockadeAPI: Sendable {
             let page = replica.read { $0.holds(matching: query) }
             return JSON.response(
                 status: .ok,
-                HoldsPagePayload(holds: page.holds.map(ReservationPayload.init), nextCursor: page.nextAfterToken.map(String.init)))
+                HoldsPagePayload(holds: page.holds.map(ReservationPayload.init), nextCursor: page.nextAfterSequence.map(String.init)))
         }
         return router
     }
@@ -271,7 +271,7 @@ public struct StockadeAPI: Sendable {
         }
         if let cursor = parameters["cursor"] {
             guard let parsed = UInt64(cursor) else { throw APIError.invalid("cursor is not valid") }
-            query.afterToken = parsed
+            query.afterSequence = parsed
         }
         return query
     }

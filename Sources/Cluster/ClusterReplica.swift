@@ -627,8 +627,8 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
 
     static func answersFromLocalState(_ command: Command) -> Bool {
         switch command {
-        case .setStock, .adjustStock, .configureWarehouses: true
-        case .reserve, .confirm, .release, .extend, .expireDue: false
+        case .setStock, .adjustStock, .configureWarehouses, .setHot, .grantAllotment, .returnAllotment: true
+        case .reserve, .confirm, .release, .extend, .expireDue, .applyAllotmentHolds: false
         }
     }
 

@@ -49,6 +49,22 @@ extension TimedCommand {
             writer.write(ttlMs)
         case .expireDue:
             writer.write(UInt8(8))
+        case .setHot(let sku, let hot):
+            writer.write(UInt8(9))
+            writer.write(sku.rawValue)
+            writer.write(hot)
+        case .grantAllotment(let key, let quantity):
+            writer.write(UInt8(10))
+            writer.write(key)
+            writer.write(quantity)
+        case .returnAllotment(let key, let quantity):
+            writer.write(UInt8(11))
+            writer.write(key)
+            writer.write(quantity)
+        case .applyAllotmentHolds(let cacheHolds):
+            writer.write(UInt8(12))
+            writer.write(UInt32(cacheHolds.count))
+            for cacheHold in cacheHolds { writer.write(cacheHold) }
         }
         return writer.bytes
     }
@@ -96,6 +112,15 @@ extension TimedCommand {
         case 6: command = .release(ReservationID(try reader.readString()))
         case 7: command = .extend(ReservationID(try reader.readString()), ttlMs: try reader.readInt64())
         case 8: command = .expireDue
+        case 9: command = .setHot(SKU(try reader.readString()), try reader.readBool())
+        case 10: command = .grantAllotment(try reader.readAllotmentKey(), quantity: try reader.readInt64())
+        case 11: command = .returnAllotment(try reader.readAllotmentKey(), quantity: try reader.readInt64())
+        case 12:
+            let count = try reader.readCount(max: limits.cacheHoldsBatchMax)
+            var cacheHolds: [CacheHold] = []
+            cacheHolds.reserveCapacity(count)
+            for _ in 0..<count { cacheHolds.append(try reader.readCacheHold(limits: limits)) }
+            command = .applyAllotmentHolds(cacheHolds)
         case let tag: throw ByteReader.Failure(description: "unknown command tag \(tag)")
         }
         guard reader.isAtEnd else { throw ByteReader.Failure(description: "\(reader.remaining) trailing bytes") }
@@ -120,5 +145,70 @@ extension ByteReader {
         var regions: [String] = []
         for _ in 0..<count { regions.append(try readString()) }
         return Warehouse(id: id, regions: regions, priority: priority)
+    }
+}
+
+extension ByteWriter {
+    public mutating func write(_ key: AllotmentKey) {
+        write(key.sku.rawValue)
+        write(key.warehouse.rawValue)
+        write(key.holder.rawValue)
+    }
+
+    public mutating func write(_ allocations: [Allocation]) {
+        write(UInt32(allocations.count))
+        for allocation in allocations {
+            write(allocation.sku.rawValue)
+            write(allocation.warehouse.rawValue)
+            write(allocation.quantity)
+        }
+    }
+
+    public mutating func write(_ cacheHold: CacheHold) {
+        write(cacheHold.reservationId.rawValue)
+        write(cacheHold.orderId)
+        write(cacheHold.region)
+        write(cacheHold.ttlMs)
+        write(cacheHold.allowSplit)
+        write(cacheHold.token.rawValue)
+        write(cacheHold.createdAtMs)
+        write(cacheHold.allocations)
+    }
+}
+
+extension ByteReader {
+    public mutating func readAllotmentKey() throws -> AllotmentKey {
+        let sku = SKU(try readString())
+        let warehouse = WarehouseID(try readString())
+        guard let holder = AllotmentHolder(rawValue: try readUInt8()) else {
+            throw ByteReader.Failure(description: "unknown allotment holder")
+        }
+        return AllotmentKey(sku: sku, warehouse: warehouse, holder: holder)
+    }
+
+    public mutating func readAllocations(limits: Limits) throws -> [Allocation] {
+        let count = try readCount(max: limits.reservationLinesMax * limits.warehousesMax)
+        var allocations: [Allocation] = []
+        allocations.reserveCapacity(count)
+        for _ in 0..<count {
+            allocations.append(Allocation(sku: SKU(try readString()), warehouse: WarehouseID(try readString()), quantity: try readInt64()))
+        }
+        return allocations
+    }
+
+    public mutating func readCacheHold(limits: Limits) throws -> CacheHold {
+        CacheHold(
+            reservationId: ReservationID(try readString()), orderId: try readString(), region: try readString(),
+            allocations: [], ttlMs: try readInt64(), allowSplit: try readBool(), token: FencingToken(try readUInt64()),
+            createdAtMs: try readInt64()
+        ).with(allocations: try readAllocations(limits: limits))
+    }
+}
+
+extension CacheHold {
+    fileprivate func with(allocations: [Allocation]) -> CacheHold {
+        var copy = self
+        copy.allocations = allocations
+        return copy
     }
 }

@@ -38,6 +38,14 @@ public enum Command: Hashable, Sendable {
     case extend(ReservationID, ttlMs: Int64)
     /// Expire every hold due at the command's time, and forget finished reservations past retention.
     case expireDue
+    /// Mark a SKU hot (the cache may sell it) or not.
+    case setHot(SKU, Bool)
+    /// Escrow up to `quantity` available units of a row to a holder.
+    case grantAllotment(AllotmentKey, quantity: Int64)
+    /// Give back up to `quantity` allotted units.
+    case returnAllotment(AllotmentKey, quantity: Int64)
+    /// Turn holds the cache granted into ledger holds; idempotent by reservation id and token.
+    case applyAllotmentHolds([CacheHold])
 
     /// A short stable name, for logs and metrics.
     public var name: String {
@@ -50,6 +58,10 @@ public enum Command: Hashable, Sendable {
         case .release: "release"
         case .extend: "extend"
         case .expireDue: "expire_due"
+        case .setHot: "set_hot"
+        case .grantAllotment: "grant_allotment"
+        case .returnAllotment: "return_allotment"
+        case .applyAllotmentHolds: "apply_allotment_holds"
         }
     }
 }
@@ -72,6 +84,11 @@ public enum Outcome: Hashable, Sendable {
     case stockRow(SKU, WarehouseID, StockRow)
     case warehousesConfigured(count: Int)
     case expired(count: Int, purged: Int)
+    case hotStatus(SKU, hot: Bool)
+    /// An allotment after a grant (`moved` > 0), a return (`moved` < 0) or neither (0).
+    case allotment(AllotmentKey, moved: Int64, Allotment)
+    /// One result per cache hold, in order.
+    case cacheHoldsApplied([CacheHoldResult])
     case rejected(StockadeError, detail: RejectionDetail? = nil)
 }
 

@@ -1,13 +1,16 @@
 import StockadeCore
 
-/// The ledger's holds, stored compactly in fencing-token order.
+/// The ledger's holds, stored compactly in the order the ledger stored them.
 ///
-/// Holds live in slots, appended in token order (tokens are log indices, so they only grow);
-/// an index maps a reservation id to its slot. A purged hold leaves a tombstone that is
+/// Each hold has a *sequence* that the ledger derives from the log position that stored it (see
+/// `Ledger.sequence(index:position:)`), so sequences grow in store order. Fencing tokens do not
+/// always: a hold sold by the cache carries the token Redis gave it and may reach the ledger
+/// after newer ones. Holds live in slots, appended in sequence order; an index maps a
+/// reservation id to its slot. A purged hold leaves a tombstone that is
 /// compacted away once tombstones outnumber live holds. Compared with a dictionary of holds this
 /// keeps each hold's value out of the hash table (whose buckets are over-allocated), gives
-/// token-order iteration for paging and snapshots without sorting, and lets the expiry queues
-/// refer to holds by token alone.
+/// sequence-order iteration for paging and snapshots without sorting, and lets the expiry queues
+/// refer to holds by sequence alone.
 ///
 /// Nothing here grows all at once: slots are fixed-size chunks, and the id index is split into
 /// shards that each grow on their own. A single table of 100,000 ids took 30–45 ms to rehash
@@ -16,7 +19,7 @@ import StockadeCore
 /// takes a copy of the ledger over many later writes.
 public struct HoldStore: Sendable {
     private var slots = ChunkedSlots()
-    private var tokens: [UInt64] = []
+    private var sequences: [UInt64] = []
     private var slotByID = ShardedIndex()
     private var tombstones = 0
 
@@ -30,26 +33,34 @@ public struct HoldStore: Sendable {
         return slots[Int(slot)]
     }
 
-    /// The hold with this token, if it is still stored.
-    public func hold(token: UInt64) -> Hold? {
-        guard let slot = slot(ofToken: token) else { return nil }
+    /// The hold with this sequence, if it is still stored.
+    public func hold(sequence: UInt64) -> Hold? {
+        guard let slot = slot(ofSequence: sequence) else { return nil }
         return slots[slot]
     }
 
-    /// Adds a new hold. Its token must exceed every stored token and its id must be free.
-    mutating func append(_ hold: Hold) {
-        precondition(tokens.last.map { $0 < hold.token.rawValue } ?? true, "holds must arrive in token order")
+    /// The sequence of a stored hold.
+    public func sequence(of id: ReservationID) -> UInt64? {
+        slotByID[id].map { sequences[Int($0)] }
+    }
+
+    /// The highest sequence in the store (0 if none); a new hold must exceed it.
+    var lastSequence: UInt64 { sequences.last ?? 0 }
+
+    /// Adds a new hold. Its sequence must exceed every stored one and its id must be free.
+    mutating func append(_ hold: Hold, sequence: UInt64) {
+        precondition(sequence > lastSequence, "holds must arrive in sequence order")
         precondition(slotByID[hold.reservationId] == nil, "hold \(hold.reservationId) already stored")
         precondition(slots.count < Int(UInt32.max), "too many hold slots")
         slotByID[hold.reservationId] = UInt32(slots.count)
         slots.append(hold)
-        tokens.append(hold.token.rawValue)
+        sequences.append(sequence)
     }
 
     /// Replaces a stored hold (same id and token) with its new state.
     mutating func update(_ hold: Hold) {
         guard let slot = slotByID[hold.reservationId] else { preconditionFailure("update of unknown hold") }
-        precondition(tokens[Int(slot)] == hold.token.rawValue, "update changes a hold's token")
+        precondition(slots[Int(slot)]?.token == hold.token, "update changes a hold's token")
         slots[Int(slot)] = hold
     }
 
@@ -63,58 +74,59 @@ public struct HoldStore: Sendable {
 
     private mutating func compact() {
         var keptSlots = ChunkedSlots()
-        var keptTokens: [UInt64] = []
-        keptTokens.reserveCapacity(slotByID.count)
+        var keptSequences: [UInt64] = []
+        keptSequences.reserveCapacity(slotByID.count + 1)
         for slot in 0..<slots.count {
             guard let hold = slots[slot] else { continue }
             slotByID[hold.reservationId] = UInt32(keptSlots.count)
             keptSlots.append(hold)
-            keptTokens.append(tokens[slot])
+            keptSequences.append(sequences[slot])
         }
         slots = keptSlots
-        tokens = keptTokens
+        sequences = keptSequences
         tombstones = 0
     }
 
-    /// The slot holding `token`, by binary search.
-    private func slot(ofToken token: UInt64) -> Int? {
-        guard token > 0 else { return nil }
-        let position = firstSlot(afterToken: token - 1)
-        guard position < tokens.count, tokens[position] == token, slots[position] != nil else { return nil }
+    /// The slot holding `sequence`, by binary search.
+    private func slot(ofSequence sequence: UInt64) -> Int? {
+        guard sequence > 0 else { return nil }
+        let position = firstSlot(afterSequence: sequence - 1)
+        guard position < sequences.count, sequences[position] == sequence, slots[position] != nil else { return nil }
         return position
     }
 
-    /// The first slot whose token is greater than `token`.
-    private func firstSlot(afterToken token: UInt64) -> Int {
+    /// The first slot whose sequence is greater than `sequence`.
+    private func firstSlot(afterSequence sequence: UInt64) -> Int {
         var low = 0
-        var high = tokens.count
+        var high = sequences.count
         while low < high {
             let middle = (low + high) / 2
-            if tokens[middle] <= token { low = middle + 1 } else { high = middle }
+            if sequences[middle] <= sequence { low = middle + 1 } else { high = middle }
         }
         return low
     }
 
-    /// Calls `body` for live holds in token order, starting after `afterToken`, until it returns false.
-    /// Returns the token of the last slot examined and whether slots remain after it.
+    /// Calls `body` with each live hold and its sequence, in sequence order, starting after
+    /// `afterSequence`, until it returns false. Returns the sequence of the last slot examined and
+    /// whether slots remain after it.
     @discardableResult
-    public func forEach(afterToken: UInt64 = 0, _ body: (Hold) -> Bool) -> (lastToken: UInt64?, more: Bool) {
-        var position = firstSlot(afterToken: afterToken)
-        var lastToken: UInt64?
+    public func forEach(afterSequence: UInt64 = 0, _ body: (Hold, UInt64) -> Bool) -> (lastSequence: UInt64?, more: Bool) {
+        var position = firstSlot(afterSequence: afterSequence)
+        var last: UInt64?
         while position < slots.count {
-            lastToken = tokens[position]
+            last = sequences[position]
             let hold = slots[position]
             position += 1
-            if let hold, !body(hold) { break }
+            if let hold, !body(hold, last!) { break }
         }
-        return (lastToken, position < slots.count)
+        return (last, position < slots.count)
     }
 
-    /// Every live hold in token order.
+    /// Every live hold in sequence order.
     public var values: [Hold] {
         var result: [Hold] = []
         result.reserveCapacity(count)
-        forEach { result.append($0); return true }
+        forEach { hold, _ in result.append(hold); return true }
         return result
     }
 }

@@ -29,11 +29,25 @@ extension Ledger {
                 }
             }
         }
+        var allottedByRow: [SKU: [WarehouseID: Int64]] = [:]
+        for (key, allotment) in allotments {
+            if allotment.quantity <= 0 { problems.append("allotment \(key) holds \(allotment.quantity)") }
+            if stock[key.sku]?[key.warehouse] == nil { problems.append("allotment \(key) has no stock row") }
+            allottedByRow[key.sku, default: [:]][key.warehouse, default: 0] += allotment.quantity
+        }
+        for sku in hotSKUs where stock[sku] == nil { problems.append("hot sku \(sku) is unknown") }
+        for hold in holds.values where (hold.path == .cache) != (hold.token.rawValue >= CacheHold.tokenBase) {
+            problems.append("hold \(hold.reservationId) has path \(hold.path.name) but token \(hold.token.rawValue)")
+        }
         if active != activeHoldCount { problems.append("activeHoldCount \(activeHoldCount) but \(active) holds are held") }
         for (sku, rows) in stock {
             for (warehouse, row) in rows {
                 if !row.isConsistent { problems.append("oversell at \(sku)@\(warehouse): \(row)") }
                 if !known.contains(warehouse) { problems.append("row \(sku)@\(warehouse) names an unknown warehouse") }
+                let allotted = allottedByRow[sku]?[warehouse] ?? 0
+                if row.allotted != allotted {
+                    problems.append("\(sku)@\(warehouse) allotted \(row.allotted) but allotments sum to \(allotted)")
+                }
                 let held = heldByRow[sku]?[warehouse] ?? 0
                 if row.held != held { problems.append("\(sku)@\(warehouse) held \(row.held) but holds sum to \(held)") }
                 // Confirmed holds are purged after retention while their units stay sold.
@@ -42,9 +56,9 @@ extension Ledger {
             }
         }
         // Every held hold must be reachable by expiry at its current expiry time.
-        let queued = Set(expiryQueue.unordered.map { "\($0.token)@\($0.timeMs)" })
+        let queued = Set(expiryQueue.unordered.map { "\($0.sequence)@\($0.timeMs)" })
         for hold in holds.values where hold.status == .held {
-            if !queued.contains("\(hold.token.rawValue)@\(hold.expiresAtMs)") {
+            if !queued.contains("\(holds.sequence(of: hold.reservationId) ?? 0)@\(hold.expiresAtMs)") {
                 problems.append("held hold \(hold.reservationId) missing from the expiry queue")
             }
         }

@@ -50,7 +50,7 @@ extension Ledger {
         if expiresAt != hold.expiresAtMs {
             hold.expiresAtMs = expiresAt
             holds.update(hold)
-            expiryQueue.insert(TimedEntry(timeMs: expiresAt, token: hold.token.rawValue))
+            expiryQueue.insert(TimedEntry(timeMs: expiresAt, sequence: holds.sequence(of: id)!))
         }
         return .reservation(hold, created: false)
     }
@@ -60,7 +60,7 @@ extension Ledger {
         while expired < limits.expireBatchMax, let next = expiryQueue.min, next.timeMs <= timeMs {
             expiryQueue.removeMin()
             // Skip entries left behind by an extend or a finish.
-            guard let hold = holds.hold(token: next.token), hold.status == .held, hold.expiresAtMs == next.timeMs
+            guard let hold = holds.hold(sequence: next.sequence), hold.status == .held, hold.expiresAtMs == next.timeMs
             else { continue }
             finish(hold, as: .expired, timeMs: timeMs)
             expired += 1
@@ -70,7 +70,7 @@ extension Ledger {
             next.timeMs + limits.finishedRetentionMs <= timeMs
         {
             finishedQueue.removeMin()
-            guard let hold = holds.hold(token: next.token), hold.status.isFinished else { continue }
+            guard let hold = holds.hold(sequence: next.sequence), hold.status.isFinished else { continue }
             holds.remove(hold.reservationId)
             purged += 1
         }
@@ -87,7 +87,7 @@ extension Ledger {
         finished.finishedAtMs = timeMs
         holds.update(finished)
         activeHoldCount -= 1
-        finishedQueue.insert(TimedEntry(timeMs: timeMs, token: hold.token.rawValue))
+        finishedQueue.insert(TimedEntry(timeMs: timeMs, sequence: holds.sequence(of: hold.reservationId)!))
         return finished
     }
 }

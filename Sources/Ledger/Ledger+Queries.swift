@@ -8,19 +8,19 @@ public struct HoldQuery: Sendable {
     public var expiringWithinMs: Int64?
     public var nowMs: Int64
     public var limit: Int
-    /// Start after this fencing token.
-    public var afterToken: UInt64
+    /// Start after this hold sequence (a page's `nextCursor`).
+    public var afterSequence: UInt64
 
     public init(
         sku: SKU? = nil, status: HoldStatus? = nil, expiringWithinMs: Int64? = nil, nowMs: Int64, limit: Int,
-        afterToken: UInt64 = 0
+        afterSequence: UInt64 = 0
     ) {
         self.sku = sku
         self.status = status
         self.expiringWithinMs = expiringWithinMs
         self.nowMs = nowMs
         self.limit = limit
-        self.afterToken = afterToken
+        self.afterSequence = afterSequence
     }
 
     func matches(_ hold: Hold) -> Bool {
@@ -36,21 +36,21 @@ public struct HoldQuery: Sendable {
 /// One page of holds, and the cursor for the next page (nil at the end).
 public struct HoldPage: Sendable {
     public var holds: [Hold]
-    public var nextAfterToken: UInt64?
+    public var nextAfterSequence: UInt64?
 }
 
 extension Ledger {
-    /// Holds in token order that match `query`. Examines at most `limits.holdsScanMax` entries, so a
+    /// Holds in store order that match `query`. Examines at most `limits.holdsScanMax` entries, so a
     /// page may hold fewer than `limit` holds and still have a next cursor.
     public func holds(matching query: HoldQuery) -> HoldPage {
         let limit = max(1, min(query.limit, limits.holdsPageMax))
         var page: [Hold] = []
         var scanned = 0
-        let (lastToken, more) = holds.forEach(afterToken: query.afterToken) { hold in
+        let (last, more) = holds.forEach(afterSequence: query.afterSequence) { hold, _ in
             scanned += 1
             if query.matches(hold) { page.append(hold) }
             return page.count < limit && scanned < limits.holdsScanMax
         }
-        return HoldPage(holds: page, nextAfterToken: more ? lastToken : nil)
+        return HoldPage(holds: page, nextAfterSequence: more ? last : nil)
     }
 }

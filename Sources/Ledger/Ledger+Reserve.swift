@@ -76,6 +76,13 @@ extension Ledger {
         return nil
     }
 
+    /// Stores a new held hold and queues its expiry.
+    mutating func store(_ hold: Hold, sequence: UInt64) {
+        holds.append(hold, sequence: sequence)
+        activeHoldCount += 1
+        expiryQueue.insert(TimedEntry(timeMs: hold.expiresAtMs, sequence: sequence))
+    }
+
     /// The answer to a reserve whose id already exists: the same hold for the same body, else a conflict.
     func replayAnswer(_ request: ReserveRequest) -> Outcome? {
         guard let existing = holds[request.reservationId] else { return nil }
@@ -84,7 +91,8 @@ extension Ledger {
             : .rejected(StockadeError(.idempotencyConflict, "reservation \(request.reservationId) exists with a different body"))
     }
 
-    mutating func reserve(_ request: ReserveRequest, timeMs: Int64, token: FencingToken) -> Outcome {
+    mutating func reserve(_ request: ReserveRequest, timeMs: Int64, index: LogIndex) -> Outcome {
+        let token = FencingToken(index)
         if let replay = replayAnswer(request) { return replay }
         if let error = Validation.reserve(request, limits: limits) { return .rejected(error) }
         let allocations: [Allocation]
@@ -97,9 +105,7 @@ extension Ledger {
             reservationId: request.reservationId, orderId: request.orderId, region: request.region,
             allocations: allocations, ttlMs: request.ttlMs, allowSplit: request.allowSplit, path: .quorum,
             token: token, createdAtMs: timeMs, expiresAtMs: timeMs + request.ttlMs, status: .held, finishedAtMs: 0)
-        holds.append(hold)
-        activeHoldCount += 1
-        expiryQueue.insert(TimedEntry(timeMs: hold.expiresAtMs, token: token.rawValue))
+        store(hold, sequence: Self.sequence(index: index, position: 0))
         return .reservation(hold, created: true)
     }
 }

@@ -2,9 +2,11 @@ import StockadeCore
 
 /// Snapshots: the whole ledger as deterministic bytes. Equal states encode to equal bytes.
 extension Ledger {
-    static let snapshotFormatVersion: UInt8 = 1
+    /// 2 added hot SKUs, allotments and each hold's sequence. Version 1 is still read.
+    static let snapshotFormatVersion: UInt8 = 2
 
-    /// Encodes the state: layout, rows sorted by SKU and warehouse, holds sorted by token.
+    /// Encodes the state: layout, rows sorted by SKU and warehouse, hot SKUs sorted, allotments
+    /// sorted by key, holds in sequence order with their sequences.
     /// Queues are not written; they are derived from the holds on decode.
     public func encodeSnapshot() -> [UInt8] {
         var writer = ByteWriter(capacity: 64 + holds.count * 160)
@@ -26,8 +28,16 @@ extension Ledger {
                 writer.write(row.allotted)
             }
         }
+        writer.write(UInt32(hotSKUs.count))
+        for sku in hotSKUs.sorted() { writer.write(sku.rawValue) }
+        writer.write(UInt32(allotments.count))
+        for (key, allotment) in allotments.sorted(by: { $0.key < $1.key }) {
+            writer.write(key)
+            writer.write(allotment)
+        }
         writer.write(UInt32(holds.count))
-        holds.forEach { hold in
+        holds.forEach { hold, sequence in
+            writer.write(sequence)
             writer.write(hold)
             return true
         }
@@ -39,7 +49,7 @@ extension Ledger {
         self.init(limits: limits)
         var reader = ByteReader(bytes)
         let version = try reader.readUInt8()
-        guard version == Self.snapshotFormatVersion else {
+        guard version == 1 || version == Self.snapshotFormatVersion else {
             throw ByteReader.Failure(description: "unknown snapshot format \(version)")
         }
         appliedIndex = try reader.readUInt64()
@@ -59,22 +69,32 @@ extension Ledger {
             }
             stock[sku] = rows
         }
-        let holdCount = try reader.readCount(max: Int(UInt32.max))
-        var previousToken: UInt64 = 0
-        for _ in 0..<holdCount {
-            let hold = try reader.readHold(limits: limits)
-            let id = hold.reservationId
-            let token = hold.token
-            guard holds[id] == nil, token.rawValue > previousToken else {
-                throw ByteReader.Failure(description: "snapshot holds out of token order or repeated")
+        if version >= 2 {
+            let hotCount = try reader.readCount(max: skuCount)
+            for _ in 0..<hotCount { hotSKUs.insert(SKU(try reader.readString())) }
+            let allotmentCount = try reader.readCount(max: Int(UInt32.max))
+            for _ in 0..<allotmentCount {
+                let key = try reader.readAllotmentKey()
+                allotments[key] = try reader.readAllotment()
             }
-            previousToken = token.rawValue
-            holds.append(hold)
+        }
+        let holdCount = try reader.readCount(max: Int(UInt32.max))
+        var previousSequence: UInt64 = 0
+        for _ in 0..<holdCount {
+            // Version 1 stored quorum holds only, whose sequence follows from their token.
+            let sequence = version >= 2 ? try reader.readUInt64() : 0
+            let hold = try reader.readHold(limits: limits)
+            let resolved = version >= 2 ? sequence : Self.sequence(index: hold.token.rawValue, position: 0)
+            guard holds[hold.reservationId] == nil, resolved > previousSequence else {
+                throw ByteReader.Failure(description: "snapshot holds out of sequence order or repeated")
+            }
+            previousSequence = resolved
+            holds.append(hold, sequence: resolved)
             if hold.status == .held {
                 activeHoldCount += 1
-                expiryQueue.insert(TimedEntry(timeMs: hold.expiresAtMs, token: token.rawValue))
+                expiryQueue.insert(TimedEntry(timeMs: hold.expiresAtMs, sequence: resolved))
             } else {
-                finishedQueue.insert(TimedEntry(timeMs: hold.finishedAtMs, token: token.rawValue))
+                finishedQueue.insert(TimedEntry(timeMs: hold.finishedAtMs, sequence: resolved))
             }
         }
         guard reader.isAtEnd else { throw ByteReader.Failure(description: "\(reader.remaining) trailing bytes") }

@@ -14,8 +14,12 @@ public struct Ledger: Sendable {
     public internal(set) var warehouses: [Warehouse] = []
     /// Stock rows by SKU, then warehouse.
     public internal(set) var stock: [SKU: [WarehouseID: StockRow]] = [:]
-    /// Every reservation that is held, or finished within the retention window, in token order.
+    /// Every reservation that is held, or finished within the retention window, in the order stored.
     public internal(set) var holds = HoldStore()
+    /// SKUs the cache may sell (see docs/hot-path.md).
+    public internal(set) var hotSKUs: Set<SKU> = []
+    /// Units escrowed per row and holder; each row's `allotted` is the sum over its holders.
+    public internal(set) var allotments: [AllotmentKey: Allotment] = [:]
     /// The index of the last applied log entry.
     public internal(set) var appliedIndex: LogIndex = 0
     /// How many holds are in `held`.
@@ -45,7 +49,7 @@ public struct Ledger: Sendable {
         case .adjustStock(let sku, let warehouse, let delta, _):
             return adjustStock(sku: sku, warehouse: warehouse, delta: delta)
         case .reserve(let request):
-            return reserve(request, timeMs: time, token: FencingToken(index))
+            return reserve(request, timeMs: time, index: index)
         case .confirm(let id):
             return confirm(id, timeMs: time)
         case .release(let id):
@@ -54,6 +58,14 @@ public struct Ledger: Sendable {
             return extend(id, ttlMs: ttlMs, timeMs: time)
         case .expireDue:
             return expireDue(timeMs: time)
+        case .setHot(let sku, let hot):
+            return setHot(sku, hot)
+        case .grantAllotment(let key, let quantity):
+            return grantAllotment(key, quantity: quantity, index: index)
+        case .returnAllotment(let key, let quantity):
+            return returnAllotment(key, quantity: quantity)
+        case .applyAllotmentHolds(let cacheHolds):
+            return applyAllotmentHolds(cacheHolds, index: index)
         }
     }
 
@@ -62,6 +74,16 @@ public struct Ledger: Sendable {
         precondition(index == appliedIndex + 1, "log gap: skipping \(index) after \(appliedIndex)")
         appliedIndex = index
     }
+
+    /// The sequence of the `position`-th hold stored by the entry at `index`: entries store holds
+    /// in log order, and one entry stores at most `holdsPerEntryMax`.
+    static func sequence(index: LogIndex, position: Int) -> UInt64 {
+        precondition(position >= 0 && position < holdsPerEntryMax, "too many holds in one entry")
+        return index << 16 | UInt64(position)
+    }
+
+    /// The most holds one log entry may store (see `sequence(index:position:)`).
+    public static let holdsPerEntryMax = 1 << 16
 
     // MARK: - Reads
 
@@ -88,17 +110,17 @@ public struct Ledger: Sendable {
     }
 }
 
-/// A heap entry ordered by time, then token, so that pop order is a total order and therefore deterministic.
-/// It names its hold by token only, to keep the queues small.
+/// A heap entry ordered by time, then hold sequence, so that pop order is a total order and
+/// therefore deterministic. It names its hold by sequence only, to keep the queues small.
 struct TimedEntry: Comparable, Sendable {
     var timeMs: Int64
-    var token: UInt64
+    var sequence: UInt64
 
     static func < (lhs: TimedEntry, rhs: TimedEntry) -> Bool {
-        (lhs.timeMs, lhs.token) < (rhs.timeMs, rhs.token)
+        (lhs.timeMs, lhs.sequence) < (rhs.timeMs, rhs.sequence)
     }
 
     static func == (lhs: TimedEntry, rhs: TimedEntry) -> Bool {
-        lhs.timeMs == rhs.timeMs && lhs.token == rhs.token
+        lhs.timeMs == rhs.timeMs && lhs.sequence == rhs.sequence
     }
 }

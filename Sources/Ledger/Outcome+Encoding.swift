@@ -15,12 +15,7 @@ extension ByteWriter {
         write(hold.expiresAtMs)
         write(hold.status.rawValue)
         write(hold.finishedAtMs)
-        write(UInt32(hold.allocations.count))
-        for allocation in hold.allocations {
-            write(allocation.sku.rawValue)
-            write(allocation.warehouse.rawValue)
-            write(allocation.quantity)
-        }
+        write(hold.allocations)
     }
 }
 
@@ -39,13 +34,7 @@ extension ByteReader {
             throw ByteReader.Failure(description: "bad hold status")
         }
         let finishedAtMs = try readInt64()
-        let allocationCount = try readCount(max: limits.reservationLinesMax * limits.warehousesMax)
-        var allocations: [Allocation] = []
-        allocations.reserveCapacity(allocationCount)
-        for _ in 0..<allocationCount {
-            allocations.append(
-                Allocation(sku: SKU(try readString()), warehouse: WarehouseID(try readString()), quantity: try readInt64()))
-        }
+        let allocations = try readAllocations(limits: limits)
         return Hold(
             reservationId: id, orderId: orderId, region: region, allocations: allocations, ttlMs: ttlMs,
             allowSplit: allowSplit, path: path, token: token, createdAtMs: createdAtMs, expiresAtMs: expiresAtMs,
@@ -76,6 +65,19 @@ extension Outcome {
             writer.write(UInt8(4))
             writer.write(UInt64(count))
             writer.write(UInt64(purged))
+        case .hotStatus(let sku, let hot):
+            writer.write(UInt8(6))
+            writer.write(sku.rawValue)
+            writer.write(hot)
+        case .allotment(let key, let moved, let allotment):
+            writer.write(UInt8(7))
+            writer.write(key)
+            writer.write(moved)
+            writer.write(allotment)
+        case .cacheHoldsApplied(let results):
+            writer.write(UInt8(8))
+            writer.write(UInt32(results.count))
+            for result in results { writer.write(result.rawValue) }
         case .rejected(let error, let detail):
             writer.write(UInt8(5))
             writer.write(error.code.rawValue)
@@ -116,9 +118,37 @@ extension Outcome {
                 detail = RejectionDetail(sku: SKU(try reader.readString()), requested: try reader.readInt64(), available: try reader.readInt64())
             }
             self = .rejected(error, detail: detail)
+        case 6:
+            self = .hotStatus(SKU(try reader.readString()), hot: try reader.readBool())
+        case 7:
+            self = .allotment(try reader.readAllotmentKey(), moved: try reader.readInt64(), try reader.readAllotment())
+        case 8:
+            let count = try reader.readCount(max: limits.cacheHoldsBatchMax)
+            var results: [CacheHoldResult] = []
+            for _ in 0..<count {
+                guard let result = CacheHoldResult(rawValue: try reader.readUInt8()) else {
+                    throw ByteReader.Failure(description: "unknown cache hold result")
+                }
+                results.append(result)
+            }
+            self = .cacheHoldsApplied(results)
         case let tag:
             throw ByteReader.Failure(description: "unknown outcome tag \(tag)")
         }
         guard reader.isAtEnd else { throw ByteReader.Failure(description: "trailing bytes after an outcome") }
+    }
+}
+
+extension ByteWriter {
+    public mutating func write(_ allotment: Allotment) {
+        write(allotment.quantity)
+        write(allotment.lastGrantIndex)
+        write(allotment.lastGrantQuantity)
+    }
+}
+
+extension ByteReader {
+    public mutating func readAllotment() throws -> Allotment {
+        Allotment(quantity: try readInt64(), lastGrantIndex: try readUInt64(), lastGrantQuantity: try readInt64())
     }
 }

@@ -37,6 +37,8 @@ public struct Limits: Sendable, Equatable {
     public var logEntryBytesMax: Int = 256 * 1024
     /// Most holds one page of `GET /v1/holds` returns, and most it examines.
     public var holdsPageMax: Int = 1_000
+    /// Cache holds in one `applyAllotmentHolds` entry (the consumer also keeps it under `logEntryBytesMax`).
+    public var cacheHoldsBatchMax: Int = 512
     public var holdsScanMax: Int = 100_000
     /// Most open HTTP connections.
     public var connectionsMax: Int = 4_096
@@ -62,6 +64,7 @@ public struct Limits: Sendable, Equatable {
         if snapshotIntervalEntries < commitBatchMax { problems.append("snapshotIntervalEntries must be ≥ commitBatchMax") }
         if holdsPageMax < 1 || holdsPageMax > holdsScanMax { problems.append("holdsPageMax must be in 1...holdsScanMax") }
         if expireBatchMax < 1 { problems.append("expireBatchMax must be ≥ 1") }
+        if cacheHoldsBatchMax < 1 || cacheHoldsBatchMax > 65_535 { problems.append("cacheHoldsBatchMax must be in 1...65535") }
         // Every encoded reserve (the largest command) must fit one log entry.
         let reserveBytesMax = 64 + 6 * identifierBytesMax + reservationLinesMax * (identifierBytesMax + 16)
         if reserveBytesMax > logEntryBytesMax { problems.append("logEntryBytesMax is too small for the largest reserve") }

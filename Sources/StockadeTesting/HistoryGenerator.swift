@@ -1,11 +1,17 @@
 import Ledger
 import StockadeCore
-import StockadeCore
 
 /// Generates random command histories against a ledger: reserves (with repeats and conflicting
 /// replays), confirms, releases, extends, expiries, stock sets and adjustments, over random
-/// layouts, regions and quantities. Time moves forward in random steps.
+/// layouts, regions and quantities. Time moves forward in random steps. With `allotments`, also
+/// hot status, allotment grants and returns, and batches of cache holds (new, redelivered,
+/// colliding with quorum reservations, uncovered or malformed).
 public struct HistoryGenerator {
+    /// Whether histories include hot-path commands. Off by default, so that the random stream (and
+    /// every recorded simulator seed) stays what it was before they existed.
+    public var allotments = false
+    private var cacheHolds: [CacheHold] = []
+    private var nextCacheToken: UInt64 = 0
     public var random: SplitMix64
     public let warehouses: [Warehouse]
     public let skus: [SKU]
@@ -48,6 +54,7 @@ public struct HistoryGenerator {
     public mutating func next() -> TimedCommand {
         timeMs += Int64.random(in: 0...4_000, using: &random)
         let roll = Int.random(in: 0..<100, using: &random)
+        if allotments && roll < 30 { return TimedCommand(allotmentCommand(), timeMs: timeMs) }
         let command: Command
         switch roll {
         case 0..<40: command = .reserve(reserveRequest())
@@ -71,6 +78,41 @@ public struct HistoryGenerator {
             command = .configureWarehouses(layout)
         }
         return TimedCommand(command, timeMs: timeMs)
+    }
+
+    mutating func allotmentCommand() -> Command {
+        let key = AllotmentKey(sku: randomSKU(), warehouse: warehouses.randomElement(using: &random)!.id, holder: .cache)
+        switch Int.random(in: 0..<10, using: &random) {
+        case 0: return .setHot(randomSKU(), Bool.random(using: &random))
+        case 1..<4: return .grantAllotment(key, quantity: Int64.random(in: 0...12, using: &random))
+        case 4: return .returnAllotment(key, quantity: Int64.random(in: 0...12, using: &random))
+        default:
+            var batch: [CacheHold] = []
+            for _ in 0..<Int.random(in: 1...4, using: &random) { batch.append(cacheHold()) }
+            return .applyAllotmentHolds(batch)
+        }
+    }
+
+    mutating func cacheHold() -> CacheHold {
+        let roll = Int.random(in: 0..<10, using: &random)
+        if roll == 0, let previous = cacheHolds.randomElement(using: &random) { return previous }  // redelivery
+        nextCacheToken += 1
+        nextReservation += 1
+        var id = ReservationID("c\(nextReservation)")
+        if roll == 1, let quorum = requests.randomElement(using: &random) { id = quorum.reservationId }  // collision
+        let allocations = (0..<Int.random(in: 1...2, using: &random)).map { _ in
+            Allocation(
+                sku: skus.randomElement(using: &random)!, warehouse: warehouses.randomElement(using: &random)!.id,
+                quantity: roll == 2 ? 0 : Int64.random(in: 1...3, using: &random))
+        }
+        let hold = CacheHold(
+            reservationId: id, orderId: "o\(nextReservation)", region: regions.randomElement(using: &random)!,
+            allocations: allocations, ttlMs: Int64.random(in: 1...30, using: &random) * 1000,
+            allowSplit: allocations.count > 1 || Bool.random(using: &random),
+            token: FencingToken(roll == 3 ? nextCacheToken : CacheHold.tokenBase + nextCacheToken),
+            createdAtMs: timeMs - Int64.random(in: 0...2_000, using: &random))
+        cacheHolds.append(hold)
+        return hold
     }
 
     mutating func randomSKU() -> SKU {

@@ -9,6 +9,9 @@ public struct LedgerObserver {
     public private(set) var requests: [ReservationID: ReserveRequest] = [:]
     public private(set) var log: [TimedCommand] = []
     public private(set) var grants = 0
+    /// Cache holds that became ledger holds, and redeliveries recognised as such.
+    public private(set) var cacheApplied = 0
+    public private(set) var cacheDuplicates = 0
 
     public init() {}
 
@@ -34,6 +37,35 @@ public struct LedgerObserver {
                 if requests[request.reservationId] == request {
                     problems.append("identical replay of \(request.reservationId) called a conflict")
                 }
+            }
+        }
+        if case .applyAllotmentHolds(let batch) = command.command {
+            if case .cacheHoldsApplied(let results) = outcome {
+                if results.count != batch.count { problems.append("\(batch.count) cache holds but \(results.count) results") }
+                for (cacheHold, result) in zip(batch, results) {
+                    let now = ledger.hold(cacheHold.reservationId)
+                    switch result {
+                    case .applied, .duplicate:
+                        if now?.token != cacheHold.token || now?.path != .cache || now?.allocations != cacheHold.allocations {
+                            problems.append("cache hold \(cacheHold.reservationId) \(result.name) but not in the ledger as sent")
+                        }
+                        if result == .applied {
+                            cacheApplied += 1
+                            requests[cacheHold.reservationId] = cacheHold.request
+                            if let now { acknowledged[cacheHold.reservationId] = now }
+                        } else {
+                            cacheDuplicates += 1
+                        }
+                    case .superseded:
+                        if now == nil || now?.token == cacheHold.token {
+                            problems.append("cache hold \(cacheHold.reservationId) superseded by nothing")
+                        }
+                    case .refused:
+                        break
+                    }
+                }
+            } else {
+                problems.append("apply_allotment_holds answered \(outcome)")
             }
         }
         // No lost acknowledgement: every granted hold is still there (unless purged after retention),

@@ -201,8 +201,8 @@ import StockadeTesting
         while true {
             let page = harness.ledger.holds(matching: query)
             seen += page.holds.map(\.reservationId.rawValue)
-            guard let next = page.nextAfterToken else { break }
-            query.afterToken = next
+            guard let next = page.nextAfterSequence else { break }
+            query.afterSequence = next
         }
         #expect(seen == ["r4", "r6", "r8", "r10"])
     }
@@ -215,6 +215,11 @@ import StockadeTesting
             .reserve(ReserveRequest(reservationId: ReservationID("r"), orderId: "o", region: "east",
                 lines: [ReservationLine(sku: SKU("tee"), quantity: 2)], ttlMs: 1000, allowSplit: true)),
             .confirm(ReservationID("r")), .release(ReservationID("r")), .extend(ReservationID("r"), ttlMs: 5), .expireDue,
+            .setHot(SKU("tee"), true), .setHot(SKU("tee"), false),
+            .grantAllotment(AllotmentKey(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), holder: .cache), quantity: 7),
+            .returnAllotment(AllotmentKey(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), holder: .cache), quantity: 3),
+            .applyAllotmentHolds([AllotmentTests.cacheHold("c1", [("tee", "yiwu", 2)], token: 1),
+                AllotmentTests.cacheHold("c2", [("tee", "yiwu", 1), ("mug", "beijing", 4)], token: 2)]),
         ]
         for command in commands {
             let timed = TimedCommand(command, timeMs: 42)
@@ -263,7 +268,7 @@ import StockadeTesting
         for number in 0..<max(20_000, ids * 6) {
             let candidate = Self.hold(number, ids: ids)
             if model[candidate.reservationId] == nil {
-                store.append(candidate)
+                store.append(candidate, sequence: candidate.token.rawValue)
                 model[candidate.reservationId] = candidate
             } else if Bool.random(using: &random) {
                 store.remove(candidate.reservationId)
@@ -278,12 +283,129 @@ import StockadeTesting
         #expect(store.count == model.count)
         for (id, hold) in model {
             #expect(store[id] == hold)
-            #expect(store.hold(token: hold.token.rawValue) == hold)
+            #expect(store.hold(sequence: hold.token.rawValue) == hold)
+            #expect(store.sequence(of: id) == hold.token.rawValue)
         }
         let tokens = store.values.map(\.token.rawValue)
         #expect(tokens == tokens.sorted())
         #expect(Set(store.values.map(\.reservationId)) == Set(model.keys))
-        #expect(store.hold(token: 0) == nil)
-        #expect(store.hold(token: 2) == nil)
+        #expect(store.hold(sequence: 0) == nil)
+        #expect(store.hold(sequence: 2) == nil)
+    }
+}
+
+/// Allotments: escrow to the cache, cache holds applied from it, returns (docs/hot-path.md).
+@Suite struct AllotmentTests {
+    static func cacheHold(_ id: String, _ allocations: [(String, String, Int64)], token: UInt64, ttlMs: Int64 = 60_000) -> CacheHold {
+        CacheHold(
+            reservationId: ReservationID(id), orderId: "order-\(id)", region: "east",
+            allocations: allocations.map { Allocation(sku: SKU($0.0), warehouse: WarehouseID($0.1), quantity: $0.2) },
+            ttlMs: ttlMs, allowSplit: Set(allocations.map(\.0)).count != allocations.count,
+            token: FencingToken(CacheHold.tokenBase + token), createdAtMs: 1_000_000)
+    }
+
+    static let yiwuTee = AllotmentKey(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), holder: .cache)
+
+    static func harness() -> LedgerTests.Harness {
+        var harness = LedgerTests.Harness()
+        harness.stock("tee", "yiwu", 10)
+        harness.stock("tee", "beijing", 5)
+        return harness
+    }
+
+    @Test func grantTakesAtMostWhatIsAvailableAndCountsAgainstTotal() {
+        var harness = Self.harness()
+        _ = harness.reserve("q1", [("tee", 4)])
+        #expect(harness.apply(.grantAllotment(Self.yiwuTee, quantity: 100))
+            == .allotment(Self.yiwuTee, moved: 6, Allotment(quantity: 6, lastGrantIndex: 5, lastGrantQuantity: 6)))
+        #expect(harness.row("tee", "yiwu") == StockRow(total: 10, held: 4, sold: 0, allotted: 6))
+        // Nothing left to grant: a grant of 0 changes nothing, and the quorum path sees no stock.
+        #expect(harness.apply(.grantAllotment(Self.yiwuTee, quantity: 1))
+            == .allotment(Self.yiwuTee, moved: 0, Allotment(quantity: 6, lastGrantIndex: 5, lastGrantQuantity: 6)))
+        // Beijing's 5 are all that the quorum path can still sell.
+        if case .rejected(let error, _) = harness.reserve("q2", [("tee", 6)]) {
+            #expect(error.code == .insufficientStock)
+        } else {
+            Issue.record("reserve from allotted stock")
+        }
+        // The total cannot drop below what is allotted.
+        if case .rejected(let error, _) = harness.apply(.setStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), total: 9)) {
+            #expect(error.code == .stockBelowCommitted)
+        } else {
+            Issue.record("total set below allotted")
+        }
+        if case .rejected(let error, _) = harness.apply(.grantAllotment(Self.yiwuTee, quantity: 0)) {
+            #expect(error.code == .invalidRequest)
+        } else {
+            Issue.record("grant of 0 accepted")
+        }
+    }
+
+    @Test func cacheHoldsMoveAllottedToHeldOnceAndNeverBeyondTheAllotment() {
+        var harness = Self.harness()
+        harness.apply(.grantAllotment(Self.yiwuTee, quantity: 5))
+        let first = Self.cacheHold("c1", [("tee", "yiwu", 3)], token: 1)
+        let uncovered = Self.cacheHold("c2", [("tee", "yiwu", 3)], token: 2)
+        let otherRow = Self.cacheHold("c3", [("tee", "beijing", 1)], token: 3)
+        #expect(harness.apply(.applyAllotmentHolds([first, uncovered, otherRow])) == .cacheHoldsApplied([.applied, .refused, .refused]))
+        #expect(harness.row("tee", "yiwu") == StockRow(total: 10, held: 3, sold: 0, allotted: 2))
+        let hold = harness.ledger.hold(ReservationID("c1"))
+        #expect(hold?.path == .cache)
+        #expect(hold?.token == first.token)
+        #expect(hold?.expiresAtMs == 1_060_000)
+        // Redelivery is recognised; nothing moves twice.
+        #expect(harness.apply(.applyAllotmentHolds([first])) == .cacheHoldsApplied([.duplicate]))
+        #expect(harness.row("tee", "yiwu") == StockRow(total: 10, held: 3, sold: 0, allotted: 2))
+        // Applied cache holds are ordinary holds: confirm sells them.
+        harness.apply(.confirm(ReservationID("c1")))
+        #expect(harness.row("tee", "yiwu") == StockRow(total: 10, held: 0, sold: 3, allotted: 2))
+    }
+
+    @Test func aQuorumHoldWithTheSameIdSupersedesTheCacheHold() {
+        var harness = Self.harness()
+        harness.apply(.grantAllotment(Self.yiwuTee, quantity: 2))
+        _ = harness.reserve("r1", [("tee", 1)])
+        let late = Self.cacheHold("r1", [("tee", "yiwu", 1)], token: 9)
+        #expect(harness.apply(.applyAllotmentHolds([late])) == .cacheHoldsApplied([.superseded]))
+        #expect(harness.ledger.hold(ReservationID("r1"))?.path == .quorum)
+        // The cache hold's unit stays allotted until it is returned.
+        #expect(harness.row("tee", "yiwu") == StockRow(total: 10, held: 1, sold: 0, allotted: 2))
+        #expect(harness.apply(.returnAllotment(Self.yiwuTee, quantity: 50))
+            == .allotment(Self.yiwuTee, moved: -2, Allotment(quantity: 0, lastGrantIndex: 4, lastGrantQuantity: 2)))
+        #expect(harness.row("tee", "yiwu") == StockRow(total: 10, held: 1, sold: 0, allotted: 0))
+        #expect(harness.ledger.allotments.isEmpty)
+    }
+
+    @Test func malformedCacheHoldsAreRefused() {
+        var harness = Self.harness()
+        harness.apply(.grantAllotment(Self.yiwuTee, quantity: 5))
+        var quorumToken = Self.cacheHold("a", [("tee", "yiwu", 1)], token: 1)
+        quorumToken.token = FencingToken(7)
+        let zero = Self.cacheHold("b", [("tee", "yiwu", 0)], token: 2)
+        let expiredTTL = Self.cacheHold("c", [("tee", "yiwu", 1)], token: 3, ttlMs: 0)
+        var splitWithoutLeave = Self.cacheHold("d", [("tee", "yiwu", 1), ("tee", "beijing", 1)], token: 4)
+        splitWithoutLeave.allowSplit = false
+        #expect(harness.apply(.applyAllotmentHolds([quorumToken, zero, expiredTTL, splitWithoutLeave]))
+            == .cacheHoldsApplied([.refused, .refused, .refused, .refused]))
+        #expect(harness.row("tee", "yiwu")?.allotted == 5)
+    }
+
+    @Test func hotStatusNeedsAKnownSKUAndSurvivesSnapshots() throws {
+        var harness = Self.harness()
+        #expect(harness.apply(.setHot(SKU("tee"), true)) == .hotStatus(SKU("tee"), hot: true))
+        if case .rejected(let error, _) = harness.apply(.setHot(SKU("nope"), true)) {
+            #expect(error.code == .unknownSKU)
+        } else {
+            Issue.record("unknown sku made hot")
+        }
+        harness.apply(.grantAllotment(Self.yiwuTee, quantity: 4))
+        harness.apply(.applyAllotmentHolds([Self.cacheHold("c1", [("tee", "yiwu", 1)], token: 1)]))
+        let bytes = harness.ledger.encodeSnapshot()
+        let restored = try Ledger(snapshot: bytes)
+        #expect(restored.hotSKUs == [SKU("tee")])
+        #expect(restored.allotments == harness.ledger.allotments)
+        #expect(restored.hold(ReservationID("c1")) == harness.ledger.hold(ReservationID("c1")))
+        #expect(restored.encodeSnapshot() == bytes)
+        #expect(restored.invariantViolations().isEmpty)
     }
 }

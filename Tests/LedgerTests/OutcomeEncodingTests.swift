@@ -18,6 +18,11 @@ import Testing
             .expired(count: 7, purged: 3),
             .rejected(StockadeError(.insufficientStock, "only 2 left"), detail: RejectionDetail(sku: SKU("tee"), requested: 5, available: 2)),
             .rejected(StockadeError(.notLeader, "n2 leads"), detail: nil),
+            .hotStatus(SKU("tee"), hot: true),
+            .allotment(
+                AllotmentKey(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), holder: .cache), moved: -3,
+                Allotment(quantity: 9, lastGrantIndex: 77, lastGrantQuantity: 12)),
+            .cacheHoldsApplied([.applied, .duplicate, .superseded, .refused]),
         ]
         for outcome in outcomes {
             #expect(try Outcome(decoding: outcome.encoded(), limits: .default) == outcome)

@@ -1,0 +1,114 @@
+import StockadeCore
+
+/// Who owns an allotment: the only party that may sell its units.
+public enum AllotmentHolder: UInt8, Sendable, CaseIterable, Comparable {
+    /// The Redis hot-SKU cache.
+    case cache = 1
+
+    public var name: String {
+        switch self {
+        case .cache: "cache"
+        }
+    }
+
+    public static func < (lhs: AllotmentHolder, rhs: AllotmentHolder) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// One row's allotment to one holder.
+public struct AllotmentKey: Hashable, Comparable, Sendable {
+    public var sku: SKU
+    public var warehouse: WarehouseID
+    public var holder: AllotmentHolder
+
+    public init(sku: SKU, warehouse: WarehouseID, holder: AllotmentHolder) {
+        self.sku = sku
+        self.warehouse = warehouse
+        self.holder = holder
+    }
+
+    public static func < (lhs: AllotmentKey, rhs: AllotmentKey) -> Bool {
+        (lhs.sku, lhs.warehouse, lhs.holder) < (rhs.sku, rhs.warehouse, rhs.holder)
+    }
+}
+
+/// Units escrowed to a holder, and the last grant that added to them. The grant's log index lets
+/// the holder's side (Redis) credit each grant exactly once.
+public struct Allotment: Hashable, Sendable {
+    public var quantity: Int64
+    public var lastGrantIndex: LogIndex
+    public var lastGrantQuantity: Int64
+
+    public init(quantity: Int64 = 0, lastGrantIndex: LogIndex = 0, lastGrantQuantity: Int64 = 0) {
+        self.quantity = quantity
+        self.lastGrantIndex = lastGrantIndex
+        self.lastGrantQuantity = lastGrantQuantity
+    }
+}
+
+/// A hold the cache granted from its allotments, as its decrement record carries it to the ledger.
+public struct CacheHold: Hashable, Sendable {
+    /// Cache tokens are `tokenBase + n`: above every log index, so never equal to a quorum token.
+    public static let tokenBase: UInt64 = 1 << 62
+
+    public var reservationId: ReservationID
+    public var orderId: String
+    public var region: String
+    public var allocations: [Allocation]
+    public var ttlMs: Int64
+    public var allowSplit: Bool
+    public var token: FencingToken
+    public var createdAtMs: Int64
+
+    public init(
+        reservationId: ReservationID, orderId: String, region: String, allocations: [Allocation], ttlMs: Int64,
+        allowSplit: Bool, token: FencingToken, createdAtMs: Int64
+    ) {
+        self.reservationId = reservationId
+        self.orderId = orderId
+        self.region = region
+        self.allocations = allocations
+        self.ttlMs = ttlMs
+        self.allowSplit = allowSplit
+        self.token = token
+        self.createdAtMs = createdAtMs
+    }
+
+    public var expiresAtMs: Int64 { createdAtMs + ttlMs }
+
+    /// The request it answered: its allocations grouped by SKU, in order.
+    public var request: ReserveRequest {
+        var lines: [ReservationLine] = []
+        for allocation in allocations {
+            if let position = lines.firstIndex(where: { $0.sku == allocation.sku }) {
+                lines[position].quantity += allocation.quantity
+            } else {
+                lines.append(ReservationLine(sku: allocation.sku, quantity: allocation.quantity))
+            }
+        }
+        return ReserveRequest(
+            reservationId: reservationId, orderId: orderId, region: region, lines: lines, ttlMs: ttlMs,
+            allowSplit: allowSplit)
+    }
+}
+
+/// What became of one cache hold in `applyAllotmentHolds`.
+public enum CacheHoldResult: UInt8, Sendable, CaseIterable {
+    /// Now a ledger hold.
+    case applied = 0
+    /// Already in the ledger with the same token (a redelivery).
+    case duplicate = 1
+    /// The id is in the ledger with another token (granted on the quorum path, e.g. a retry while
+    /// Redis was unreachable). The ledger's hold stands; the cache hold's units stay allotted.
+    case superseded = 2
+    /// Malformed, or its allotment does not cover it. Never applied; belongs in the dead letters.
+    case refused = 3
+
+    public var name: String {
+        switch self {
+        case .applied: "applied"
+        case .duplicate: "duplicate"
+        case .superseded: "superseded"
+        case .refused: "refused"
+        }
+    }
+}
