@@ -109,6 +109,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // hiredis, the C Redis client (Debian's libhiredis-dev).
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // The Redis hot path: client pool, gate scripts, decrement-stream consumer (docs/hot-path.md).
+        .target(
+            name: "HotStock",
+            dependencies: [
+                "CHiredis", "StockadeCore", "Ledger",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
         // Test support: history generators, invariant checks, real-process launcher.
         .target(
             name: "StockadeTesting",
@@ -133,6 +148,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "HotStockTests",
+            dependencies: [
+                "HotStock", "StockadeCore", "StockadeTesting",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -15,9 +15,11 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 missing=()
-for tool in curl:curl python3:python3 pkg-config:pkg-config; do
+for tool in curl:curl python3:python3 pkg-config:pkg-config redis-server:redis-server redis-cli:redis-tools; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
+# hiredis, the C Redis client the HotStock module links.
+[ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
 if [ "${STOCKADE_BENCH:-0}" = "1" ]; then
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 fi

@@ -1,0 +1,4 @@
+#ifndef STOCKADE_CHIREDIS_SHIM_H
+#define STOCKADE_CHIREDIS_SHIM_H
+#include <hiredis/hiredis.h>
+#endif
