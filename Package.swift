@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "stockade-node",
             dependencies: [
-                "StockadeCore", "Ledger", "Storage", "Node", "API", "Cluster", "Consensus", "Wire",
+                "StockadeCore", "Ledger", "Storage", "Node", "API", "Cluster", "Consensus", "Wire", "HotStock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -119,8 +119,10 @@ let package = Package(
         .target(
             name: "HotStock",
             dependencies: [
-                "CHiredis", "StockadeCore", "Ledger",
+                "CHiredis", "StockadeCore", "Ledger", "Node",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),

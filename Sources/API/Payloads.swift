@@ -1,4 +1,5 @@
 import Ledger
+import Node
 import StockadeCore
 
 /// Request and response bodies of the HTTP API. Field names are the public contract.
@@ -102,7 +103,36 @@ struct StockRowPayload: Encodable {
 
 struct SKUPayload: Encodable {
     var sku: String
+    /// Whether the Redis cache sells this SKU (its `allotted` units per warehouse are the cache's).
+    var hot: Bool
     var warehouses: [StockRowPayload]
+}
+
+/// The hot path's state in `/v1/cluster`.
+struct CachePayload: Encodable {
+    var breaker: String
+    var degradeSwitches: Int
+    var hitRate: Double
+    var cacheAnswered: Int
+    var quorumAnswered: Int
+    var queuePending: Int
+    var queueOldestAgeMs: Int64
+    var deadLetters: Int
+    var refills: Int
+    var reclaims: Int
+
+    init(_ status: CacheStatus) {
+        breaker = status.breaker
+        degradeSwitches = status.degradeSwitches
+        hitRate = status.hitRate
+        cacheAnswered = status.cacheAnswered
+        quorumAnswered = status.quorumAnswered
+        queuePending = status.queuePending
+        queueOldestAgeMs = status.queueOldestAgeMs
+        deadLetters = status.deadLetters
+        refills = status.refills
+        reclaims = status.reclaims
+    }
 }
 
 struct WarehousePayload: Encodable {
@@ -144,6 +174,7 @@ struct ClusterPayload: Encodable {
     var commitIndex: UInt64
     var appliedIndex: UInt64
     var peers: [Peer]
+    var cache: CachePayload?
 
     func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -154,6 +185,7 @@ struct ClusterPayload: Encodable {
         try container.encode(commitIndex, forKey: .commitIndex)
         try container.encode(appliedIndex, forKey: .appliedIndex)
         try container.encode(peers, forKey: .peers)
+        try container.encodeIfPresent(cache, forKey: .cache)
     }
-    enum CodingKeys: String, CodingKey { case nodeId, role, term, leaderId, commitIndex, appliedIndex, peers }
+    enum CodingKeys: String, CodingKey { case nodeId, role, term, leaderId, commitIndex, appliedIndex, peers, cache }
 }

@@ -16,13 +16,17 @@ public struct StockadeAPI: Sendable {
     let cluster: ClusterRouting?
     /// This node's name in `/v1/cluster` when it runs alone.
     let nodeName: String
+    /// The Redis hot path, when configured.
+    let cache: (any CacheGate)?
     var limits: Limits { replica.limits }
 
     public init(
         replica: any ReplicatedLedger, authenticator: TokenAuthenticator, metrics: APIMetrics,
-        renderMetrics: @escaping @Sendable () -> String, cluster: ClusterRouting? = nil, nodeName: String = "n1"
+        renderMetrics: @escaping @Sendable () -> String, cluster: ClusterRouting? = nil, nodeName: String = "n1",
+        cache: (any CacheGate)? = nil
     ) {
         self.replica = replica
+        self.cache = cache
         self.cluster = cluster
         self.nodeName = nodeName
         self.authenticator = authenticator
@@ -35,6 +39,7 @@ public struct StockadeAPI: Sendable {
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
         ("GET", "/v1/warehouses"),
         ("PUT", "/v1/skus/{sku}/stock"), ("POST", "/v1/skus/{sku}/stock/adjust"), ("GET", "/v1/skus/{sku}"),
+        ("POST", "/v1/skus/{sku}/hot"), ("DELETE", "/v1/skus/{sku}/hot"),
         ("POST", "/v1/reservations"), ("GET", "/v1/reservations/{id}"),
         ("POST", "/v1/reservations/{id}/confirm"), ("POST", "/v1/reservations/{id}/release"),
         ("POST", "/v1/reservations/{id}/extend"),
@@ -101,6 +106,14 @@ public struct StockadeAPI: Sendable {
             return try skuResponse(after: outcome, sku: SKU(sku))
         }
 
+        for (method, hot) in [(HTTPRequest.Method.post, true), (.delete, false)] {
+            router.on("/v1/skus/{sku}/hot", method: method) { _, context in
+                try context.require(.admin)
+                let sku = SKU(try Self.pathParameter("sku", context, limits: limits))
+                return try skuResponse(after: await replica.propose(.setHot(sku, hot)), sku: sku)
+            }
+        }
+
         router.get("/v1/skus/{sku}") { request, context in
             try context.require(.checkout)
             try await readPoint(request)
@@ -115,7 +128,12 @@ public struct StockadeAPI: Sendable {
             do {
                 let body = try await JSON.decodeReserve(from: request, limit: limits.requestBodyBytesMax)
                 let reserveRequest = body.request(limits: limits)
-                var outcome = await replica.reserve(reserveRequest)
+                var outcome: Outcome
+                if let cache, let answered = await cache.reserve(reserveRequest) {
+                    outcome = answered
+                } else {
+                    outcome = await replica.reserve(reserveRequest)
+                }
                 #if DEBUG
                 outcome = DebugFault.apply(to: outcome, request: reserveRequest)
                 #endif
@@ -143,13 +161,13 @@ public struct StockadeAPI: Sendable {
         router.post("/v1/reservations/{id}/confirm") { _, context in
             try context.require(.checkout)
             let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
-            return try reservationResponse(await replica.propose(.confirm(id)))
+            return try reservationResponse(await lifecycle(.confirm(id), id))
         }
 
         router.post("/v1/reservations/{id}/release") { _, context in
             try context.require(.checkout)
             let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
-            return try reservationResponse(await replica.propose(.release(id)))
+            return try reservationResponse(await lifecycle(.release(id), id))
         }
 
         router.post("/v1/reservations/{id}/extend") { request, context in
@@ -158,7 +176,7 @@ public struct StockadeAPI: Sendable {
             let body = try await JSON.decode(ExtendBody.self, from: request, limit: limits.requestBodyBytesMax)
             let (ttlMs, overflow) = body.ttlSeconds.multipliedReportingOverflow(by: 1000)
             try Self.check(Validation.ttl(milliseconds: overflow ? Int64.max : ttlMs, limits: limits))
-            return try reservationResponse(await replica.propose(.extend(id, ttlMs: ttlMs)))
+            return try reservationResponse(await lifecycle(.extend(id, ttlMs: ttlMs), id))
         }
 
         router.get("/v1/holds") { request, context in
@@ -175,20 +193,33 @@ public struct StockadeAPI: Sendable {
 
     // MARK: - Helpers
 
+    /// Confirm, release or extend. An id the ledger does not know may be a cache hold still in the
+    /// decrement queue: wait for it to arrive, then try once more.
+    func lifecycle(_ command: Command, _ id: ReservationID) async -> Outcome {
+        let outcome = await replica.propose(command)
+        guard let cache, case .rejected(let error, _) = outcome, error.code == .notFound else { return outcome }
+        await cache.settle(id)
+        return await replica.propose(command)
+    }
+
     func clusterPayload() -> ClusterPayload {
-        guard let cluster else {
+        var payload: ClusterPayload
+        if let cluster {
+            let status = cluster.replica.currentStatus
+            payload = ClusterPayload(
+                nodeId: "n\(status.nodeID)", role: status.role.rawValue, term: status.term,
+                leaderId: status.leaderID.map { "n\($0)" }, commitIndex: status.commitIndex, appliedIndex: status.appliedIndex,
+                peers: status.peers.map {
+                    ClusterPayload.Peer(nodeId: "n\($0.nodeID)", matchIndex: $0.matchIndex, lastContactMs: $0.lastContactMs)
+                })
+        } else {
             let applied = replica.read { $0.appliedIndex }
-            return ClusterPayload(
+            payload = ClusterPayload(
                 nodeId: nodeName, role: "leader", term: 0, leaderId: nodeName, commitIndex: applied, appliedIndex: applied,
                 peers: [])
         }
-        let status = cluster.replica.currentStatus
-        return ClusterPayload(
-            nodeId: "n\(status.nodeID)", role: status.role.rawValue, term: status.term,
-            leaderId: status.leaderID.map { "n\($0)" }, commitIndex: status.commitIndex, appliedIndex: status.appliedIndex,
-            peers: status.peers.map {
-                ClusterPayload.Peer(nodeId: "n\($0.nodeID)", matchIndex: $0.matchIndex, lastContactMs: $0.lastContactMs)
-            })
+        payload.cache = cache.map { CachePayload($0.status()) }
+        return payload
     }
 
     /// Reads are linearizable unless the caller asks for `?consistency=local`, which answers from
@@ -240,9 +271,10 @@ public struct StockadeAPI: Sendable {
         guard let rows = replica.read({ $0.rows(of: sku) }) else {
             throw StockadeError(.unknownSKU, "unknown sku \(sku)")
         }
+        let hot = replica.read { $0.hotSKUs.contains(sku) }
         return JSON.response(
             status: status,
-            SKUPayload(sku: sku.rawValue, warehouses: rows.map { StockRowPayload(warehouse: $0.warehouse, row: $0.row) }))
+            SKUPayload(sku: sku.rawValue, hot: hot, warehouses: rows.map { StockRowPayload(warehouse: $0.warehouse, row: $0.row) }))
     }
 
     func holdQuery(_ parameters: Parameters) throws -> HoldQuery {

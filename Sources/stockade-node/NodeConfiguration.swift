@@ -29,6 +29,23 @@ struct NodeConfiguration: Decodable {
     }
 
     /// Membership and timing of a cluster. Without it the node runs alone.
+    /// The Redis hot path (docs/hot-path.md). Absent: every reservation takes the quorum path.
+    struct RedisSection: Decodable {
+        var host: String?
+        var port: Int?
+        var username: String?
+        /// A file holding the password; `STOCKADE_REDIS_PASSWORD` overrides it.
+        var passwordFile: String?
+        var connections: Int?
+        var commandTimeoutMs: Int?
+        var hotThresholdPerSecond: Int?
+        var coolSeconds: Int?
+        var chunkPercent: Int64?
+        var chunkMax: Int64?
+        var lowWaterPercent: Int64?
+        var backlogMax: Int?
+    }
+
     struct ClusterSection: Decodable {
         struct Member: Decodable {
             var id: String
@@ -55,6 +72,7 @@ struct NodeConfiguration: Decodable {
     /// SwiftNIO event-loop threads for HTTP and peer traffic; the machine's core count if unset.
     /// Several nodes sharing one machine run better with fewer each.
     var eventLoopThreads: Int?
+    var redis: RedisSection?
 
     static func load(path: String) throws -> NodeConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))

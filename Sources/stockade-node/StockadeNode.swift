@@ -3,6 +3,7 @@ import ArgumentParser
 import Cluster
 import Consensus
 import Foundation
+import HotStock
 import Hummingbird
 import HummingbirdCore
 import Ledger
@@ -110,10 +111,17 @@ struct StockadeNode: AsyncParsableCommand {
             replica = single
             services = [.init(service: single)]
         }
+        var cache: HotPath?
+        if let section = file.redis {
+            let hotPath = try Self.hotPath(
+                section, replica: replica, nodeName: nodeName, environment: environment, logger: logger, factory: factory)
+            services.append(.init(service: HotStockService(hotPath: hotPath)))
+            cache = hotPath
+        }
         let api = StockadeAPI(
             replica: replica, authenticator: TokenAuthenticator(adminTokens: adminTokens, checkoutTokens: checkoutTokens),
             metrics: APIMetrics(factory: factory), renderMetrics: { registry.emitToString() }, cluster: routing,
-            nodeName: nodeName)
+            nodeName: nodeName, cache: cache)
         let readyFile = self.readyFile
         let startupLogger = logger
         let application = Application(
@@ -137,5 +145,58 @@ struct StockadeNode: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")
+    }
+
+    static func hotPath(
+        _ section: NodeConfiguration.RedisSection, replica: any ReplicatedLedger, nodeName: String,
+        environment: [String: String], logger: Logger, factory: MetricsFactory
+    ) throws -> HotPath {
+        var password = environment["STOCKADE_REDIS_PASSWORD"]
+        if password == nil || password!.isEmpty, let file = section.passwordFile {
+            do {
+                password = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            } catch {
+                throw ConfigurationError("cannot read redis.passwordFile \(file): \(error)")
+            }
+        }
+        var redis = RedisConfiguration(
+            host: section.host ?? "127.0.0.1", port: section.port ?? 7300, username: section.username, password: password)
+        if let connections = section.connections {
+            guard (1...64).contains(connections) else { throw ConfigurationError("redis.connections must be in 1...64") }
+            redis.connections = connections
+        }
+        if let timeout = section.commandTimeoutMs {
+            guard (10...60_000).contains(timeout) else { throw ConfigurationError("redis.commandTimeoutMs must be in 10...60000") }
+            redis.commandTimeout = .milliseconds(timeout)
+        }
+        var hot = HotPathConfiguration()
+        hot.consumerName = nodeName
+        if let value = section.hotThresholdPerSecond {
+            guard value >= 0 else { throw ConfigurationError("redis.hotThresholdPerSecond must be ≥ 0") }
+            hot.hotThresholdPerSecond = value
+        }
+        if let value = section.coolSeconds {
+            guard value >= 1 else { throw ConfigurationError("redis.coolSeconds must be ≥ 1") }
+            hot.coolSeconds = value
+        }
+        if let value = section.chunkPercent {
+            guard (1...100).contains(value) else { throw ConfigurationError("redis.chunkPercent must be in 1...100") }
+            hot.chunkPercent = value
+        }
+        if let value = section.chunkMax {
+            guard value >= 1 else { throw ConfigurationError("redis.chunkMax must be ≥ 1") }
+            hot.chunkMax = value
+        }
+        if let value = section.lowWaterPercent {
+            guard (1...100).contains(value) else { throw ConfigurationError("redis.lowWaterPercent must be in 1...100") }
+            hot.lowWaterPercent = value
+        }
+        if let value = section.backlogMax {
+            guard value >= 1 else { throw ConfigurationError("redis.backlogMax must be ≥ 1") }
+            hot.backlogMax = value
+        }
+        return HotPath(
+            redis: RedisClient(configuration: redis, logger: logger), replica: replica, configuration: hot, logger: logger,
+            metrics: factory)
     }
 }

@@ -1,0 +1,446 @@
+import Foundation
+import Ledger
+import Logging
+import Metrics
+import Node
+import StockadeCore
+import Synchronization
+
+/// Settings of the hot path (defaults from docs/hot-path.md).
+public struct HotPathConfiguration: Sendable {
+    /// How long Redis keeps a cache answer for idempotent replays (the ledger has it after the drain).
+    public var answerRetentionMs: Int64 = 3_600_000
+    /// Undrained decrement records beyond which the gate refuses (the quorum path answers instead).
+    public var backlogMax: Int = 200_000
+    /// An allotment chunk: `min(chunkPercent% of available, chunkMax)`, at least 1.
+    public var chunkPercent: Int64 = 10
+    public var chunkMax: Int64 = 1_000
+    /// Refill when the cache counter drops below this share of a chunk.
+    public var lowWaterPercent: Int64 = 25
+    /// Automatic promotion above this many reservations per second for one SKU (0: admin only);
+    /// demotion after `coolSeconds` below a tenth of it.
+    public var hotThresholdPerSecond: Int = 100
+    public var coolSeconds: Int = 60
+    /// Decrement records per ledger batch, and how the queue treats stragglers.
+    public var consumerBatch: Int = 256
+    public var claimIdleMs: Int64 = 5_000
+    public var maxDeliveries: Int = 5
+    /// The consumer's name in the group (the node's name).
+    public var consumerName: String = "n1"
+    /// Coordinator turn.
+    public var coordinatorIntervalMs: Int = 50
+    /// Breaker: open when at least half of the last `breakerWindow` calls failed (with at least
+    /// `breakerMinCalls` of them), or when no connection is up; probe again after `breakerCooldownMs`.
+    public var breakerWindow: Int = 50
+    public var breakerMinCalls: Int = 10
+    public var breakerCooldownMs: Int64 = 1_000
+    /// How long a confirm, release or extend waits for a cache hold to reach the ledger.
+    public var settleTimeoutMs: Int64 = 2_000
+
+    public init() {}
+}
+
+/// Counters of the hot path, exported as metrics and in `/v1/cluster`.
+final class HotCounters: Sendable {
+    let cacheAnswered = Atomic<Int>(0)
+    let quorumAnswered = Atomic<Int>(0)
+    let degradeSwitches = Atomic<Int>(0)
+    let recoveries = Atomic<Int>(0)
+    let refills = Atomic<Int>(0)
+    let reclaims = Atomic<Int>(0)
+    let deadLetters = Atomic<Int>(0)
+    let queuePending = Atomic<Int>(0)
+    let queueOldestAgeMs = Atomic<Int64>(0)
+    let applied = Atomic<Int>(0)
+}
+
+/// The gate in front of Redis: routes a reservation whose lines are all hot to the gate script,
+/// and everything else (or everything, while the breaker is open) to the quorum path.
+public final class HotPath: CacheGate, @unchecked Sendable {
+    let redis: RedisClient
+    let replica: any ReplicatedLedger
+    let configuration: HotPathConfiguration
+    let logger: Logger
+    let counters = HotCounters()
+    let breaker: Breaker
+    private let lock = NSLock()
+    /// SKUs known sold out in the cache and the ledger: answered without Redis until the
+    /// coordinator sees stock again.
+    private var soldOut: Set<SKU> = []
+    /// Reservation attempts per SKU in the current second, for automatic promotion.
+    private var rateSecond: Int64 = 0
+    private var rateCounts: [SKU: Int] = [:]
+    private var lastRates: [SKU: Int] = [:]
+    /// Wakes the coordinator early (a line came up short).
+    let wake = Wakeup()
+
+    private let routed: (cache: Counter, quorum: Counter, soldOutMemory: Counter, unknown: Counter)
+    let degradeCounter: Counter
+    let refillCounter: Counter
+    let reclaimCounter: Counter
+    let deadLetterCounter: Counter
+    let pendingGauge: Gauge
+    let oldestGauge: Gauge
+    let hitRateGauge: Gauge
+
+    public init(
+        redis: RedisClient, replica: any ReplicatedLedger, configuration: HotPathConfiguration, logger: Logger,
+        metrics: MetricsFactory
+    ) {
+        self.redis = redis
+        self.replica = replica
+        self.configuration = configuration
+        self.logger = logger
+        breaker = Breaker(configuration: configuration)
+        func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
+            Counter(label: label, dimensions: dimensions, factory: metrics)
+        }
+        routed = (
+            counter("stockade_cache_reservations_total", [("path", "cache")]),
+            counter("stockade_cache_reservations_total", [("path", "quorum")]),
+            counter("stockade_cache_reservations_total", [("path", "sold_out_memory")]),
+            counter("stockade_cache_reservations_total", [("path", "outcome_unknown")])
+        )
+        degradeCounter = counter("stockade_cache_breaker_switches_total")
+        refillCounter = counter("stockade_cache_refills_total")
+        reclaimCounter = counter("stockade_cache_reclaims_total")
+        deadLetterCounter = counter("stockade_cache_dead_letters_total")
+        pendingGauge = Gauge(label: "stockade_cache_queue_pending", dimensions: [], factory: metrics)
+        oldestGauge = Gauge(label: "stockade_cache_queue_oldest_age_seconds", dimensions: [], factory: metrics)
+        hitRateGauge = Gauge(label: "stockade_cache_hit_rate", dimensions: [], factory: metrics)
+    }
+
+    // MARK: - CacheGate
+
+    public func reserve(_ request: ReserveRequest) async -> Outcome? {
+        noteRate(request)
+        if !redis.isConnected { breaker.trip(switches: counters, counter: degradeCounter, logger: logger) }
+        guard breaker.allows() else { return quorum() }
+        // Decide from the applied state: ids the ledger knows, invalid bodies and anything not
+        // entirely hot go the usual way.
+        let plan: GatePlan? = replica.read { ledger in
+            guard ledger.hold(request.reservationId) == nil,
+                Validation.reserve(request, limits: ledger.limits) == nil,
+                request.lines.allSatisfy({ ledger.hotSKUs.contains($0.sku) })
+            else { return nil }
+            let order = ledger.warehouseOrder(forRegion: request.region)
+            return GatePlan(
+                lines: request.lines.map { line in
+                    (line, order.filter { ledger.allotments[AllotmentKey(sku: line.sku, warehouse: $0, holder: .cache)] != nil })
+                })
+        }
+        guard let plan else { return quorum() }
+        if let sku = request.lines.map(\.sku).first(where: isSoldOut) {
+            routed.soldOutMemory.increment()
+            counters.cacheAnswered.add(1, ordering: .relaxed)
+            let line = request.lines.first { $0.sku == sku }!
+            return .rejected(
+                StockadeError(.insufficientStock, "sku \(sku): sold out"),
+                detail: RejectionDetail(sku: sku, requested: line.quantity, available: 0))
+        }
+        let createdAtMs = replica.clock()
+        let (keys, arguments) = Self.gateCall(request, plan: plan, createdAtMs: createdAtMs, configuration: configuration)
+        let reply: RedisValue
+        do {
+            reply = try await redis.evaluate(Scripts.gate, keys: keys, arguments: arguments)
+        } catch let error as RedisError {
+            breaker.record(success: false, switches: counters, counter: degradeCounter, logger: logger)
+            if error.certainlyNotRun { return quorum() }
+            routed.unknown.increment()
+            return .rejected(StockadeError(.outcomeUnknown, "the cache did not answer in time; retry with the same reservationId"))
+        } catch {
+            return quorum()
+        }
+        guard let parts = reply.elements, let kind = parts.first?.string else {
+            breaker.record(success: false, switches: counters, counter: degradeCounter, logger: logger)
+            logger.error("unexpected gate reply", metadata: ["reply": "\(reply)"])
+            return quorum()
+        }
+        breaker.record(success: true, switches: counters, counter: degradeCounter, logger: logger)
+        switch kind {
+        case "granted", "replay":
+            guard parts.count >= 2, let stored = parts[1].string, let hold = Self.hold(request, stored: stored) else {
+                logger.error("unreadable gate answer", metadata: ["reply": "\(reply)"])
+                routed.unknown.increment()
+                return .rejected(StockadeError(.outcomeUnknown, "the cache answer could not be read; retry with the same reservationId"))
+            }
+            routed.cache.increment()
+            counters.cacheAnswered.add(1, ordering: .relaxed)
+            return .reservation(hold, created: kind == "granted")
+        case "conflict":
+            routed.cache.increment()
+            counters.cacheAnswered.add(1, ordering: .relaxed)
+            return .rejected(StockadeError(.idempotencyConflict, "reservation \(request.reservationId) exists with a different body"))
+        case "short":
+            let sku = SKU(parts.count > 1 ? parts[1].string ?? "" : "")
+            wake.signal()
+            // Sold out for good only when the ledger has nothing left outside the allotments either.
+            let ledgerAvailable = replica.read { ledger in (ledger.rows(of: sku) ?? []).reduce(Int64(0)) { $0 + max(0, $1.row.available) } }
+            if ledgerAvailable == 0 {
+                markSoldOut(sku)
+                routed.cache.increment()
+                counters.cacheAnswered.add(1, ordering: .relaxed)
+                let line = request.lines.first { $0.sku == sku }
+                return .rejected(
+                    StockadeError(.insufficientStock, "sku \(sku): requested \(line?.quantity ?? 0), available \(parts.count > 2 ? parts[2].string ?? "0" : "0") in the cache"),
+                    detail: RejectionDetail(sku: sku, requested: line?.quantity ?? 0, available: parts.count > 2 ? parts[2].integer ?? 0 : 0))
+            }
+            return quorum()
+        default:  // not_hot, backlog
+            return quorum()
+        }
+    }
+
+    public func settle(_ id: ReservationID) async {
+        guard replica.read({ $0.hold(id) }) == nil else { return }
+        guard let exists = try? await redis.call(RedisCommand(["EXISTS", HotKeys.answer(id)])), exists.integer == 1 else { return }
+        let deadline = ContinuousClock.now + .milliseconds(configuration.settleTimeoutMs)
+        while ContinuousClock.now < deadline {
+            wake.signal()
+            try? await Task.sleep(for: .milliseconds(5))
+            if replica.read({ $0.hold(id) }) != nil { return }
+        }
+    }
+
+    public func status() -> CacheStatus {
+        CacheStatus(
+            breaker: breaker.stateName, degradeSwitches: counters.degradeSwitches.load(ordering: .relaxed),
+            cacheAnswered: counters.cacheAnswered.load(ordering: .relaxed),
+            quorumAnswered: counters.quorumAnswered.load(ordering: .relaxed),
+            queuePending: counters.queuePending.load(ordering: .relaxed),
+            queueOldestAgeMs: counters.queueOldestAgeMs.load(ordering: .relaxed),
+            deadLetters: counters.deadLetters.load(ordering: .relaxed), refills: counters.refills.load(ordering: .relaxed),
+            reclaims: counters.reclaims.load(ordering: .relaxed))
+    }
+
+    private func quorum() -> Outcome? {
+        routed.quorum.increment()
+        counters.quorumAnswered.add(1, ordering: .relaxed)
+        return nil
+    }
+
+    // MARK: - Sold out, rates
+
+    func isSoldOut(_ sku: SKU) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return soldOut.contains(sku)
+    }
+
+    private func markSoldOut(_ sku: SKU) {
+        lock.lock()
+        soldOut.insert(sku)
+        lock.unlock()
+    }
+
+    /// The coordinator drops SKUs that have stock again.
+    func clearSoldOut(where hasStock: (SKU) -> Bool) {
+        lock.lock()
+        soldOut = soldOut.filter { !hasStock($0) }
+        lock.unlock()
+    }
+
+    private func noteRate(_ request: ReserveRequest) {
+        let second = replica.clock() / 1000
+        lock.lock()
+        if second != rateSecond {
+            lastRates = second == rateSecond + 1 ? rateCounts : [:]
+            rateCounts.removeAll(keepingCapacity: true)
+            rateSecond = second
+        }
+        for line in request.lines { rateCounts[line.sku, default: 0] += 1 }
+        lock.unlock()
+    }
+
+    /// Reservation attempts per SKU over the last whole second seen here.
+    func rates() -> [SKU: Int] {
+        let second = replica.clock() / 1000
+        lock.lock()
+        defer { lock.unlock() }
+        if second == rateSecond { return lastRates }
+        return second == rateSecond + 1 ? rateCounts : [:]
+    }
+
+    // MARK: - Encoding
+
+    struct GatePlan {
+        var lines: [(ReservationLine, [WarehouseID])]
+    }
+
+    static func digest(_ request: ReserveRequest) -> String {
+        var text = request.orderId + "\u{1F}" + request.region + "\u{1F}\(request.ttlMs)\u{1F}\(request.allowSplit ? 1 : 0)"
+        for line in request.lines { text += "\u{1F}" + line.sku.rawValue + "\u{1E}\(line.quantity)" }
+        return SHA1.hex(Array(text.utf8))
+    }
+
+    static func gateCall(_ request: ReserveRequest, plan: GatePlan, createdAtMs: Int64, configuration: HotPathConfiguration)
+        -> ([String], RedisCommand)
+    {
+        var keys = [HotKeys.answer(request.reservationId), HotKeys.token, HotKeys.holds]
+        var arguments = RedisCommand([
+            request.reservationId.rawValue, digest(request), request.orderId, request.region, "\(request.ttlMs)",
+            request.allowSplit ? "1" : "0", "\(createdAtMs)", "\(configuration.answerRetentionMs)",
+            "\(configuration.backlogMax)", "\(plan.lines.count)",
+        ])
+        for (line, warehouses) in plan.lines {
+            keys.append(HotKeys.hot(line.sku))
+            arguments.append(line.sku.rawValue)
+            arguments.append(line.quantity)
+            arguments.append(Int64(warehouses.count))
+            for warehouse in warehouses {
+                keys.append(HotKeys.allot(line.sku, warehouse))
+                arguments.append(warehouse.rawValue)
+            }
+        }
+        return (keys, arguments)
+    }
+
+    /// `n \x1F createdAtMs \x1F allocations` → the hold it grants.
+    static func hold(_ request: ReserveRequest, stored: String) -> Hold? {
+        let fields = stored.split(separator: "\u{1F}", omittingEmptySubsequences: false)
+        guard fields.count == 3, let n = UInt64(fields[0]), let createdAtMs = Int64(fields[1]),
+            let allocations = parseAllocations(fields[2])
+        else { return nil }
+        return Hold(
+            reservationId: request.reservationId, orderId: request.orderId, region: request.region, allocations: allocations,
+            ttlMs: request.ttlMs, allowSplit: request.allowSplit, path: .cache, token: FencingToken(CacheHold.tokenBase + n),
+            createdAtMs: createdAtMs, expiresAtMs: createdAtMs + request.ttlMs, status: .held, finishedAtMs: 0)
+    }
+
+    static func parseAllocations(_ text: Substring) -> [Allocation]? {
+        var allocations: [Allocation] = []
+        for part in text.split(separator: "\u{1D}") {
+            let fields = part.split(separator: "\u{1E}", omittingEmptySubsequences: false)
+            guard fields.count == 3, let quantity = Int64(fields[2]), quantity > 0 else { return nil }
+            allocations.append(Allocation(sku: SKU(String(fields[0])), warehouse: WarehouseID(String(fields[1])), quantity: quantity))
+        }
+        return allocations.isEmpty ? nil : allocations
+    }
+
+    /// A decrement record (`id, order, region, ttl, split, n, createdAt, allocations`) → a cache hold.
+    static func cacheHold(record: String) -> CacheHold? {
+        let fields = record.split(separator: "\u{1F}", omittingEmptySubsequences: false)
+        guard fields.count == 8, let ttlMs = Int64(fields[3]), let n = UInt64(fields[5]), let createdAtMs = Int64(fields[6]),
+            let allocations = parseAllocations(fields[7])
+        else { return nil }
+        return CacheHold(
+            reservationId: ReservationID(String(fields[0])), orderId: String(fields[1]), region: String(fields[2]),
+            allocations: allocations, ttlMs: ttlMs, allowSplit: fields[4] == "1", token: FencingToken(CacheHold.tokenBase + n),
+            createdAtMs: createdAtMs)
+    }
+}
+
+/// Closed → open → half-open → closed, over a window of recent calls.
+final class Breaker: @unchecked Sendable {
+    enum State { case closed, open(until: ContinuousClock.Instant), halfOpen(probing: Bool) }
+    private let configuration: HotPathConfiguration
+    private let lock = NSLock()
+    private var state = State.closed
+    private var window: [Bool] = []
+    private var position = 0
+
+    init(configuration: HotPathConfiguration) { self.configuration = configuration }
+
+    var stateName: String {
+        lock.lock()
+        defer { lock.unlock() }
+        switch state {
+        case .closed: return "closed"
+        case .open: return "open"
+        case .halfOpen: return "half_open"
+        }
+    }
+
+    /// Whether a call may go to Redis now. In half-open, one probe at a time.
+    func allows() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        switch state {
+        case .closed:
+            return true
+        case .open(let until):
+            guard ContinuousClock.now >= until else { return false }
+            state = .halfOpen(probing: true)
+            return true
+        case .halfOpen(let probing):
+            if probing { return false }
+            state = .halfOpen(probing: true)
+            return true
+        }
+    }
+
+    func record(success: Bool, switches: HotCounters, counter: Counter, logger: Logger) {
+        lock.lock()
+        var opened = false
+        var closed = false
+        switch state {
+        case .closed:
+            if window.count < configuration.breakerWindow {
+                window.append(success)
+            } else {
+                window[position] = success
+                position = (position + 1) % configuration.breakerWindow
+            }
+            let failures = window.filter { !$0 }.count
+            if window.count >= configuration.breakerMinCalls && failures * 2 >= window.count {
+                state = .open(until: .now + .milliseconds(configuration.breakerCooldownMs))
+                opened = true
+            }
+        case .open:
+            break
+        case .halfOpen:
+            if success {
+                state = .closed
+                window.removeAll()
+                position = 0
+                closed = true
+            } else {
+                state = .open(until: .now + .milliseconds(configuration.breakerCooldownMs))
+            }
+        }
+        lock.unlock()
+        if opened {
+            switches.degradeSwitches.add(1, ordering: .relaxed)
+            counter.increment()
+            logger.warning("cache breaker open: hot SKUs go through the quorum path")
+        }
+        if closed {
+            switches.degradeSwitches.add(1, ordering: .relaxed)
+            switches.recoveries.add(1, ordering: .relaxed)
+            counter.increment()
+            logger.notice("cache breaker closed: hot SKUs go through the cache again")
+        }
+    }
+
+    /// Opens at once (no connection is up).
+    func trip(switches: HotCounters, counter: Counter, logger: Logger) {
+        lock.lock()
+        let wasClosed: Bool
+        if case .closed = state { wasClosed = true } else { wasClosed = false }
+        if wasClosed { state = .open(until: .now + .milliseconds(configuration.breakerCooldownMs)) }
+        lock.unlock()
+        if wasClosed {
+            switches.degradeSwitches.add(1, ordering: .relaxed)
+            counter.increment()
+            logger.warning("cache breaker open: no Redis connection")
+        }
+    }
+}
+
+/// A wake-up flag the coordinator and consumer poll between turns.
+final class Wakeup: Sendable {
+    private let flagged = Atomic<Bool>(false)
+
+    func signal() { flagged.store(true, ordering: .relaxed) }
+
+    /// Sleeps until signalled or `milliseconds` pass, in 2 ms steps.
+    func wait(milliseconds: Int) async {
+        var waited = 0
+        while waited < milliseconds {
+            if flagged.exchange(false, ordering: .relaxed) { return }
+            try? await Task.sleep(for: .milliseconds(2))
+            waited += 2
+        }
+        flagged.store(false, ordering: .relaxed)
+    }
+}

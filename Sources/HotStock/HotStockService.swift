@@ -1,0 +1,325 @@
+import Foundation
+import Ledger
+import Logging
+import Node
+import ServiceLifecycle
+import StockadeCore
+
+/// The background half of the hot path: the decrement-queue consumer (every node) and the
+/// allotment coordinator (the node that may propose: the single node, or the cluster's leader).
+public final class HotStockService: Service, @unchecked Sendable {
+    let hot: HotPath
+    var redis: RedisClient { hot.redis }
+    var replica: any ReplicatedLedger { hot.replica }
+    var configuration: HotPathConfiguration { hot.configuration }
+    var logger: Logger { hot.logger }
+    private var groupReady = false
+    private var readPending = true
+    private var lastClaim = ContinuousClock.now
+    private var autoPromoted: Set<SKU> = []
+    private var lastBusy: [SKU: Int64] = [:]
+
+    public init(hotPath: HotPath) {
+        hot = hotPath
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.consumeLoop() }
+                group.addTask { await self.coordinateLoop() }
+            }
+        } onGracefulShutdown: {}
+        await redis.shutdown()
+    }
+
+    // MARK: - Consumer
+
+    func consumeLoop() async {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            var worked = 0
+            do {
+                worked = try await consumeOnce()
+            } catch {
+                groupReady = false
+                readPending = true
+                logger.debug("decrement queue: redis error", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            if worked == 0 { await hot.wake.wait(milliseconds: 5) }
+        }
+    }
+
+    /// One turn: own pending entries first (after a restart or a failed apply), then new ones, and
+    /// now and then entries left idle by a dead consumer. Returns how many entries it handled.
+    func consumeOnce() async throws -> Int {
+        if !groupReady {
+            let created = try await redis.send(RedisCommand(["XGROUP", "CREATE", HotKeys.holds, HotKeys.group, "0", "MKSTREAM"]))
+            if case .error(let message) = created, !message.hasPrefix("BUSYGROUP") { throw RedisError.server(message) }
+            groupReady = true
+        }
+        var entries: [StreamEntry]
+        if ContinuousClock.now - lastClaim > .milliseconds(max(100, configuration.claimIdleMs / 2)) {
+            lastClaim = .now
+            try await deadLetterRedelivered()
+            let claimed = try await redis.call(
+                RedisCommand([
+                    "XAUTOCLAIM", HotKeys.holds, HotKeys.group, configuration.consumerName, "\(configuration.claimIdleMs)", "0-0",
+                    "COUNT", "\(configuration.consumerBatch)",
+                ]))
+            entries = Self.entries(claimed.elements?.dropFirst().first ?? .array([]))
+            if !entries.isEmpty {
+                logger.notice("decrement queue: claimed entries of a stopped consumer", metadata: ["count": "\(entries.count)"])
+                try await apply(entries)
+                return entries.count
+            }
+        }
+        let reply = try await redis.call(
+            RedisCommand([
+                "XREADGROUP", "GROUP", HotKeys.group, configuration.consumerName, "COUNT", "\(configuration.consumerBatch)",
+                "STREAMS", HotKeys.holds, readPending ? "0" : ">",
+            ]))
+        entries = Self.entries(reply.elements?.first?.elements?.dropFirst().first ?? .array([]))
+        if readPending && entries.isEmpty { readPending = false }
+        if entries.isEmpty { return 0 }
+        try await apply(entries)
+        return entries.count
+    }
+
+    struct StreamEntry {
+        var id: String
+        var record: String?
+    }
+
+    static func entries(_ value: RedisValue) -> [StreamEntry] {
+        (value.elements ?? []).compactMap { entry in
+            guard let parts = entry.elements, let id = parts.first?.string else { return nil }
+            let fields = parts.count > 1 ? parts[1].elements ?? [] : []
+            var record: String?
+            var index = 0
+            while index + 1 < fields.count {
+                if fields[index].string == "h" { record = fields[index + 1].string }
+                index += 2
+            }
+            return StreamEntry(id: id, record: record)
+        }
+    }
+
+    /// Applies entries to the ledger in batches; acknowledges (and deletes) each only once its
+    /// batch is committed. A batch the ledger could not take stays pending for the next turn.
+    func apply(_ entries: [StreamEntry]) async throws {
+        var poisoned: [StreamEntry] = []
+        var batch: [(StreamEntry, CacheHold)] = []
+        var batchBytes = 0
+        let limits = replica.limits
+        for entry in entries {
+            guard let record = entry.record, let cacheHold = HotPath.cacheHold(record: record) else {
+                poisoned.append(entry)
+                continue
+            }
+            let size = record.utf8.count + 64
+            if batch.count >= limits.cacheHoldsBatchMax || batchBytes + size > limits.logEntryBytesMax / 2 {
+                try await commit(batch)
+                batch.removeAll()
+                batchBytes = 0
+            }
+            batch.append((entry, cacheHold))
+            batchBytes += size
+        }
+        if !batch.isEmpty { try await commit(batch) }
+        for entry in poisoned { try await deadLetter(entry, reason: "unreadable record") }
+    }
+
+    private func commit(_ batch: [(StreamEntry, CacheHold)]) async throws {
+        let outcome = await replica.propose(.applyAllotmentHolds(batch.map(\.1)))
+        guard case .cacheHoldsApplied(let results) = outcome, results.count == batch.count else {
+            readPending = true
+            logger.warning("decrement queue: batch not applied, will retry", metadata: ["outcome": "\(outcome)"])
+            try? await Task.sleep(for: .milliseconds(50))
+            return
+        }
+        var done: [String] = []
+        for ((entry, _), result) in zip(batch, results) {
+            switch result {
+            case .applied, .duplicate, .superseded:
+                done.append(entry.id)
+                if result == .applied { hot.counters.applied.add(1, ordering: .relaxed) }
+            case .refused:
+                try await deadLetter(entry, reason: "refused by the ledger")
+            }
+        }
+        try await acknowledge(done)
+    }
+
+    private func acknowledge(_ ids: [String]) async throws {
+        guard !ids.isEmpty else { return }
+        _ = try await redis.call(RedisCommand(["XACK", HotKeys.holds, HotKeys.group] + ids))
+        _ = try await redis.call(RedisCommand(["XDEL", HotKeys.holds] + ids))
+    }
+
+    private func deadLetter(_ entry: StreamEntry, reason: String) async throws {
+        _ = try await redis.call(
+            RedisCommand(["XADD", HotKeys.deadLetters, "*", "id", entry.id, "h", entry.record ?? "", "reason", reason]))
+        try await acknowledge([entry.id])
+        hot.counters.deadLetters.add(1, ordering: .relaxed)
+        hot.deadLetterCounter.increment()
+        logger.error("decrement record dead-lettered", metadata: ["id": "\(entry.id)", "reason": "\(reason)"])
+    }
+
+    /// Entries delivered `maxDeliveries` times without being acknowledged go to the dead letters.
+    private func deadLetterRedelivered() async throws {
+        let pending = try await redis.call(
+            RedisCommand(["XPENDING", HotKeys.holds, HotKeys.group, "-", "+", "\(configuration.consumerBatch)"]))
+        for item in pending.elements ?? [] {
+            guard let fields = item.elements, fields.count >= 4, let id = fields[0].string,
+                let deliveries = fields[3].integer, deliveries >= Int64(configuration.maxDeliveries)
+            else { continue }
+            let claimed = try await redis.call(
+                RedisCommand(["XCLAIM", HotKeys.holds, HotKeys.group, configuration.consumerName, "0", id]))
+            for entry in Self.entries(claimed) {
+                try await deadLetter(entry, reason: "delivered \(deliveries) times")
+            }
+        }
+    }
+
+    // MARK: - Coordinator
+
+    func coordinateLoop() async {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await coordinateOnce()
+            } catch {
+                logger.debug("coordinator: redis error", metadata: ["error": "\(error)"])
+            }
+            await hot.wake.wait(milliseconds: configuration.coordinatorIntervalMs)
+        }
+    }
+
+    struct RowView {
+        var key: AllotmentKey
+        var available: Int64
+        var allotment: Allotment?
+    }
+
+    /// One reconcile turn; level-triggered from the ledger's state, so it resumes after any crash.
+    func coordinateOnce() async throws {
+        try await updateQueueMetrics()
+        let status = hot.status()
+        if status.cacheAnswered + status.quorumAnswered > 0 { hot.hitRateGauge.record(status.hitRate) }
+        guard replica.mayPropose else { return }
+        let (hotSKUs, rows, cooling) = replica.read { ledger -> (Set<SKU>, [RowView], [SKU: [AllotmentKey: Allotment]]) in
+            var rows: [RowView] = []
+            var cooling: [SKU: [AllotmentKey: Allotment]] = [:]
+            for sku in ledger.hotSKUs {
+                for (warehouse, row) in ledger.rows(of: sku) ?? [] {
+                    let key = AllotmentKey(sku: sku, warehouse: warehouse, holder: .cache)
+                    rows.append(RowView(key: key, available: row.available, allotment: ledger.allotments[key]))
+                }
+            }
+            for (key, allotment) in ledger.allotments where key.holder == .cache && !ledger.hotSKUs.contains(key.sku) {
+                cooling[key.sku, default: [:]][key] = allotment
+            }
+            return (ledger.hotSKUs, rows, cooling)
+        }
+        var cacheLeft: [SKU: Int64] = [:]
+        for row in rows {
+            var allotment = row.allotment
+            var counter = try await credit(row.key, allotment)
+            let chunk = max(1, min(configuration.chunkMax, row.available * configuration.chunkPercent / 100))
+            if row.available > 0 && counter < max(1, chunk * configuration.lowWaterPercent / 100) {
+                let outcome = await replica.propose(.grantAllotment(row.key, quantity: chunk))
+                if case .allotment(_, let moved, let after) = outcome, moved > 0 {
+                    allotment = after
+                    counter = try await credit(row.key, allotment)
+                    hot.counters.refills.add(1, ordering: .relaxed)
+                    hot.refillCounter.increment()
+                }
+            }
+            cacheLeft[row.key.sku, default: 0] += counter
+        }
+        // Sold-out memory lasts only while neither the cache nor the ledger has units.
+        let ledgerLeft = replica.read { ledger in
+            Dictionary(uniqueKeysWithValues: hotSKUs.map { sku in
+                (sku, (ledger.rows(of: sku) ?? []).reduce(Int64(0)) { $0 + max(0, $1.row.available) })
+            })
+        }
+        hot.clearSoldOut { sku in (cacheLeft[sku] ?? 0) > 0 || (ledgerLeft[sku] ?? 1) > 0 }
+        for (sku, allotments) in cooling { try await reclaim(sku, allotments) }
+        await promoteAndDemote(hotSKUs)
+    }
+
+    /// Credits the allotment's last grant to Redis if it is not yet (exactly once, by grant index),
+    /// and returns the cache counter.
+    private func credit(_ key: AllotmentKey, _ allotment: Allotment?) async throws -> Int64 {
+        guard let allotment, allotment.lastGrantIndex > 0 else {
+            return try await redis.call(RedisCommand(["GET", HotKeys.allot(key.sku, key.warehouse)])).integer ?? 0
+        }
+        var arguments = RedisCommand()
+        arguments.append(Int64(allotment.lastGrantIndex))
+        arguments.append(allotment.lastGrantQuantity)
+        let value = try await redis.evaluate(
+            Scripts.credit, keys: [HotKeys.allot(key.sku, key.warehouse), HotKeys.grant(key.sku, key.warehouse), HotKeys.hot(key.sku)],
+            arguments: arguments)
+        if case .error(let message) = value { throw RedisError.server(message) }
+        return value.integer ?? 0
+    }
+
+    /// Demotion: stop the cache selling the SKU, let the queue drain, then return the allotments.
+    private func reclaim(_ sku: SKU, _ allotments: [AllotmentKey: Allotment]) async throws {
+        let keys = [HotKeys.hot(sku)] + allotments.keys.sorted().map { HotKeys.allot($0.sku, $0.warehouse) }
+        let stopped = try await redis.evaluate(Scripts.stop, keys: keys, arguments: RedisCommand())
+        if case .error(let message) = stopped { throw RedisError.server(message) }
+        // Everything the cache sold must be in the ledger before what is left is returned.
+        let length = try await redis.call(RedisCommand(["XLEN", HotKeys.holds])).integer ?? 1
+        let pending = try await redis.call(RedisCommand(["XPENDING", HotKeys.holds, HotKeys.group])).elements?.first?.integer ?? 1
+        guard length == 0 && pending == 0 else {
+            hot.wake.signal()
+            return
+        }
+        for (key, allotment) in allotments.sorted(by: { $0.key < $1.key }) {
+            _ = await replica.propose(.returnAllotment(key, quantity: allotment.quantity))
+        }
+        hot.counters.reclaims.add(1, ordering: .relaxed)
+        hot.reclaimCounter.increment()
+        logger.info("cache allotments reclaimed", metadata: ["sku": "\(sku)"])
+    }
+
+    /// Automatic promotion above the threshold; demotion of automatically promoted SKUs after they
+    /// cool. Admin promotions stay until an admin demotes.
+    private func promoteAndDemote(_ hotSKUs: Set<SKU>) async {
+        guard configuration.hotThresholdPerSecond > 0 else { return }
+        let now = replica.clock()
+        for (sku, rate) in hot.rates() {
+            if rate * 10 >= configuration.hotThresholdPerSecond { lastBusy[sku] = now }
+            if rate >= configuration.hotThresholdPerSecond && !hotSKUs.contains(sku) {
+                if case .hotStatus = await replica.propose(.setHot(sku, true)) {
+                    autoPromoted.insert(sku)
+                    logger.notice("sku promoted to hot", metadata: ["sku": "\(sku)", "ratePerSecond": "\(rate)"])
+                }
+            }
+        }
+        for sku in autoPromoted where hotSKUs.contains(sku) {
+            if now - (lastBusy[sku] ?? now) > Int64(configuration.coolSeconds) * 1000 {
+                _ = await replica.propose(.setHot(sku, false))
+                autoPromoted.remove(sku)
+                lastBusy[sku] = nil
+                logger.notice("sku cooled and was demoted", metadata: ["sku": "\(sku)"])
+            }
+        }
+    }
+
+    private func updateQueueMetrics() async throws {
+        let length = try await redis.call(RedisCommand(["XLEN", HotKeys.holds])).integer ?? 0
+        var oldestAge: Int64 = 0
+        if length > 0,
+            let first = try await redis.call(RedisCommand(["XRANGE", HotKeys.holds, "-", "+", "COUNT", "1"])).elements?.first,
+            let id = first.elements?.first?.string, let ms = Int64(id.split(separator: "-").first ?? "")
+        {
+            oldestAge = max(0, replica.clock() - ms)
+        }
+        hot.counters.queuePending.store(Int(length), ordering: .relaxed)
+        hot.counters.queueOldestAgeMs.store(oldestAge, ordering: .relaxed)
+        hot.pendingGauge.record(Int(length))
+        hot.oldestGauge.record(Double(oldestAge) / 1000)
+    }
+}

@@ -1,0 +1,110 @@
+import Ledger
+import StockadeCore
+
+/// Redis key names (docs/hot-path.md). Identifiers cannot hold control characters, so U+001F
+/// separates a SKU from a warehouse without any escaping.
+public enum HotKeys {
+    static let separator = "\u{1F}"
+    public static func hot(_ sku: SKU) -> String { "stockade:hot:" + sku.rawValue }
+    public static func allot(_ sku: SKU, _ warehouse: WarehouseID) -> String {
+        "stockade:allot:" + sku.rawValue + separator + warehouse.rawValue
+    }
+    public static func grant(_ sku: SKU, _ warehouse: WarehouseID) -> String {
+        "stockade:grant:" + sku.rawValue + separator + warehouse.rawValue
+    }
+    public static func answer(_ id: ReservationID) -> String { "stockade:res:" + id.rawValue }
+    public static let token = "stockade:token"
+    public static let holds = "stockade:holds"
+    public static let deadLetters = "stockade:holds:dead"
+    public static let group = "stockade"
+}
+
+/// The Lua scripts. Each touches only keys passed in KEYS (so ACL key patterns apply to them).
+enum Scripts {
+    /// The reserve gate. KEYS: answer, token, holds stream, then per line its hot flag followed by
+    /// the allotment counters of its candidate warehouses in priority order.
+    /// ARGV: id, digest, orderId, region, ttlMs, split (0/1), createdAtMs, answer retention ms,
+    /// backlog max, line count, then per line: sku, quantity, warehouse count, warehouses.
+    /// Checks every line before writing anything.
+    static let gate = RedisScript(
+        """
+        local answer = redis.call('HGET', KEYS[1], 'd')
+        if answer then
+          if answer == ARGV[2] then return {'replay', redis.call('HGET', KEYS[1], 'a')} end
+          return {'conflict'}
+        end
+        if redis.call('XLEN', KEYS[3]) >= tonumber(ARGV[9]) then return {'backlog'} end
+        local split = ARGV[6] == '1'
+        local lines = tonumber(ARGV[10])
+        local a, k = 11, 4
+        local plan = {}
+        for i = 1, lines do
+          local sku, quantity, count = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+          if redis.call('GET', KEYS[k]) ~= '1' then return {'not_hot', sku} end
+          if split then
+            local remaining, total = quantity, 0
+            for w = 1, count do
+              local left = tonumber(redis.call('GET', KEYS[k + w]) or '0')
+              if left > 0 then
+                total = total + left
+                if remaining > 0 then
+                  local take = math.min(remaining, left)
+                  plan[#plan + 1] = {k + w, sku, ARGV[a + 2 + w], take}
+                  remaining = remaining - take
+                end
+              end
+            end
+            if remaining > 0 then return {'short', sku, tostring(total)} end
+          else
+            local best, chosen = 0, nil
+            for w = 1, count do
+              local left = tonumber(redis.call('GET', KEYS[k + w]) or '0')
+              if left >= quantity then chosen = w break end
+              if left > best then best = left end
+            end
+            if not chosen then return {'short', sku, tostring(best)} end
+            plan[#plan + 1] = {k + chosen, sku, ARGV[a + 2 + chosen], quantity}
+          end
+          k = k + 1 + count
+          a = a + 3 + count
+        end
+        local parts = {}
+        for _, p in ipairs(plan) do
+          redis.call('DECRBY', KEYS[p[1]], p[4])
+          parts[#parts + 1] = p[2] .. '\\30' .. p[3] .. '\\30' .. p[4]
+        end
+        local allocations = table.concat(parts, '\\29')
+        local n = redis.call('INCR', KEYS[2])
+        local stored = n .. '\\31' .. ARGV[7] .. '\\31' .. allocations
+        redis.call('HSET', KEYS[1], 'd', ARGV[2], 'a', stored)
+        redis.call('PEXPIRE', KEYS[1], ARGV[8])
+        redis.call('XADD', KEYS[3], '*', 'h', ARGV[1] .. '\\31' .. ARGV[3] .. '\\31' .. ARGV[4] .. '\\31' .. ARGV[5] .. '\\31' .. ARGV[6] .. '\\31' .. stored)
+        return {'granted', stored}
+        """)
+
+    /// Credits one ledger grant to the cache exactly once. KEYS: counter, grant marker, hot flag.
+    /// ARGV: grant log index, quantity. Returns the counter after.
+    static let credit = RedisScript(
+        """
+        local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+        if last < tonumber(ARGV[1]) then
+          redis.call('INCRBY', KEYS[1], ARGV[2])
+          redis.call('SET', KEYS[2], ARGV[1])
+        end
+        redis.call('SET', KEYS[3], '1')
+        return tonumber(redis.call('GET', KEYS[1]) or '0')
+        """)
+
+    /// Stops the cache selling a SKU: clears its hot flag and zeroes its counters (KEYS: hot flag,
+    /// then counters). Returns the units the counters still held.
+    static let stop = RedisScript(
+        """
+        redis.call('DEL', KEYS[1])
+        local left = 0
+        for i = 2, #KEYS do
+          left = left + tonumber(redis.call('GET', KEYS[i]) or '0')
+          redis.call('SET', KEYS[i], '0')
+        end
+        return left
+        """)
+}
