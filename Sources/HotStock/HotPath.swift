@@ -36,6 +36,9 @@ public struct HotPathConfiguration: Sendable {
     public var breakerCooldownMs: Int64 = 1_000
     /// How long a confirm, release or extend waits for a cache hold to reach the ledger.
     public var settleTimeoutMs: Int64 = 2_000
+    /// Tests only: a pause between a batch's commit and its XACK, widening the window in which a
+    /// killed consumer leaves applied entries unacknowledged.
+    public var debugAckDelayMs = 0
 
     public init() {}
 }

@@ -138,6 +138,7 @@ public final class HotStockService: Service, @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(50))
             return
         }
+        if configuration.debugAckDelayMs > 0 { try? await Task.sleep(for: .milliseconds(configuration.debugAckDelayMs)) }
         var done: [String] = []
         for ((entry, _), result) in zip(batch, results) {
             switch result {

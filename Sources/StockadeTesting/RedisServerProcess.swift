@@ -2,7 +2,8 @@ import Foundation
 
 /// A real redis-server for tests, started with the repository's `deploy/redis/redis.conf` on a
 /// free loopback port, in its own directory, with an ACL file of two users: `stockade` (the
-/// production rule: Stockade's keys only, nothing @dangerous) and `admin`.
+/// production rule: Stockade's keys only, nothing @dangerous) and a password-protected `default`
+/// with every permission (which Redis 7.0 needs to replay its AOF; see redis.conf).
 public final class RedisServerProcess: @unchecked Sendable {
     public let directory: String
     public let password = "test-stockade-\(UInt32.random(in: 0...UInt32.max))"
@@ -36,9 +37,8 @@ public final class RedisServerProcess: @unchecked Sendable {
             port = try Self.freePort()
             try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
             let acl = """
-                user default off
+                user default on >\(adminPassword) ~* &* +@all
                 user stockade on >\(password) ~stockade:* resetchannels -@all +@read +@write +@stream +@scripting +ping +auth +hello -@dangerous
-                user admin on >\(adminPassword) ~* &* +@all
 
                 """
             try acl.write(toFile: directory + "/users.acl", atomically: true, encoding: .utf8)
@@ -62,7 +62,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         let output = directory + "/cli-\(UInt32.random(in: 0...UInt32.max)).out"
         let cli = try ChildProcess(
             Self.cliPath,
-            ["-p", "\(port)", "--user", "admin", "--pass", adminPassword, "--no-auth-warning"] + arguments,
+            ["-p", "\(port)", "--user", "default", "--pass", adminPassword, "--no-auth-warning"] + arguments,
             environment: [:], outputPath: output)
         _ = await cli.exit()
         defer { try? FileManager.default.removeItem(atPath: output) }

@@ -44,6 +44,8 @@ struct NodeConfiguration: Decodable {
         var chunkMax: Int64?
         var lowWaterPercent: Int64?
         var backlogMax: Int?
+        /// Decrement records idle this long in a stopped consumer's hands are taken over.
+        var claimIdleMs: Int64?
     }
 
     struct ClusterSection: Decodable {

@@ -195,6 +195,13 @@ struct StockadeNode: AsyncParsableCommand {
             guard value >= 1 else { throw ConfigurationError("redis.backlogMax must be ≥ 1") }
             hot.backlogMax = value
         }
+        if let value = section.claimIdleMs {
+            guard value >= 100 else { throw ConfigurationError("redis.claimIdleMs must be ≥ 100") }
+            hot.claimIdleMs = value
+        }
+        #if DEBUG
+        if let delay = environment["STOCKADE_DEBUG_ACK_DELAY_MS"].flatMap(Int.init) { hot.debugAckDelayMs = delay }
+        #endif
         return HotPath(
             redis: RedisClient(configuration: redis, logger: logger), replica: replica, configuration: hot, logger: logger,
             metrics: factory)

@@ -91,10 +91,13 @@ import Testing
 
     /// With appendfsync always, every acknowledged write survives kill -9; the client reports the
     /// writes it cannot vouch for, reconnects by itself, and goes on.
-    @Test func acknowledgedWritesSurviveKillNineAndTheClientReconnects() async throws {
+    @Test(arguments: [false, true])
+    func acknowledgedWritesSurviveKillNineAndTheClientReconnects(script: Bool) async throws {
         let server = RedisServerProcess()
         try await server.start()
         let client = Self.client(server)
+        // Two writes: Redis logs the script's effects as MULTI/EXEC, like the gate's.
+        let increment = RedisScript("redis.call('INCR', KEYS[2]) return redis.call('INCR', KEYS[1])")
         let tally = Tally()
         let writers = Task {
             await withTaskGroup(of: Void.self) { group in
@@ -102,7 +105,12 @@ import Testing
                     group.addTask {
                         for _ in 0..<400 {
                             do {
-                                _ = try await client.call(RedisCommand(["INCR", "stockade:acked"]))
+                                if script {
+                                    let value = try await client.evaluate(increment, keys: ["stockade:acked", "stockade:also"], arguments: RedisCommand())
+                                    if case .error(let message) = value { throw RedisError.server(message) }
+                                } else {
+                                    _ = try await client.call(RedisCommand(["INCR", "stockade:acked"]))
+                                }
                                 tally.add(acknowledged: 1)
                             } catch let error as RedisError {
                                 tally.add(unknown: error.certainlyNotRun ? 0 : 1)
@@ -121,7 +129,7 @@ import Testing
         try await server.start()
         await writers.value
         let value = try await client.call(RedisCommand(["GET", "stockade:acked"])).integer ?? -1
-        print("acknowledged \(tally.acknowledged), unknown \(tally.unknown), value after restart \(value)")
+        print("script \(script): acknowledged \(tally.acknowledged), unknown \(tally.unknown), value after restart \(value)")
         #expect(value >= Int64(tally.acknowledged))
         #expect(value <= Int64(tally.acknowledged + tally.unknown))
         #expect(client.isConnected)

@@ -6,7 +6,8 @@
 #   deploy/local/redis.sh status
 #
 # It writes an ACL file with two users: `stockade` (Stockade's keys only, nothing @dangerous) whose
-# password is in $dir/password, and `admin` (for shutdown and inspection) in $dir/admin-password.
+# password is in $dir/password, and `default` (every permission, for shutdown and inspection;
+# see the note in deploy/redis/redis.conf) whose password is in $dir/admin-password.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 dir="${STOCKADE_REDIS_DIR:-$root/.local-redis}"
@@ -23,9 +24,8 @@ up() {
     password="$(password_for "$dir/password")"
     admin="$(password_for "$dir/admin-password")"
     cat > "$dir/users.acl" <<ACL
-user default off
+user default on >$admin ~* &* +@all
 user stockade on >$password ~stockade:* resetchannels -@all +@read +@write +@stream +@scripting +ping +auth +hello -@dangerous
-user admin on >$admin ~* &* +@all
 ACL
     chmod 600 "$dir/users.acl"
     if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then echo "redis already running (pid $(cat "$dir/pid"))"; return; fi
@@ -33,7 +33,7 @@ ACL
         >> "$dir/redis.log" 2>&1 < /dev/null &
     echo $! > "$dir/pid"
     for _ in $(seq 1 100); do
-        if redis-cli -p "$port" --user admin --pass "$admin" --no-auth-warning ping 2>/dev/null | grep -q PONG; then
+        if redis-cli -p "$port" --user default --pass "$admin" --no-auth-warning ping 2>/dev/null | grep -q PONG; then
             echo "redis up on 127.0.0.1:$port (pid $(cat "$dir/pid")); user stockade, password in $dir/password"
             return
         fi
@@ -48,7 +48,7 @@ down() {
     local pid
     pid="$(cat "$dir/pid")"
     if kill -0 "$pid" 2>/dev/null; then
-        redis-cli -p "$port" --user admin --pass "$(cat "$dir/admin-password")" --no-auth-warning shutdown >/dev/null 2>&1 || kill "$pid"
+        redis-cli -p "$port" --user default --pass "$(cat "$dir/admin-password")" --no-auth-warning shutdown >/dev/null 2>&1 || kill "$pid"
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     rm -f "$dir/pid"

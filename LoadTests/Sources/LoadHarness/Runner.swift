@@ -62,6 +62,7 @@ public struct Runner: Sendable {
     public func run(_ workload: Workload) async throws -> RunResult {
         let admin = try await connect()
         try await stock(workload, admin: admin)
+        if workload.hot { try await promote(workload, admin: admin) }
         var clients: [ServiceClient] = []
         let connectionCount: Int
         switch workload.model {
@@ -81,9 +82,35 @@ public struct Runner: Sendable {
         let summary = recorder.summary()
         for client in clients { await client.connection.close() }
 
+        if workload.hot { try await waitForDrain(admin: admin) }
         let verdict = try await verify(workload, recorder: recorder, admin: admin)
         await admin.connection.close()
         return RunResult(summary: summary, verdict: verdict)
+    }
+
+    /// Promotes every SKU and waits (up to 10 s) until the cache holds an allotment of each.
+    func promote(_ workload: Workload, admin: ServiceClient) async throws {
+        for sku in workload.stock.keys.sorted() {
+            try await admin.promote(sku)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                if try await admin.rows(sku).contains(where: { ($0.allotted ?? 0) > 0 }) { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
+    /// Waits (up to 60 s) until every decrement record is in the ledger.
+    func waitForDrain(admin: ServiceClient) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        var quiet = 0
+        while ContinuousClock.now < deadline {
+            // Twice in a row: the queue length is sampled by the node now and then.
+            if try await admin.cacheBacklog() ?? 0 == 0 { quiet += 1 } else { quiet = 0 }
+            if quiet >= 2 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw LoadError("the decrement queue did not drain within 60 s")
     }
 
     /// Sets every SKU's stock, spread evenly over the first warehouses by priority.

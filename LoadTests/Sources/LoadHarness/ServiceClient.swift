@@ -132,6 +132,21 @@ public struct ServiceClient: Sendable {
         guard response.status == 200 else { throw LoadError("set stock \(sku)@\(warehouse): \(response.status) \(response.bodyString)") }
     }
 
+    /// Promotes a SKU to hot (admin).
+    public func promote(_ sku: String) async throws {
+        let response = try await send("POST", "/v1/skus/\(sku)/hot", admin: true)
+        guard response.status == 200 else { throw LoadError("promote \(sku): \(response.status) \(response.bodyString)") }
+    }
+
+    /// Decrement records not yet in the ledger, from `/v1/cluster` (nil without a cache).
+    public func cacheBacklog() async throws -> Int? {
+        let response = try await send("GET", "/v1/cluster", admin: true)
+        guard response.status == 200, let body = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+            let cache = body["cache"] as? [String: Any]
+        else { return nil }
+        return cache["queuePending"] as? Int
+    }
+
     public func warehouses() async throws -> [(id: String, regions: [String])] {
         let response = try await send("GET", "/v1/warehouses", admin: true)
         guard response.status == 200,

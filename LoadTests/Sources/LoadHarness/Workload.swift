@@ -51,6 +51,9 @@ public struct Workload: Sendable {
     public var orders: [PlannedOrder]
     public var model: LoadModel
     public var allowSplit: Bool
+    /// Promote every SKU to hot (the Redis cache sells it) before the run, and wait for the
+    /// decrement queue to drain before the verdict.
+    public var hot = false
 
     public init(
         scenario: String, stock: [String: Int], stockWarehouses: Int, orders: [PlannedOrder], model: LoadModel,

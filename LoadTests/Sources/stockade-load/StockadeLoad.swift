@@ -84,6 +84,7 @@ struct FlashSale: AsyncParsableCommand {
     @Option(help: "Units per attempt.") var quantity = 1
     @Option(help: "Warehouses the stock is spread over.") var warehouses = 2
     @Option(name: .customLong("confirm-percent"), help: "Share of grants confirmed at once.") var confirmPercent = 0
+    @Flag(help: "Promote the SKUs to hot first (needs a node with the Redis hot path).") var hot = false
 
     func run() async throws {
         guard stock >= 0, attempts > 0, attempts <= 10_000_000, skus > 0, quantity > 0, warehouses > 0,
@@ -91,15 +92,16 @@ struct FlashSale: AsyncParsableCommand {
         else { throw ValidationError("check --stock, --attempts, --skus, --quantity, --warehouses, --confirm-percent") }
         let settings = try common.settings(connections: concurrency)
         let model: LoadModel = rate == nil ? .closedLoop(concurrency: concurrency) : .openLoop
-        let workload = Scenarios.flashSale(
+        var workload = Scenarios.flashSale(
             runID: settings.runID, stock: stock, attempts: attempts, skus: skus, quantity: quantity, warehouses: warehouses,
             model: model, ratePerSecond: rate, confirmPercent: confirmPercent, seed: common.seed)
+        workload.hot = hot
         try await common.execute(
             workload, settings: settings,
             described: [
                 "stock": String(stock), "attempts": String(attempts), "concurrency": String(concurrency),
                 "model": rate == nil ? "closed-loop" : "open-loop \(rate!)/s", "skus": String(skus),
-                "warehouses": String(warehouses), "confirmPercent": String(confirmPercent),
+                "warehouses": String(warehouses), "confirmPercent": String(confirmPercent), "hot": String(hot),
             ])
     }
 }

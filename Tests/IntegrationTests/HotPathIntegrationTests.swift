@@ -1,0 +1,166 @@
+import Foundation
+import StockadeClient
+import StockadeTesting
+import Testing
+
+/// The Redis hot path end to end: a real redis-server (deploy/redis/redis.conf, appendfsync
+/// always) and a real node, driven by `stockade-load flash-sale --hot`.
+@Suite(.serialized, .timeLimit(.minutes(8))) struct HotPathIntegrationTests {
+    /// A node whose config has a `redis` section pointing at `redis`.
+    static func node(redis: RedisServerProcess, nodeId: String = "n1", dataDirectory: String? = nil, environment: [String: String] = [:])
+        throws -> NodeProcess
+    {
+        let directory = dataDirectory ?? NodeProcess.temporaryDirectory(prefix: "stockade-hot-node")
+        let passwordFile = redis.directory + "/password"
+        try redis.password.write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        let config = """
+            {"nodeId": "\(nodeId)",
+             "redis": {"port": \(redis.port), "username": "stockade", "passwordFile": "\(passwordFile)",
+                       "hotThresholdPerSecond": 0, "claimIdleMs": 500, "commandTimeoutMs": 500}}
+            """
+        let configPath = directory + "-\(nodeId).json"
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        return NodeProcess(dataDirectory: directory, extraArguments: ["--config", configPath], environment: environment)
+    }
+
+    static func flashSale(_ node: NodeProcess, stock: Int, attempts: Int, concurrency: Int) async throws -> LoadHarnessIntegrationTests.Run {
+        try await LoadHarnessIntegrationTests.load(
+            ["flash-sale", "--stock", "\(stock)", "--attempts", "\(attempts)", "--concurrency", "\(concurrency)", "--warehouses", "2",
+             "--hot", "--timeout-ms", "5000"],
+            node: node)
+    }
+
+    static func client(_ node: NodeProcess) async throws -> NodeClient {
+        NodeClient(
+            connection: try await HTTPConnection.connect(host: "127.0.0.1", port: node.port, timeout: .seconds(2)),
+            token: node.adminToken)
+    }
+
+    /// Totals over the rows of the run's flash SKU (`<runID>-flash-0`).
+    static func heldAndAllotted(_ node: NodeProcess, run: LoadHarnessIntegrationTests.Run) async throws -> (held: Int, allotted: Int, total: Int) {
+        let runID = run.report["runID"] as? String ?? "?"
+        let rows = try await Self.client(node).rows("\(runID)-flash-0")
+        #expect(!rows.isEmpty, "rows of \(runID)-flash-0")
+        return rows.values.reduce((0, 0, 0)) { ($0.0 + ($1["held"] ?? 0), $0.1 + ($1["allotted"] ?? 0), $0.2 + ($1["total"] ?? 0)) }
+    }
+
+    /// 5,000 units over two warehouses, 128 connections, 50,000 attempts: exactly 5,000 granted,
+    /// most by the cache, and after the drain the ledger holds exactly those 5,000.
+    @Test func flashSaleSellsExactlyTheStockThroughTheCache() async throws {
+        let redis = RedisServerProcess()
+        try await redis.start()
+        let node = try Self.node(redis: redis)
+        defer { node.destroy() }
+        try await node.start()
+        let run = try await Self.flashSale(node, stock: 5_000, attempts: 50_000, concurrency: 128)
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.report["verdict"] as? String == "pass")
+        #expect(run.report["granted"] as? Int == 5_000)
+        let paths = run.report["paths"] as? [String: Int] ?? [:]
+        print("flash sale: paths \(paths)")
+        #expect((paths["cache"] ?? 0) > 2_500, "most grants come from the cache: \(paths)")
+        let (held, allotted, total) = try await Self.heldAndAllotted(node, run: run)
+        #expect(held == 5_000)
+        #expect(held + allotted <= total)
+        await redis.stop()
+    }
+
+    /// kill -9 redis-server mid-sale and restart it: the quorum path takes over while it is down,
+    /// nothing oversells, and every 201 is in the ledger after the drain.
+    @Test func redisKilledMidSale() async throws {
+        let redis = RedisServerProcess()
+        try await redis.start()
+        let node = try Self.node(redis: redis)
+        defer { node.destroy() }
+        try await node.start()
+        let sale = Task { try await Self.flashSale(node, stock: 30_000, attempts: 30_000, concurrency: 64) }
+        try await Task.sleep(for: .milliseconds(2_500))
+        let tokenBefore = try await redis.admin("GET", "stockade:token")
+        await redis.kill()
+        try await Task.sleep(for: .milliseconds(1_500))
+        try await redis.start()
+        let tokenAfter = try await redis.admin("GET", "stockade:token")
+        print("token before kill ≥ \(tokenBefore), after restart \(tokenAfter)")
+        let run = try await sale.value
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.report["verdict"] as? String == "pass")
+        if run.status != 0 {
+            print(run.output.split(separator: "\n").prefix(20).joined(separator: "\n"))
+            print("dead letters:", try await redis.admin("XLEN", "stockade:holds:dead"))
+            print(try await redis.admin("XRANGE", "stockade:holds:dead", "-", "+", "COUNT", "2"))
+            print("tokens issued:", try await redis.admin("GET", "stockade:token"), "stream:", try await redis.admin("XLEN", "stockade:holds"))
+        }
+        let paths = run.report["paths"] as? [String: Int] ?? [:]
+        let outcomes = run.report["outcomes"] as? [String: Int] ?? [:]
+        print("redis killed mid-sale: paths \(paths), outcomes \(outcomes)")
+        #expect((paths["cache"] ?? 0) > 0)
+        #expect((paths["quorum"] ?? 0) > 0, "reservations went on through the quorum path: \(paths)")
+        let cluster = try await Self.client(node).call("GET", "/v1/cluster").1
+        let cache = cluster["cache"] as? [String: Any] ?? [:]
+        #expect((cache["degradeSwitches"] as? Int ?? 0) >= 1, "\(cache)")
+        await redis.stop()
+    }
+
+    /// kill -9 the node (and with it the consumer) while it holds applied but unacknowledged
+    /// entries; a node under another consumer name takes them over with XAUTOCLAIM, and each is
+    /// applied exactly once.
+    @Test func consumerKilledMidBatch() async throws {
+        let redis = RedisServerProcess()
+        try await redis.start()
+        let directory = NodeProcess.temporaryDirectory(prefix: "stockade-hot-node")
+        let first = try Self.node(redis: redis, nodeId: "n1", dataDirectory: directory, environment: ["STOCKADE_DEBUG_ACK_DELAY_MS": "300"])
+        try await first.start()
+        let sale = Task { try await Self.flashSale(first, stock: 3_000, attempts: 3_000, concurrency: 32) }
+        // Let grants and batches flow, then kill the node between a commit and its XACK (it
+        // waits 300 ms there), once its consumer holds entries.
+        var pendingBefore = "0"
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            pendingBefore = try await redis.admin("XPENDING", "stockade:holds", "stockade")
+            if let count = Int(pendingBefore.split(separator: "\n").first ?? ""), count > 0 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        first.kill()
+        _ = try await sale.value
+        print("pending at the kill: \(pendingBefore.split(separator: "\n").first ?? "")")
+        let second = try Self.node(redis: redis, nodeId: "n2", dataDirectory: directory)
+        defer { second.destroy() }
+        try await second.start()
+        // Drain: nothing pending, nothing undelivered.
+        let drainDeadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < drainDeadline {
+            let length = try await redis.admin("XLEN", "stockade:holds")
+            if length == "0" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await redis.admin("XLEN", "stockade:holds") == "0")
+        #expect(try await redis.admin("XLEN", "stockade:holds:dead") == "0")
+        // Every unit the cache sold is held exactly once: cache tokens issued = cache holds in the ledger.
+        let issued = Int(try await redis.admin("GET", "stockade:token")) ?? -1
+        let client = try await Self.client(second)
+        var cacheHolds = 0
+        var sku: String?
+        var cursor: String?
+        repeat {
+            let path = "/v1/holds?limit=1000" + (cursor.map { "&cursor=\($0)" } ?? "")
+            let (status, page) = try await client.call("GET", path)
+            #expect(status == 200)
+            let holds = page["holds"] as? [[String: Any]] ?? []
+            cacheHolds += holds.filter { $0["path"] as? String == "cache" }.count
+            sku = sku ?? (holds.first?["allocations"] as? [[String: Any]])?.first?["sku"] as? String
+            cursor = page["nextCursor"] as? String
+        } while cursor != nil
+        let rows = try await client.rows(sku ?? "?")
+        let held = rows.values.reduce(0) { $0 + ($1["held"] ?? 0) }
+        let allotted = rows.values.reduce(0) { $0 + ($1["allotted"] ?? 0) }
+        let total = rows.values.reduce(0) { $0 + ($1["total"] ?? 0) }
+        print("consumer killed: tokens issued \(issued), cache holds \(cacheHolds), held \(held)")
+        #expect(issued > 0)
+        #expect(Int(pendingBefore.split(separator: "\n").first ?? "") ?? 0 > 0, "the kill found entries pending")
+        #expect(cacheHolds == issued)
+        // Nothing was confirmed or released: every unit held is one the cache or the quorum granted once.
+        #expect(held <= total - allotted)
+        #expect(held >= cacheHolds)
+        await redis.stop()
+    }
+}
