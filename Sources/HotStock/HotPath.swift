@@ -430,20 +430,61 @@ final class Breaker: @unchecked Sendable {
     }
 }
 
-/// A wake-up flag the coordinator and consumer poll between turns.
-final class Wakeup: Sendable {
-    private let flagged = Atomic<Bool>(false)
+/// Lets the coordinator's and the consumer's idle waits end early when there is work (a line
+/// came up short, a confirm waits for a cache hold). Waiting costs nothing while idle.
+final class Wakeup: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flagged = false
+    private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    private var nextID: UInt64 = 0
+    private var timedOut: Set<UInt64> = []
 
-    func signal() { flagged.store(true, ordering: .relaxed) }
+    func signal() {
+        lock.lock()
+        let resumed = waiters
+        waiters.removeAll()
+        flagged = resumed.isEmpty
+        lock.unlock()
+        for continuation in resumed.values { continuation.resume() }
+    }
 
-    /// Sleeps until signalled or `milliseconds` pass, in 2 ms steps.
+    /// Returns when signalled (or if a signal came since the last wait), or after `milliseconds`.
     func wait(milliseconds: Int) async {
-        var waited = 0
-        while waited < milliseconds {
-            if flagged.exchange(false, ordering: .relaxed) { return }
-            try? await Task.sleep(for: .milliseconds(2))
-            waited += 2
+        let id: UInt64? = lock.withLock {
+            if flagged {
+                flagged = false
+                return nil
+            }
+            nextID += 1
+            return nextID
         }
-        flagged.store(false, ordering: .relaxed)
+        guard let id else { return }
+        let timer = Task { [self] in
+            try? await Task.sleep(for: .milliseconds(milliseconds))
+            if !Task.isCancelled { resume(id) }
+        }
+        await withCheckedContinuation { continuation in
+            let resumeNow = lock.withLock {
+                if flagged || timedOut.remove(id) != nil {
+                    flagged = false
+                    return true
+                }
+                waiters[id] = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+        timer.cancel()
+    }
+
+    private func resume(_ id: UInt64) {
+        let continuation: CheckedContinuation<Void, Never>? = lock.withLock {
+            guard let continuation = waiters.removeValue(forKey: id) else {
+                timedOut.insert(id)  // fired before the wait registered
+                return nil
+            }
+            return continuation
+        }
+        continuation?.resume()
     }
 }
