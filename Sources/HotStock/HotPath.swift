@@ -270,10 +270,14 @@ public final class HotPath: CacheGate, @unchecked Sendable {
         var lines: [(ReservationLine, [WarehouseID])]
     }
 
+    /// The request's body in canonical form, stored with the cache's answer so that a replay with
+    /// another body is told apart. Kept whole rather than hashed: it is short (identifiers are
+    /// bounded), comparing it in Lua is cheap, and hashing cost more per request than the rest of
+    /// the gate call's preparation.
     static func digest(_ request: ReserveRequest) -> String {
         var text = request.orderId + "\u{1F}" + request.region + "\u{1F}\(request.ttlMs)\u{1F}\(request.allowSplit ? 1 : 0)"
         for line in request.lines { text += "\u{1F}" + line.sku.rawValue + "\u{1E}\(line.quantity)" }
-        return SHA1.hex(Array(text.utf8))
+        return text
     }
 
     static func gateCall(_ request: ReserveRequest, plan: GatePlan, createdAtMs: Int64, configuration: HotPathConfiguration)
