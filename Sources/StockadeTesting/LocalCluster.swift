@@ -13,9 +13,15 @@ public final class LocalCluster: @unchecked Sendable {
 
     public let snapshotInterval: Int?
     public let logLevel: String
+    /// With a port: `up` also starts redis-server there and gives every node the hot path.
+    public let redisPort: Int?
 
-    public init(nodes: Int = 3, httpBase: Int, peerBase: Int, snapshotInterval: Int? = nil, logLevel: String = "notice") {
+    public init(
+        nodes: Int = 3, httpBase: Int, peerBase: Int, snapshotInterval: Int? = nil, logLevel: String = "notice",
+        redisPort: Int? = nil
+    ) {
         self.nodes = nodes
+        self.redisPort = redisPort
         self.snapshotInterval = snapshotInterval
         self.logLevel = logLevel
         self.httpBase = httpBase
@@ -44,6 +50,7 @@ public final class LocalCluster: @unchecked Sendable {
         environment["STOCKADE_UP_TIMEOUT"] = "180"
         environment["STOCKADE_LOG_LEVEL"] = logLevel
         if let snapshotInterval { environment["STOCKADE_SNAPSHOT_INTERVAL"] = String(snapshotInterval) }
+        if let redisPort { environment["STOCKADE_REDIS_PORT"] = String(redisPort) }
         let finalEnvironment = environment
         return try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
@@ -71,7 +78,7 @@ public final class LocalCluster: @unchecked Sendable {
         return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
     }
 
-    public func up() async throws { try await run(["up", "--nodes", String(nodes)]) }
+    public func up() async throws { try await run(["up", "--nodes", String(nodes)] + (redisPort == nil ? [] : ["--redis"])) }
     public func kill(_ node: Int) async throws { try await run(["kill", "n\(node)"]) }
     public func start(_ node: Int) async throws { try await run(["start", "n\(node)"]) }
 

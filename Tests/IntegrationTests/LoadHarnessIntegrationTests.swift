@@ -12,16 +12,21 @@ import Testing
 
     /// Runs `stockade-load` against `node`. The blocking wait happens on its own thread, never on the cooperative pool.
     static func load(_ arguments: [String], node: NodeProcess) async throws -> Run {
+        try await load(
+            arguments, url: "http://127.0.0.1:\(node.port)", adminToken: node.adminToken, checkoutToken: node.checkoutToken)
+    }
+
+    static func load(_ arguments: [String], url: String, adminToken: String, checkoutToken: String) async throws -> Run {
         let reportDirectory = NodeProcess.temporaryDirectory(prefix: "stockade-load-report")
         defer { try? FileManager.default.removeItem(atPath: reportDirectory) }
         var environment = ProcessInfo.processInfo.environment
-        environment["STOCKADE_ADMIN_TOKEN"] = node.adminToken
-        environment["STOCKADE_CHECKOUT_TOKEN"] = node.checkoutToken
+        environment["STOCKADE_ADMIN_TOKEN"] = adminToken
+        environment["STOCKADE_CHECKOUT_TOKEN"] = checkoutToken
         let outputPath = reportDirectory + ".out"
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let process = try ChildProcess(
             NodeProcess.productPath("stockade-load"),
-            arguments + ["--url", "http://127.0.0.1:\(node.port)", "--report-dir", reportDirectory, "--no-progress"],
+            arguments + ["--url", url, "--report-dir", reportDirectory, "--no-progress"],
             environment: environment, outputPath: outputPath)
         let status = await process.exit()
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""

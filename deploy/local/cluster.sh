@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A Stockade cluster on this machine, for development, tests and benchmarks.
 #
-#   deploy/local/cluster.sh up [--nodes 3|5]   build if needed, write configs, start n1..nN, wait until a leader serves
+#   deploy/local/cluster.sh up [--nodes 3|5] [--redis]
+#                                              build if needed, write configs, start n1..nN, wait until a leader serves;
+#                                              --redis also starts redis-server (deploy/redis/redis.conf) on
+#                                              127.0.0.1:7300 (STOCKADE_REDIS_PORT) and gives every node the hot path
 #   deploy/local/cluster.sh down               stop (SIGTERM, then SIGKILL after 10 s) exactly the nodes this tool started
 #   deploy/local/cluster.sh status             each node's process and its /v1/cluster view
 #   deploy/local/cluster.sh kill nI            SIGKILL one node
@@ -59,6 +62,11 @@ write_configs() {
         head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$state/secret"
         chmod 600 "$state/secret"
     fi
+    local redis_entry=""
+    if [[ -f "$state/redis/password" ]]; then
+        redis_entry=",
+  \"redis\": {\"port\": ${STOCKADE_REDIS_PORT:-7300}, \"username\": \"stockade\", \"passwordFile\": \"$state/redis/password\"}"
+    fi
     local threads_entry=""
     if [[ -n "${STOCKADE_EVENT_LOOP_THREADS:-}" ]]; then
         threads_entry=",
@@ -80,7 +88,7 @@ write_configs() {
   "tokens": {"admin": ["$admin_token"], "checkout": ["$checkout_token"]},
   "cluster": {"nodes": [$members], "secretFile": "$state/secret"},
   "limits": {"snapshotIntervalEntries": ${STOCKADE_SNAPSHOT_INTERVAL:-200000}},
-  "logLevel": "${STOCKADE_LOG_LEVEL:-info}"$threads_entry
+  "logLevel": "${STOCKADE_LOG_LEVEL:-info}"$threads_entry$redis_entry
 }
 JSON
     done
@@ -121,9 +129,11 @@ cmd="${1:-}"; shift || true
 case "$cmd" in
     up)
         count=3
+        redis=0
         while [[ $# -gt 0 ]]; do
             case "$1" in
                 --nodes) count="${2:-}"; shift 2 ;;
+                --redis) redis=1; shift ;;
                 *) die "unknown option $1" ;;
             esac
         done
@@ -133,6 +143,11 @@ case "$cmd" in
             rm -rf "$state"
         fi
         bin="$(node_bin)"
+        if (( redis )); then
+            STOCKADE_REDIS_DIR="$state/redis" "$root/deploy/local/redis.sh" up
+        else
+            rm -f "$state/redis/password"
+        fi
         write_configs "$count"
         for ((i = 1; i <= count; i++)); do start_node "n$i" "$bin"; done
         wait_ready
@@ -150,6 +165,7 @@ case "$cmd" in
         done
         for ((i = 1; i <= count; i++)); do rm -f "$state/n$i/pid"; done
         echo "stopped ${#pids[@]} node(s)"
+        if [[ -f "$state/redis/pid" ]]; then STOCKADE_REDIS_DIR="$state/redis" "$root/deploy/local/redis.sh" down; fi
         ;;
     status)
         count="$(node_count)"
