@@ -246,6 +246,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
 
     /// Appends, fsyncs and applies one batch; returns the outcomes in order.
     private func commitBatch(_ commands: [Command]) throws -> [Outcome] {
+        let batchStart = ContinuousClock.now
         lastTimeMs = max(lastTimeMs, clock())
         var entries: [TimedCommand] = []
         entries.reserveCapacity(commands.count)
@@ -258,13 +259,15 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         }
         let start = ContinuousClock.now
         try log.sync()  // Persist before acknowledging: nothing below runs unless the batch is durable.
-        metrics.fsyncDuration.recordNanoseconds(Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000))
+        let fsync = ContinuousClock.now - start
+        metrics.fsyncDuration.recordNanoseconds(Self.nanoseconds(fsync))
         metrics.commitBatchSize.record(commands.count)
         statsLock.lock()
         stats.batches += 1
         stats.entries += commands.count
         statsLock.unlock()
 
+        let applyStart = ContinuousClock.now
         ledgerLock.lock()
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(entries.count)
@@ -276,6 +279,17 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         let active = ledger.activeHoldCount
         let applied = ledger.appliedIndex
         ledgerLock.unlock()
+        let took = ContinuousClock.now - batchStart
+        metrics.loopTurnDuration.recordNanoseconds(Self.nanoseconds(took))
+        if took >= .milliseconds(25) {
+            logger.notice(
+                "slow commit batch",
+                metadata: [
+                    "ms": "\(Self.nanoseconds(took) / 1_000_000)", "fsyncMs": "\(Self.nanoseconds(fsync) / 1_000_000)",
+                    "applyMs": "\(Self.nanoseconds(ContinuousClock.now - applyStart) / 1_000_000)",
+                    "commands": "\(commands.count)", "holds": "\(active)",
+                ])
+        }
         precondition(applied == log.lastIndex, "applied \(applied) but logged \(log.lastIndex)")
         metrics.activeHolds.record(active)
         metrics.appliedIndex.record(Int64(applied))
@@ -295,6 +309,10 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         try log.startSegment(firstIndex: index + 1)
         snapshotIndex = index
         snapshotWriter.write(ledger, term: 0)
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
     }
 
     /// Deletes log segments covered by a snapshot that has become durable.
