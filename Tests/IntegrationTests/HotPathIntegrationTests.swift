@@ -74,6 +74,15 @@ import Testing
         #expect(sold == confirmed)
         #expect(held + sold == 5_000)
         #expect(held + sold + allotted <= total)
+        // Once sold out, refusals come from memory, without a round trip to Redis.
+        let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: node.port, timeout: .seconds(2))
+        let metrics = try await connection.send(
+            method: .init(rawValue: "GET"), path: "/metrics", headers: [("Authorization", "Bearer \(node.adminToken)")], body: nil, timeout: .seconds(10))
+        let text = String(decoding: metrics.body, as: UTF8.self)
+        let fromMemory = text.split(separator: "\n").first { $0.hasPrefix("stockade_cache_reservations_total{path=\"sold_out_memory\"}") }
+        let count = fromMemory.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        print("flash sale: \(Int(count)) refusals answered from memory")
+        #expect(count > 10_000)
         await redis.stop()
     }
 
