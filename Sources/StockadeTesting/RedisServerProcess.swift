@@ -90,7 +90,8 @@ public final class RedisServerProcess: @unchecked Sendable {
         self.process = nil
     }
 
-    static func freePort() throws -> Int {
+    /// A TCP port on 127.0.0.1 that was free a moment ago (bound to 0, read back, released).
+    public static func freePort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw NodeProcessError("socket failed") }
         defer { close(descriptor) }
