@@ -144,7 +144,7 @@ public struct StockadeAPI: Sendable {
                 throw error
             }
             metrics.reservationDuration.recordNanoseconds(
-                Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000))
+                (ContinuousClock.now - start).nanoseconds)
             return response
         }
 

@@ -410,7 +410,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
             while proposals.isEmpty && inbox.isEmpty && readRequests.isEmpty && forwardReplies.isEmpty
                 && ContinuousClock.now < nextTick
             {
-                _ = queueCondition.wait(until: Date(timeIntervalSinceNow: Self.seconds(nextTick - .now) + 0.0005))
+                _ = queueCondition.wait(until: Date(timeIntervalSinceNow: (nextTick - .now).secondsValue + 0.0005))
             }
             if wasLeader && !proposals.isEmpty && proposals.count < limits.commitBatchMax && limits.commitWaitMicroseconds > 0
                 && inbox.isEmpty
@@ -490,9 +490,6 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         snapshotWriter.drain()
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 
     static let unknown = StockadeError(
         .outcomeUnknown,
@@ -696,7 +693,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
                 try log.sync()
                 let fsync = ContinuousClock.now - start
                 turnFsync += fsync
-                metrics.fsyncDuration.recordNanoseconds(Self.nanoseconds(fsync))
+                metrics.fsyncDuration.recordNanoseconds(fsync.nanoseconds)
                 metrics.commitBatchSize.record(ready.entries.count)
             }
             if let hardState = ready.hardState { try persist(hardState) }
@@ -718,22 +715,17 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     /// logged with where its time went.
     private func noteTurn(started: ContinuousClock.Instant, proposals: Int, messages: Int) {
         let took = ContinuousClock.now - started
-        metrics.loopTurnDuration.recordNanoseconds(Self.nanoseconds(took))
-        guard took >= Self.slowTurn else { return }
+        metrics.loopTurnDuration.recordNanoseconds(took.nanoseconds)
+        guard took >= ReplicaMetrics.slowTurn else { return }
         logger.notice(
             "slow loop turn",
             metadata: [
-                "ms": "\(Self.nanoseconds(took) / 1_000_000)", "fsyncMs": "\(Self.nanoseconds(turnFsync) / 1_000_000)",
-                "applyMs": "\(Self.nanoseconds(turnApply) / 1_000_000)", "proposals": "\(proposals)",
+                "ms": "\(took.nanoseconds / 1_000_000)", "fsyncMs": "\(turnFsync.nanoseconds / 1_000_000)",
+                "applyMs": "\(turnApply.nanoseconds / 1_000_000)", "proposals": "\(proposals)",
                 "messages": "\(messages)", "holds": "\(ledger.holds.count)",
             ])
     }
 
-    static let slowTurn = Duration.milliseconds(25)
-
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-    }
 
     private func send(_ envelopes: [Envelope]) {
         guard !envelopes.isEmpty else { return }
@@ -872,7 +864,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         let peers = status.peers.map { peer in
             Status.Peer(
                 nodeID: peer.nodeID, matchIndex: raft.matchIndex(of: peer.nodeID),
-                lastContactMs: lastContact[peer.nodeID].map { Self.nanoseconds(now - $0) / 1_000_000 })
+                lastContactMs: lastContact[peer.nodeID].map { (now - $0).nanoseconds / 1_000_000 })
         }
         let next = Status(
             nodeID: configuration.nodeID, role: raft.role, term: raft.term, leaderID: raft.leaderID,

@@ -48,13 +48,11 @@ final class HotCounters: Sendable {
     let cacheAnswered = Atomic<Int>(0)
     let quorumAnswered = Atomic<Int>(0)
     let degradeSwitches = Atomic<Int>(0)
-    let recoveries = Atomic<Int>(0)
     let refills = Atomic<Int>(0)
     let reclaims = Atomic<Int>(0)
     let deadLetters = Atomic<Int>(0)
     let queuePending = Atomic<Int>(0)
     let queueOldestAgeMs = Atomic<Int64>(0)
-    let applied = Atomic<Int>(0)
 }
 
 /// The gate in front of Redis: routes a reservation whose lines are all hot to the gate script,
@@ -413,7 +411,6 @@ final class Breaker: @unchecked Sendable {
         }
         if closed {
             switches.degradeSwitches.add(1, ordering: .relaxed)
-            switches.recoveries.add(1, ordering: .relaxed)
             counter.increment()
             logger.notice("cache breaker closed: hot SKUs go through the cache again")
         }

@@ -144,7 +144,6 @@ public final class HotStockService: Service, @unchecked Sendable {
             switch result {
             case .applied, .duplicate, .superseded:
                 done.append(entry.id)
-                if result == .applied { hot.counters.applied.add(1, ordering: .relaxed) }
             case .refused:
                 try await deadLetter(entry, reason: "refused by the ledger")
             }

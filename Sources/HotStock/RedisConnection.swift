@@ -2,6 +2,7 @@ import CHiredis
 import DequeModule
 import Foundation
 import Logging
+import StockadeCore
 
 /// One hiredis connection driven by its own OS thread, so no event loop or cooperative thread
 /// ever blocks on Redis.
@@ -140,23 +141,8 @@ final class RedisConnection: @unchecked Sendable {
         guard let context else { return }
         var appended = 0
         for pending in batch {
-            let status = pending.command.bytes.withUnsafeBufferPointer { buffer -> Int32 in
-                var offsets: [Int] = []
-                offsets.reserveCapacity(pending.command.count)
-                var offset = 0
-                for length in pending.command.lengths {
-                    offsets.append(offset)
-                    offset += length
-                }
-                let base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-                var argv: [UnsafePointer<CChar>?] = offsets.map { base.advanced(by: $0).assumingMemoryBound(to: CChar.self) }
-                return pending.command.lengths.withUnsafeBufferPointer { lengths in
-                    argv.withUnsafeMutableBufferPointer { pointers in
-                        redisAppendCommandArgv(
-                            context, Int32(pending.command.count), pointers.baseAddress,
-                            UnsafeRawPointer(lengths.baseAddress!).assumingMemoryBound(to: Int.self))
-                    }
-                }
+            let status = Self.withArgv(pending.command) { argc, argv, lengths in
+                redisAppendCommandArgv(context, argc, argv, lengths)
             }
             guard status == REDIS_OK else { break }
             appended += 1
@@ -222,20 +208,7 @@ final class RedisConnection: @unchecked Sendable {
     /// One command on the thread's own connection, outside the queue (used for AUTH).
     private func syncCommand(_ command: RedisCommand) -> RedisValue? {
         guard let context else { return nil }
-        let arguments = command.lengths.indices.map { index -> String in
-            let start = command.lengths[..<index].reduce(0, +)
-            return String(decoding: command.bytes[start..<(start + command.lengths[index])], as: UTF8.self)
-        }
-        var cStrings = arguments.map { strdup($0) }
-        defer { for pointer in cStrings { free(pointer) } }
-        var lengths = arguments.map { $0.utf8.count }
-        let raw = cStrings.withUnsafeMutableBufferPointer { pointers in
-            lengths.withUnsafeMutableBufferPointer { lengths in
-                pointers.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: pointers.count) { argv in
-                    redisCommandArgv(context, Int32(arguments.count), argv, lengths.baseAddress)
-                }
-            }
-        }
+        let raw = Self.withArgv(command) { argc, argv, lengths in redisCommandArgv(context, argc, argv, lengths) }
         guard let raw else { return nil }
         let value = Self.convert(raw.assumingMemoryBound(to: redisReply.self))
         freeReplyObject(raw)
@@ -279,13 +252,34 @@ final class RedisConnection: @unchecked Sendable {
     /// Sleeps for `duration`, waking early if the client stops.
     private func sleep(_ duration: Duration) {
         condition.lock()
-        if !stopped { _ = condition.wait(until: Date(timeIntervalSinceNow: Self.seconds(duration))) }
+        if !stopped { _ = condition.wait(until: Date(timeIntervalSinceNow: duration.secondsValue)) }
         condition.unlock()
     }
 
     private func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
         withUnsafeBytes(of: context.pointee.errstr) { bytes in
             String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+
+    /// Calls `body` with hiredis's argv form of `command`: pointers into its packed bytes and their
+    /// lengths (hiredis copies the arguments before returning).
+    static func withArgv<T>(
+        _ command: RedisCommand, _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> T
+    ) -> T {
+        precondition(command.count > 0, "an empty Redis command")
+        return command.bytes.withUnsafeBufferPointer { buffer in
+            let base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+            var argv: [UnsafePointer<CChar>?] = []
+            argv.reserveCapacity(command.count)
+            var offset = 0
+            for length in command.lengths {
+                argv.append(base.advanced(by: offset).assumingMemoryBound(to: CChar.self))
+                offset += length
+            }
+            return command.lengths.withUnsafeBufferPointer { lengths in
+                argv.withUnsafeMutableBufferPointer { pointers in body(Int32(command.count), pointers.baseAddress!, lengths.baseAddress!) }
+            }
         }
     }
 
@@ -320,7 +314,4 @@ final class RedisConnection: @unchecked Sendable {
         return Glibc.timeval(tv_sec: micros / 1_000_000, tv_usec: micros % 1_000_000)
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }

@@ -75,18 +75,11 @@ public struct CacheHold: Hashable, Sendable {
 
     public var expiresAtMs: Int64 { createdAtMs + ttlMs }
 
-    /// The request it answered: its allocations grouped by SKU, in order.
+    /// The request it answered, grouped the way a hold groups its allocations (so a record whose
+    /// allocations of one SKU are not adjacent fails validation as a repeated SKU).
     public var request: ReserveRequest {
-        var lines: [ReservationLine] = []
-        for allocation in allocations {
-            if let position = lines.firstIndex(where: { $0.sku == allocation.sku }) {
-                lines[position].quantity += allocation.quantity
-            } else {
-                lines.append(ReservationLine(sku: allocation.sku, quantity: allocation.quantity))
-            }
-        }
-        return ReserveRequest(
-            reservationId: reservationId, orderId: orderId, region: region, lines: lines, ttlMs: ttlMs,
+        ReserveRequest(
+            reservationId: reservationId, orderId: orderId, region: region, lines: allocations.lines, ttlMs: ttlMs,
             allowSplit: allowSplit)
     }
 }

@@ -103,9 +103,21 @@ public struct Hold: Hashable, Sendable {
     }
 
     /// The request lines this hold answers, in request order.
+    public var lines: [ReservationLine] { allocations.lines }
+
+    /// Whether `request` is the same request that created this hold (the idempotency check).
+    public func answers(_ request: ReserveRequest) -> Bool {
+        request.reservationId == reservationId && request.orderId == orderId && request.region == region
+            && request.ttlMs == ttlMs && request.allowSplit == allowSplit && request.lines == lines
+    }
+}
+
+extension [Allocation] {
+    /// The request lines these allocations answer: consecutive allocations of one SKU form its
+    /// line (allocation keeps line order), in order.
     public var lines: [ReservationLine] {
         var result: [ReservationLine] = []
-        for allocation in allocations {
+        for allocation in self {
             if let last = result.last, last.sku == allocation.sku {
                 result[result.count - 1].quantity += allocation.quantity
             } else {
@@ -113,11 +125,5 @@ public struct Hold: Hashable, Sendable {
             }
         }
         return result
-    }
-
-    /// Whether `request` is the same request that created this hold (the idempotency check).
-    public func answers(_ request: ReserveRequest) -> Bool {
-        request.reservationId == reservationId && request.orderId == orderId && request.region == region
-            && request.ttlMs == ttlMs && request.allowSplit == allowSplit && request.lines == lines
     }
 }

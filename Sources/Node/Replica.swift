@@ -260,7 +260,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         let start = ContinuousClock.now
         try log.sync()  // Persist before acknowledging: nothing below runs unless the batch is durable.
         let fsync = ContinuousClock.now - start
-        metrics.fsyncDuration.recordNanoseconds(Self.nanoseconds(fsync))
+        metrics.fsyncDuration.recordNanoseconds(fsync.nanoseconds)
         metrics.commitBatchSize.record(commands.count)
         statsLock.lock()
         stats.batches += 1
@@ -280,13 +280,13 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         let applied = ledger.appliedIndex
         ledgerLock.unlock()
         let took = ContinuousClock.now - batchStart
-        metrics.loopTurnDuration.recordNanoseconds(Self.nanoseconds(took))
-        if took >= .milliseconds(25) {
+        metrics.loopTurnDuration.recordNanoseconds(took.nanoseconds)
+        if took >= ReplicaMetrics.slowTurn {
             logger.notice(
                 "slow commit batch",
                 metadata: [
-                    "ms": "\(Self.nanoseconds(took) / 1_000_000)", "fsyncMs": "\(Self.nanoseconds(fsync) / 1_000_000)",
-                    "applyMs": "\(Self.nanoseconds(ContinuousClock.now - applyStart) / 1_000_000)",
+                    "ms": "\(took.nanoseconds / 1_000_000)", "fsyncMs": "\(fsync.nanoseconds / 1_000_000)",
+                    "applyMs": "\((ContinuousClock.now - applyStart).nanoseconds / 1_000_000)",
                     "commands": "\(commands.count)", "holds": "\(active)",
                 ])
         }
@@ -311,9 +311,6 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         snapshotWriter.write(ledger, term: 0)
     }
 
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-    }
 
     /// Deletes log segments covered by a snapshot that has become durable.
     private func compactIfSnapshotDurable() throws {

@@ -10,6 +10,8 @@ public struct ReplicaMetrics: Sendable {
     public let refusedOverload: Counter
     /// How long one turn of a replica's loop (or one commit batch) held its thread.
     public let loopTurnDuration: Metrics.Timer
+    /// Turns at least this long are logged with where their time went.
+    public static let slowTurn = Duration.milliseconds(25)
 
     public init(factory: MetricsFactory) {
         commitBatchSize = Recorder(label: "stockade_commit_batch_size", dimensions: [], aggregate: true, factory: factory)

@@ -29,18 +29,7 @@ done
 
 # Prints "requests/s p50ms p99ms non2xx" from one wrk run's output.
 parse() {
-  python3 - "$1" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-def ms(label):
-    m = re.search(r"^\s*" + label + r"\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-    if not m: return float("nan")
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {bad.group(1) if bad else 0}")
-PY
+  python3 scripts/bench/parse_wrk.py "$1"
 }
 
 echo "run,connections,kind,requests_per_s,p50_ms,p99_ms,non_2xx" > "$OUT/runs.csv"
