@@ -176,7 +176,8 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         snapshots = try SnapshotStore(directory: directory + "/snapshots")
         snapshotWriter = SnapshotWriter(store: snapshots, metrics: metrics, logger: logger, label: "stockade-cluster-snapshot")
-        log = try CommandLog(directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax)
+        log = try CommandLog(
+            directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax, segmentBytes: limits.logSegmentBytes)
         hardStateFile = try HardStateFile(directory: directory)
         persistedHardState = try hardStateFile.load()
 

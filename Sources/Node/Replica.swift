@@ -72,7 +72,8 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         snapshots = try SnapshotStore(directory: directory + "/snapshots")
         snapshotWriter = SnapshotWriter(store: snapshots, metrics: metrics, logger: logger, label: "stockade-snapshot")
-        log = try CommandLog(directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax)
+        log = try CommandLog(
+            directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax, segmentBytes: limits.logSegmentBytes)
         var recovered = Ledger(limits: limits)
         var snapshotTerm: UInt64 = 0
         if let snapshot = try snapshots.loadLatest() {

@@ -33,6 +33,9 @@ public struct Limits: Sendable, Equatable {
     public var commitWaitMicroseconds: Int = 300
     /// Log entries between snapshots.
     public var snapshotIntervalEntries: Int = 200_000
+    /// Size of a preallocated (zero-filled) log segment; 0 turns preallocation off. Overwriting
+    /// preallocated blocks lets an fdatasync skip file-size metadata (see `CommandLog`).
+    public var logSegmentBytes: Int = 16 << 20
     /// Largest encoded log entry.
     public var logEntryBytesMax: Int = 256 * 1024
     /// Most holds one page of `GET /v1/holds` returns, and most it examines.
@@ -68,6 +71,9 @@ public struct Limits: Sendable, Equatable {
         // Every encoded reserve (the largest command) must fit one log entry.
         let reserveBytesMax = 64 + 6 * identifierBytesMax + reservationLinesMax * (identifierBytesMax + 16)
         if reserveBytesMax > logEntryBytesMax { problems.append("logEntryBytesMax is too small for the largest reserve") }
+        if logSegmentBytes != 0 && !((1 << 20)...(1 << 30)).contains(logSegmentBytes) {
+            problems.append("logSegmentBytes must be 0 (off) or in 1 MiB...1 GiB")
+        }
         if requestBodyBytesMax < 1024 { problems.append("requestBodyBytesMax must be ≥ 1 KiB") }
         return problems
     }

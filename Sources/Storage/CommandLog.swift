@@ -1,5 +1,7 @@
+import Dispatch
 import Glibc
 import StockadeCore
+import Synchronization
 
 /// The durable, ordered command log: segment files of checksummed records.
 ///
@@ -9,23 +11,46 @@ import StockadeCore
 /// write from a crash and is cut off, since nothing past it was ever acknowledged. The same in an
 /// earlier segment is corruption, and opening fails.
 ///
-/// Threading: not thread-safe. One thread (the commit loop) owns a log.
+/// Preallocation (`segmentBytes > 0`): segments are zero-filled files of `segmentBytes`, made in
+/// the background ahead of need (`spare.tmp`, renamed into place when the log rolls). Appending
+/// then overwrites blocks the file already has, so an fdatasync writes the data alone and no
+/// file-size metadata: about half the latency of an appending fdatasync on ext4, and concurrent
+/// logs on one disk stop syncing in lockstep. A zero tail after the last record is free space;
+/// anything else there is a torn write. The log rolls to a new segment once the current one is
+/// full (a batch may run past the end: the file just grows), and also as soon as a spare is ready
+/// while the current segment is not preallocated (a fresh log, or one cut by recovery).
+///
+/// Threading: not thread-safe. One thread (the commit loop) owns a log; only the spare is
+/// prepared on a background queue, and handed over under the `spare` mutex.
 public final class CommandLog {
     public let directory: String
     let payloadBytesMax: Int
+    /// Preallocated segment size in bytes; 0 turns preallocation off (plain appending files).
+    public let segmentBytes: Int
     private var segment: PosixFile?
     private var segmentFirstIndex: LogIndex = 0
+    /// Bytes of records in the open segment (where the next write goes).
+    private var segmentPosition = 0
+    /// Zero-filled bytes the open segment was created with (0 when not preallocated).
+    private var segmentCapacity = 0
     /// The index of the last entry written (durable after the next `sync()`).
     public private(set) var lastIndex: LogIndex = 0
     /// The term of the last entry written.
     public private(set) var lastTerm: UInt64 = 0
     private var buffer: [UInt8] = []
 
+    private let spare: SpareSegment?
+
     /// Opens (creating if needed) the log in `directory`. Call `recover(after:_:)` before appending.
-    public init(directory: String, payloadBytesMax: Int) throws {
+    public init(directory: String, payloadBytesMax: Int, segmentBytes: Int = 0) throws {
+        precondition(segmentBytes == 0 || segmentBytes >= 4096, "segmentBytes must be 0 or at least 4096")
         self.directory = directory
         self.payloadBytesMax = payloadBytesMax
+        self.segmentBytes = segmentBytes
         try Directory.create(directory)
+        // A spare left by an earlier run may be partly written: make a new one.
+        try Directory.remove(directory + "/" + SpareSegment.name)
+        spare = segmentBytes > 0 ? SpareSegment(path: directory + "/" + SpareSegment.name, bytes: segmentBytes) : nil
     }
 
     static func segmentName(_ firstIndex: LogIndex) -> String {
@@ -70,20 +95,53 @@ public final class CommandLog {
                 offset = next
             }
             let isLast = position == all.count - 1
+            var capacity = 0
             if offset < bytes.count {
-                guard isLast else { throw StorageError("corrupt record in \(name) at byte \(offset)") }
-                let file = try PosixFile(path: path, flags: O_WRONLY)
-                try file.truncate(to: offset)
-                try file.syncData()
+                if Self.isZero(bytes, from: offset) {
+                    capacity = bytes.count  // preallocated space never written
+                } else {
+                    guard isLast else { throw StorageError("corrupt record in \(name) at byte \(offset)") }
+                    // Cut, rather than zero, the torn bytes: the segment is then no longer
+                    // preallocated and the log rolls to a fresh one as soon as a spare is ready.
+                    let file = try PosixFile(path: path, flags: O_WRONLY)
+                    try file.truncate(to: offset)
+                    try file.syncData()
+                }
             }
-            if isLast { openName = name; segmentFirstIndex = firstIndex }
+            if isLast {
+                openName = name
+                segmentFirstIndex = firstIndex
+                segmentPosition = offset
+                segmentCapacity = capacity
+            }
         }
         if let openName, lastIndex >= segmentFirstIndex - 1 {
             let file = try PosixFile(path: directory + "/" + openName, flags: O_WRONLY)
-            try file.seekToEnd()
+            try file.seek(to: segmentPosition)
             segment = file
+            prepareSpareIfNeeded()
         } else {
             try startSegment(firstIndex: lastIndex + 1)
+        }
+    }
+
+    /// Whether every byte from `offset` on is zero.
+    static func isZero(_ bytes: [UInt8], from offset: Int) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var position = offset
+            while position < raw.count && position % 8 != 0 {
+                if raw[position] != 0 { return false }
+                position += 1
+            }
+            while position + 8 <= raw.count {
+                if raw.loadUnaligned(fromByteOffset: position, as: UInt64.self) != 0 { return false }
+                position += 8
+            }
+            while position < raw.count {
+                if raw[position] != 0 { return false }
+                position += 1
+            }
+            return true
         }
     }
 
@@ -97,25 +155,52 @@ public final class CommandLog {
     }
 
     /// Writes the buffered entries and makes them durable with one fdatasync (group commit).
+    /// Then rolls to a new segment when the current one is full, or when a preallocated one is
+    /// ready and the current one is not.
     public func sync() throws {
         guard let segment else { preconditionFailure("log used before recover") }
         if !buffer.isEmpty {
             try buffer.withUnsafeBytes { try segment.write($0) }
+            segmentPosition += buffer.count
             buffer.removeAll(keepingCapacity: buffer.count <= 4 << 20)
         }
         try segment.syncData()
+        guard segmentBytes > 0 else { return }
+        if segmentCapacity == 0 ? spare?.isReady == true : segmentPosition >= segmentCapacity {
+            try startSegment(firstIndex: lastIndex + 1)
+        } else if segmentPosition >= segmentCapacity / 2 {
+            prepareSpareIfNeeded()
+        }
     }
 
-    /// Starts a new segment whose first entry will be `firstIndex`. Buffered entries must be synced first.
+    /// Starts a new segment whose first entry will be `firstIndex`: the preallocated spare if one
+    /// is ready, else an empty file. Buffered entries must be synced first.
     public func startSegment(firstIndex: LogIndex) throws {
         precondition(buffer.isEmpty, "start a segment only after sync")
-        let name = Self.segmentName(firstIndex)
-        let file = try PosixFile(path: directory + "/" + name, flags: O_WRONLY | O_CREAT | O_TRUNC)
-        try file.syncData()
+        // Already there (the log just rolled at this index): keep the segment and its space.
+        if segment != nil && segmentFirstIndex == firstIndex && segmentPosition == 0 { return }
+        let path = directory + "/" + Self.segmentName(firstIndex)
+        let file: PosixFile
+        if let spare, spare.take() {
+            try Directory.rename(spare.path, path)
+            file = try PosixFile(path: path, flags: O_WRONLY)
+            segmentCapacity = segmentBytes
+        } else {
+            file = try PosixFile(path: path, flags: O_WRONLY | O_CREAT | O_TRUNC)
+            try file.syncData()
+            segmentCapacity = 0
+        }
         try Directory.sync(directory)
         segment = file
         segmentFirstIndex = firstIndex
+        segmentPosition = 0
+        prepareSpareIfNeeded()
     }
+
+    private func prepareSpareIfNeeded() { spare?.prepareIfNeeded() }
+
+    /// Waits for a spare being prepared (tests).
+    func waitForSpare() { spare?.wait() }
 
     /// Drops every entry after `index`, durably: a follower replacing a tail that conflicts with a
     /// new leader's log. `term` is the term of the entry at `index` (0 when `index` is the
@@ -144,6 +229,9 @@ public final class CommandLog {
             try file.seekToEnd()
             segment = file
             segmentFirstIndex = firstIndex
+            segmentPosition = offset
+            segmentCapacity = 0  // cut: no longer preallocated; the log rolls once a spare is ready
+            prepareSpareIfNeeded()
             break
         }
         try Directory.sync(directory)
@@ -170,4 +258,67 @@ public final class CommandLog {
         }
         try Directory.sync(directory)
     }
+}
+
+/// A zero-filled segment file made in the background, ahead of the log's next roll.
+final class SpareSegment: Sendable {
+    static let name = "spare.tmp"
+
+    let path: String
+    let bytes: Int
+    private let queue = DispatchQueue(label: "stockade-log-spare")
+    private let state = Mutex(State.none)
+
+    private enum State {
+        case none, preparing, ready
+    }
+
+    init(path: String, bytes: Int) {
+        self.path = path
+        self.bytes = bytes
+    }
+
+    var isReady: Bool { state.withLock { $0 == .ready } }
+
+    /// Claims the ready spare, if there is one; the caller renames it into place.
+    func take() -> Bool {
+        state.withLock { state in
+            guard state == .ready else { return false }
+            state = .none
+            return true
+        }
+    }
+
+    /// Starts zero-filling the spare unless one is ready or on its way. A failure (say, a full
+    /// disk) leaves no spare: the log goes on with plain appending files and tries again later.
+    func prepareIfNeeded() {
+        let claimed = state.withLock { state in
+            guard state == .none else { return false }
+            state = .preparing
+            return true
+        }
+        guard claimed else { return }
+        queue.async { [self] in
+            let made = (try? fill()) != nil
+            if !made { try? Directory.remove(path) }
+            state.withLock { $0 = made ? .ready : .none }
+        }
+    }
+
+    /// Writes the zeros a mebibyte at a time, syncing each, so the disk never holds one long
+    /// write that the log's own fdatasyncs would queue behind.
+    private func fill() throws {
+        let file = try PosixFile(path: path, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        let zeros = [UInt8](repeating: 0, count: min(bytes, 1 << 20))
+        var written = 0
+        while written < bytes {
+            let count = min(zeros.count, bytes - written)
+            try zeros.withUnsafeBytes { try file.write(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            try file.syncData()
+            written += count
+        }
+    }
+
+    /// Waits until a spare being prepared is done (tests).
+    func wait() { queue.sync {} }
 }

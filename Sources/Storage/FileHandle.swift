@@ -42,6 +42,10 @@ final class PosixFile {
         }
     }
 
+    func seek(to offset: Int) throws {
+        guard lseek(descriptor, off_t(offset), SEEK_SET) >= 0 else { throw StorageError("lseek \(path): \(PosixFile.lastError())") }
+    }
+
     func seekToEnd() throws {
         guard lseek(descriptor, 0, SEEK_END) >= 0 else { throw StorageError("lseek \(path): \(PosixFile.lastError())") }
     }

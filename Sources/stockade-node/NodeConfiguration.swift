@@ -25,6 +25,7 @@ struct NodeConfiguration: Decodable {
         var commitBatchMax: Int?
         var commitWaitMicroseconds: Int?
         var snapshotIntervalEntries: Int?
+        var logSegmentBytes: Int?
         var connectionsMax: Int?
     }
 
@@ -106,6 +107,7 @@ struct NodeConfiguration: Decodable {
         if let value = limits.commitBatchMax { result.commitBatchMax = value }
         if let value = limits.commitWaitMicroseconds { result.commitWaitMicroseconds = value }
         if let value = limits.snapshotIntervalEntries { result.snapshotIntervalEntries = value }
+        if let value = limits.logSegmentBytes { result.logSegmentBytes = value }
         if let value = limits.connectionsMax { result.connectionsMax = value }
         return result
     }

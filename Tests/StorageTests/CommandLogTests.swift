@@ -15,16 +15,16 @@ import Testing
         LogEntry(index: index, term: 1, payload: Array("command \(index)".utf8))
     }
 
-    static func recoverAll(_ directory: String, after: LogIndex = 0) throws -> (CommandLog, [LogEntry]) {
-        let log = try CommandLog(directory: directory, payloadBytesMax: 1 << 16)
+    static func recoverAll(_ directory: String, after: LogIndex = 0, segmentBytes: Int = 0) throws -> (CommandLog, [LogEntry]) {
+        let log = try CommandLog(directory: directory, payloadBytesMax: 1 << 16, segmentBytes: segmentBytes)
         var entries: [LogEntry] = []
         try log.recover(after: after) { entries.append($0) }
         return (log, entries)
     }
 
     /// A log with entries 1…5 in one segment and a second segment started at 6 (empty).
-    static func twoSegments(_ directory: String) throws -> CommandLog {
-        let (log, _) = try recoverAll(directory)
+    static func twoSegments(_ directory: String, segmentBytes: Int = 0) throws -> CommandLog {
+        let (log, _) = try recoverAll(directory, segmentBytes: segmentBytes)
         for index in 1...5 { log.append(entry(LogIndex(index))) }
         try log.sync()
         try log.startSegment(firstIndex: 6)
@@ -122,11 +122,113 @@ import Testing
     }
 }
 
-@Suite struct CommandLogTruncationTests {
-    @Test func truncatingASuffixIsDurableAndAppendingContinues() throws {
+@Suite struct PreallocatedLogTests {
+    static let segmentBytes = 4096
+
+    static func fileSize(_ path: String) throws -> Int {
+        try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+    }
+
+    /// Appends `range` in batches of ten, letting each spare finish so rolls happen where they must.
+    static func write(_ log: CommandLog, _ range: ClosedRange<Int>) throws {
+        for batch in stride(from: range.lowerBound, through: range.upperBound, by: 10) {
+            for index in batch...min(batch + 9, range.upperBound) { log.append(CommandLogTests.entry(LogIndex(index))) }
+            try log.sync()
+            log.waitForSpare()
+        }
+    }
+
+    @Test func segmentsArePreallocatedRollWhenFullAndRecoverInOrder() throws {
         let directory = CommandLogTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let log = try CommandLogTests.twoSegments(directory)
+        let (log, _) = try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes)
+        try Self.write(log, 1...500)
+        let segments = try log.segments()
+        #expect(segments.count > 3)
+        // The first segment is a plain file (nothing was ready at start); every later one was
+        // made full size in advance, and rolled to once full.
+        for (firstIndex, name) in segments.dropFirst() {
+            #expect(try Self.fileSize(directory + "/" + name) >= Self.segmentBytes, "segment \(firstIndex)")
+        }
+        let (reopened, entries) = try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes)
+        #expect(entries == (1...500).map { CommandLogTests.entry(LogIndex($0)) })
+        try Self.write(reopened, 501...520)
+        #expect(try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes).1.map(\.index) == Array(1...520))
+        // Compaction still deletes whole segments.
+        let covered = try reopened.segments()[2].firstIndex - 1
+        try reopened.compact(through: covered)
+        #expect(try CommandLogTests.recoverAll(directory, after: covered, segmentBytes: Self.segmentBytes).1.first?.index == covered + 1)
+    }
+
+    @Test func aTornRecordInPreallocatedSpaceIsCutAndAppendingContinues() throws {
+        let directory = CommandLogTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (log, _) = try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes)
+        try Self.write(log, 1...60)
+        let (firstIndex, name) = try log.segments().last!
+        let path = directory + "/" + name
+        #expect(try Self.fileSize(path) >= Self.segmentBytes)
+        var goodEnd = 0
+        for index in firstIndex...60 {
+            var record: [UInt8] = []
+            CommandLogTests.entry(LogIndex(index)).append(to: &record)
+            goodEnd += record.count
+        }
+        // A crash mid-write: half of record 61 lands in the zero-filled space.
+        var torn: [UInt8] = []
+        CommandLogTests.entry(61).append(to: &torn)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: UInt64(goodEnd))
+        handle.write(Data(torn.prefix(torn.count / 2)))
+        try handle.close()
+
+        let (reopened, entries) = try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes)
+        #expect(entries.map(\.index) == Array(1...60))
+        #expect(try Self.fileSize(path) == goodEnd)
+        try Self.write(reopened, 61...90)
+        #expect(try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes).1.map(\.index) == Array(1...90))
+        // Cut segments are not preallocated any more; the log moved on to a fresh one.
+        #expect(try reopened.segments().last!.firstIndex > firstIndex)
+    }
+
+    @Test func aZeroTailIsFreeSpaceButGarbageBeforeTheLastSegmentIsCorruption() throws {
+        let directory = CommandLogTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (log, _) = try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes)
+        try Self.write(log, 1...50)
+        // A snapshot starts a segment before the current one is full: its tail stays zero.
+        let (_, name) = try log.segments().last!
+        try log.startSegment(firstIndex: 51)
+        try Self.write(log, 51...60)
+        let earlier = directory + "/" + name
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: earlier)))
+        #expect(bytes.count == Self.segmentBytes && bytes.last == 0)
+        #expect(try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes).1.map(\.index) == Array(1...60))
+        bytes[bytes.count - 1] = 0x5A
+        try Data(bytes).write(to: URL(fileURLWithPath: earlier))
+        #expect(throws: StorageError.self) { try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes) }
+    }
+
+    @Test func aLeftoverSpareIsReplaced() throws {
+        let directory = CommandLogTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data(repeating: 0x77, count: 100).write(to: URL(fileURLWithPath: directory + "/" + SpareSegment.name))
+        let (log, entries) = try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes)
+        #expect(entries.isEmpty)
+        log.waitForSpare()
+        let spare = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/" + SpareSegment.name)))
+        #expect(spare.count == Self.segmentBytes && spare.allSatisfy { $0 == 0 })
+        try Self.write(log, 1...30)
+        #expect(try CommandLogTests.recoverAll(directory, segmentBytes: Self.segmentBytes).1.map(\.index) == Array(1...30))
+    }
+}
+
+@Suite struct CommandLogTruncationTests {
+    @Test(arguments: [0, PreallocatedLogTests.segmentBytes])
+    func truncatingASuffixIsDurableAndAppendingContinues(segmentBytes: Int) throws {
+        let directory = CommandLogTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try CommandLogTests.twoSegments(directory, segmentBytes: segmentBytes)
         for index in 6...10 { log.append(CommandLogTests.entry(LogIndex(index))) }
         try log.sync()
 
@@ -135,7 +237,7 @@ import Testing
         #expect(log.lastIndex == 7)
         log.append(LogEntry(index: 8, term: 2, payload: [8, 8]))
         try log.sync()
-        var (reopened, entries) = try CommandLogTests.recoverAll(directory)
+        var (reopened, entries) = try CommandLogTests.recoverAll(directory, segmentBytes: segmentBytes)
         #expect(entries.map(\.index) == Array(1...8))
         #expect(entries.last == LogEntry(index: 8, term: 2, payload: [8, 8]))
 
@@ -143,13 +245,13 @@ import Testing
         try reopened.truncate(after: 5, term: 1)
         reopened.append(LogEntry(index: 6, term: 3, payload: [6]))
         try reopened.sync()
-        (reopened, entries) = try CommandLogTests.recoverAll(directory)
+        (reopened, entries) = try CommandLogTests.recoverAll(directory, segmentBytes: segmentBytes)
         #expect(entries.map(\.index) == Array(1...6))
         #expect(entries.last?.term == 3)
 
         // Into the first segment.
         try reopened.truncate(after: 2, term: 1)
-        (_, entries) = try CommandLogTests.recoverAll(directory)
+        (_, entries) = try CommandLogTests.recoverAll(directory, segmentBytes: segmentBytes)
         #expect(entries.map(\.index) == [1, 2])
     }
 
