@@ -18,6 +18,10 @@ public final class HotStockService: Service, @unchecked Sendable {
     private var lastClaim = ContinuousClock.now
     private var autoPromoted: Set<SKU> = []
     private var lastBusy: [SKU: Int64] = [:]
+    /// Per demoted SKU: the stream's newest entry ID when this coordinator stopped the cache
+    /// selling it ("" if the stream was empty). The allotment is returned once no entry up to it is
+    /// left. Kept from the first stop, so other SKUs' ongoing traffic cannot push it forward.
+    private var reclaimMarks: [SKU: String] = [:]
 
     public init(hotPath: HotPath) {
         hot = hotPath
@@ -153,8 +157,8 @@ public final class HotStockService: Service, @unchecked Sendable {
 
     private func acknowledge(_ ids: [String]) async throws {
         guard !ids.isEmpty else { return }
-        _ = try await redis.call(RedisCommand(["XACK", HotKeys.holds, HotKeys.group] + ids))
-        _ = try await redis.call(RedisCommand(["XDEL", HotKeys.holds] + ids))
+        let value = try await redis.evaluate(Scripts.acknowledge, keys: [HotKeys.holds], arguments: RedisCommand([HotKeys.group] + ids))
+        if case .error(let message) = value { throw RedisError.server(message) }
     }
 
     private func deadLetter(_ entry: StreamEntry, reason: String) async throws {
@@ -244,6 +248,7 @@ public final class HotStockService: Service, @unchecked Sendable {
             })
         }
         hot.clearSoldOut { sku in (cacheLeft[sku] ?? 0) > 0 || (ledgerLeft[sku] ?? 1) > 0 }
+        reclaimMarks = reclaimMarks.filter { cooling[$0.key] != nil }
         for (sku, allotments) in cooling { try await reclaim(sku, allotments) }
         await promoteAndDemote(hotSKUs)
     }
@@ -264,21 +269,25 @@ public final class HotStockService: Service, @unchecked Sendable {
         return value.integer ?? 0
     }
 
-    /// Demotion: stop the cache selling the SKU, let the queue drain, then return the allotments.
+    /// Demotion: stop the cache selling the SKU, wait until the queue has delivered into the ledger
+    /// every entry it could have written, then return the allotments. Other SKUs' entries behind
+    /// that point do not hold it up.
     private func reclaim(_ sku: SKU, _ allotments: [AllotmentKey: Allotment]) async throws {
-        let keys = [HotKeys.hot(sku)] + allotments.keys.sorted().map { HotKeys.allot($0.sku, $0.warehouse) }
+        let keys = [HotKeys.hot(sku), HotKeys.holds] + allotments.keys.sorted().map { HotKeys.allot($0.sku, $0.warehouse) }
         let stopped = try await redis.evaluate(Scripts.stop, keys: keys, arguments: RedisCommand())
         if case .error(let message) = stopped { throw RedisError.server(message) }
-        // Everything the cache sold must be in the ledger before what is left is returned.
-        let length = try await redis.call(RedisCommand(["XLEN", HotKeys.holds])).integer ?? 1
-        let pending = try await redis.call(RedisCommand(["XPENDING", HotKeys.holds, HotKeys.group])).elements?.first?.integer ?? 1
-        guard length == 0 && pending == 0 else {
-            hot.wake.signal()
-            return
+        guard let mark = reclaimMarks[sku] ?? stopped.elements?.dropFirst().first?.string else {
+            throw RedisError.server("stop script: unexpected reply \(stopped)")
+        }
+        reclaimMarks[sku] = mark
+        if !mark.isEmpty {
+            let behind = try await redis.call(RedisCommand(["XRANGE", HotKeys.holds, "-", mark, "COUNT", "1"]))
+            guard behind.elements?.isEmpty ?? false else { return }  // next turn looks again
         }
         for (key, allotment) in allotments.sorted(by: { $0.key < $1.key }) {
             _ = await replica.propose(.returnAllotment(key, quantity: allotment.quantity))
         }
+        reclaimMarks[sku] = nil
         hot.counters.reclaims.add(1, ordering: .relaxed)
         hot.reclaimCounter.increment()
         logger.info("cache allotments reclaimed", metadata: ["sku": "\(sku)"])

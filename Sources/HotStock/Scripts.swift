@@ -95,16 +95,33 @@ enum Scripts {
         return tonumber(redis.call('GET', KEYS[1]) or '0')
         """)
 
+    /// Acknowledges and deletes decrement records in one step (KEYS: the stream; ARGV: the group,
+    /// then entry IDs). Two commands could be cut apart by a crash of Redis, leaving an entry
+    /// acknowledged but still in the stream, where nothing would ever deliver or delete it again
+    /// and the queue would never read as drained. A script's writes reach the AOF as one
+    /// transaction, which Redis replays whole or not at all.
+    static let acknowledge = RedisScript(
+        """
+        redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+        return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
+        """)
+
     /// Stops the cache selling a SKU: clears its hot flag and zeroes its counters (KEYS: hot flag,
-    /// then counters). Returns the units the counters still held.
+    /// the decrement stream, then counters). Returns the units the counters still held and the ID
+    /// of the stream's newest entry ("" when it is empty): with the flag gone no later entry can be
+    /// for this SKU, so once no entry up to that ID is left in the stream (entries are deleted
+    /// only after the ledger has them) everything the cache sold of it is in the ledger.
     static let stop = RedisScript(
         """
         redis.call('DEL', KEYS[1])
         local left = 0
-        for i = 2, #KEYS do
+        for i = 3, #KEYS do
           left = left + tonumber(redis.call('GET', KEYS[i]) or '0')
           redis.call('SET', KEYS[i], '0')
         end
-        return left
+        local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+        local mark = ''
+        if #newest > 0 then mark = newest[1][1] end
+        return {left, mark}
         """)
 }

@@ -185,6 +185,78 @@ import Testing
         await redis.stop()
     }
 
+    /// Demoting a SKU returns its allotment while another hot SKU keeps the decrement stream busy:
+    /// the coordinator waits for the entries the demoted SKU could have written, not for an empty
+    /// stream (which, under steady traffic on any hot SKU, never comes).
+    @Test func demotionReclaimsWhileAnotherSKUKeepsTheQueueBusy() async throws {
+        let redis = RedisServerProcess()
+        try await redis.start()
+        // Each batch waits 300 ms between its commit and its XACK, so entries are always waiting.
+        let node = try Self.node(redis: redis, environment: ["STOCKADE_DEBUG_ACK_DELAY_MS": "300"])
+        defer { node.destroy() }
+        try await node.start()
+        let client = try await Self.client(node)
+        for sku in ["cool-a", "busy-b"] {
+            for warehouse in ["yiwu", "guangzhou"] { try await client.setStock(sku, warehouse, 100_000, admin: node.adminToken) }
+            let (status, json) = try await client.call("POST", "/v1/skus/\(sku)/hot")
+            #expect(status == 200, "\(json)")
+        }
+        func allotted(_ sku: String) async throws -> Int {
+            try await client.rows(sku).values.reduce(0) { $0 + ($1["allotted"] ?? 0) }
+        }
+        let allotDeadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < allotDeadline {
+            if try await allotted("cool-a") > 0, try await allotted("busy-b") > 0 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        var grantedA = 0
+        for i in 0..<50 {
+            let (status, json) = try await client.reserve(id: "a-\(i)", sku: "cool-a")
+            #expect(status == 201 && json["path"] as? String == "cache", "\(status) \(json)")
+            if status == 201 { grantedA += 1 }
+        }
+        // Steady cache traffic on B from four connections, bounded in count.
+        let traffic = (0..<4).map { worker in
+            Task {
+                let connection = try await Self.client(node)
+                var count = 0
+                while !Task.isCancelled && count < 20_000 {
+                    _ = try await connection.reserve(id: "b-\(worker)-\(count)", sku: "busy-b")
+                    count += 1
+                }
+                await connection.connection.close()
+                return count
+            }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let (status, json) = try await client.call("DELETE", "/v1/skus/cool-a/hot")
+        #expect(status == 200, "\(json)")
+        var shortestStream = Int.max
+        var left = -1
+        let reclaimDeadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < reclaimDeadline {
+            shortestStream = min(shortestStream, Int(try await redis.admin("XLEN", "stockade:holds")) ?? 0)
+            left = try await allotted("cool-a")
+            if left == 0 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        var sentB = 0
+        for task in traffic {
+            task.cancel()
+            sentB += (try? await task.value) ?? 0
+        }
+        print("demotion under traffic: B sent \(sentB), shortest stream while waiting \(shortestStream)")
+        #expect(left == 0, "cool-a's allotment was returned")
+        #expect(shortestStream > 0, "the stream stayed busy the whole time (else this proves nothing)")
+        let rows = try await client.rows("cool-a")
+        #expect(rows.values.reduce(0) { $0 + ($1["held"] ?? 0) } == grantedA)
+        #expect(rows.values.allSatisfy { ($0["available"] ?? -1) == ($0["total"] ?? 0) - ($0["held"] ?? 0) })
+        let (after, answer) = try await client.reserve(id: "a-after", sku: "cool-a")
+        #expect(after == 201 && answer["path"] as? String != "cache", "\(after) \(answer)")
+        await client.connection.close()
+        await redis.stop()
+    }
+
     /// The hot path on a three-node cluster (`cluster.sh up --redis`): reservations through every
     /// node are answered by the cache, the coordinator runs on the leader, every node's consumer
     /// drains into the replicated ledger, and all three end with the same rows.
