@@ -97,7 +97,7 @@ public final class CommandLog {
             let isLast = position == all.count - 1
             var capacity = 0
             if offset < bytes.count {
-                if Self.isZero(bytes, from: offset) {
+                if bytes[offset...].allSatisfy({ $0 == 0 }) {
                     capacity = bytes.count  // preallocated space never written
                 } else {
                     guard isLast else { throw StorageError("corrupt record in \(name) at byte \(offset)") }
@@ -119,29 +119,9 @@ public final class CommandLog {
             let file = try PosixFile(path: directory + "/" + openName, flags: O_WRONLY)
             try file.seek(to: segmentPosition)
             segment = file
-            prepareSpareIfNeeded()
+            spare?.prepareIfNeeded()
         } else {
             try startSegment(firstIndex: lastIndex + 1)
-        }
-    }
-
-    /// Whether every byte from `offset` on is zero.
-    static func isZero(_ bytes: [UInt8], from offset: Int) -> Bool {
-        bytes.withUnsafeBytes { raw in
-            var position = offset
-            while position < raw.count && position % 8 != 0 {
-                if raw[position] != 0 { return false }
-                position += 1
-            }
-            while position + 8 <= raw.count {
-                if raw.loadUnaligned(fromByteOffset: position, as: UInt64.self) != 0 { return false }
-                position += 8
-            }
-            while position < raw.count {
-                if raw[position] != 0 { return false }
-                position += 1
-            }
-            return true
         }
     }
 
@@ -168,8 +148,6 @@ public final class CommandLog {
         guard segmentBytes > 0 else { return }
         if segmentCapacity == 0 ? spare?.isReady == true : segmentPosition >= segmentCapacity {
             try startSegment(firstIndex: lastIndex + 1)
-        } else if segmentPosition >= segmentCapacity / 2 {
-            prepareSpareIfNeeded()
         }
     }
 
@@ -194,10 +172,8 @@ public final class CommandLog {
         segment = file
         segmentFirstIndex = firstIndex
         segmentPosition = 0
-        prepareSpareIfNeeded()
+        spare?.prepareIfNeeded()  // the next one, made while this one fills
     }
-
-    private func prepareSpareIfNeeded() { spare?.prepareIfNeeded() }
 
     /// Waits for a spare being prepared (tests).
     func waitForSpare() { spare?.wait() }
@@ -231,7 +207,7 @@ public final class CommandLog {
             segmentFirstIndex = firstIndex
             segmentPosition = offset
             segmentCapacity = 0  // cut: no longer preallocated; the log rolls once a spare is ready
-            prepareSpareIfNeeded()
+            spare?.prepareIfNeeded()
             break
         }
         try Directory.sync(directory)

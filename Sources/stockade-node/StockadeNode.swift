@@ -49,8 +49,7 @@ struct StockadeNode: AsyncParsableCommand {
     func run() async throws {
         var file = try config.map(NodeConfiguration.load(path:)) ?? NodeConfiguration()
         if dev && (file.warehouses ?? []).isEmpty { file.warehouses = NodeConfiguration.devWarehouses }
-        if let threads = eventLoopThreads ?? file.eventLoopThreads {
-            guard (1...256).contains(threads) else { throw ConfigurationError("eventLoopThreads must be in 1...256") }
+        if let threads = try Self.checked(eventLoopThreads ?? file.eventLoopThreads, "eventLoopThreads", in: 1...256) {
             // Must happen before anything touches the shared event-loop group.
             NIOSingletons.groupLoopCountSuggestion = threads
         }
@@ -161,49 +160,41 @@ struct StockadeNode: AsyncParsableCommand {
         }
         var redis = RedisConfiguration(
             host: section.host ?? "127.0.0.1", port: section.port ?? 7300, username: section.username, password: password)
-        if let connections = section.connections {
-            guard (1...64).contains(connections) else { throw ConfigurationError("redis.connections must be in 1...64") }
-            redis.connections = connections
-        }
-        if let timeout = section.commandTimeoutMs {
-            guard (10...60_000).contains(timeout) else { throw ConfigurationError("redis.commandTimeoutMs must be in 10...60000") }
+        redis.connections = try checked(section.connections, "redis.connections", in: 1...64) ?? redis.connections
+        if let timeout = try checked(section.commandTimeoutMs, "redis.commandTimeoutMs", in: 10...60_000) {
             redis.commandTimeout = .milliseconds(timeout)
         }
         var hot = HotPathConfiguration()
         hot.consumerName = nodeName
-        if let value = section.hotThresholdPerSecond {
-            guard value >= 0 else { throw ConfigurationError("redis.hotThresholdPerSecond must be ≥ 0") }
-            hot.hotThresholdPerSecond = value
-        }
-        if let value = section.coolSeconds {
-            guard value >= 1 else { throw ConfigurationError("redis.coolSeconds must be ≥ 1") }
-            hot.coolSeconds = value
-        }
-        if let value = section.chunkPercent {
-            guard (1...100).contains(value) else { throw ConfigurationError("redis.chunkPercent must be in 1...100") }
-            hot.chunkPercent = value
-        }
-        if let value = section.chunkMax {
-            guard value >= 1 else { throw ConfigurationError("redis.chunkMax must be ≥ 1") }
-            hot.chunkMax = value
-        }
-        if let value = section.lowWaterPercent {
-            guard (1...100).contains(value) else { throw ConfigurationError("redis.lowWaterPercent must be in 1...100") }
-            hot.lowWaterPercent = value
-        }
-        if let value = section.backlogMax {
-            guard value >= 1 else { throw ConfigurationError("redis.backlogMax must be ≥ 1") }
-            hot.backlogMax = value
-        }
-        if let value = section.claimIdleMs {
-            guard value >= 100 else { throw ConfigurationError("redis.claimIdleMs must be ≥ 100") }
-            hot.claimIdleMs = value
-        }
+        hot.hotThresholdPerSecond =
+            try checked(section.hotThresholdPerSecond, "redis.hotThresholdPerSecond", atLeast: 0) ?? hot.hotThresholdPerSecond
+        hot.coolSeconds = try checked(section.coolSeconds, "redis.coolSeconds", atLeast: 1) ?? hot.coolSeconds
+        hot.chunkPercent = try checked(section.chunkPercent, "redis.chunkPercent", in: 1...100) ?? hot.chunkPercent
+        hot.chunkMax = try checked(section.chunkMax, "redis.chunkMax", atLeast: 1) ?? hot.chunkMax
+        hot.lowWaterPercent = try checked(section.lowWaterPercent, "redis.lowWaterPercent", in: 1...100) ?? hot.lowWaterPercent
+        hot.backlogMax = try checked(section.backlogMax, "redis.backlogMax", atLeast: 1) ?? hot.backlogMax
+        hot.claimIdleMs = try checked(section.claimIdleMs, "redis.claimIdleMs", atLeast: 100) ?? hot.claimIdleMs
         #if DEBUG
         if let delay = environment["STOCKADE_DEBUG_ACK_DELAY_MS"].flatMap(Int.init) { hot.debugAckDelayMs = delay }
         #endif
         return HotPath(
             redis: RedisClient(configuration: redis, logger: logger), replica: replica, configuration: hot, logger: logger,
             metrics: factory)
+    }
+
+    /// A config value, if given, after checking it lies in `range`.
+    static func checked<T: Comparable>(_ value: T?, _ name: String, in range: ClosedRange<T>) throws -> T? {
+        guard let value else { return nil }
+        guard range.contains(value) else {
+            throw ConfigurationError("\(name) must be in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    /// A config value, if given, after checking it is at least `lower`.
+    static func checked<T: Comparable>(_ value: T?, _ name: String, atLeast lower: T) throws -> T? {
+        guard let value else { return nil }
+        guard value >= lower else { throw ConfigurationError("\(name) must be ≥ \(lower)") }
+        return value
     }
 }
