@@ -126,10 +126,18 @@ public struct Runner: Sendable {
         }
     }
 
+    /// Reserves as a checkout client should: an `outcome_unknown` answer (the service could not
+    /// learn whether the hold was made) is asked again with the same reservation id, up to twice;
+    /// the idempotent replay tells. Latency counts from the first try.
     func reserve(_ order: PlannedOrder, client: ServiceClient, allowSplit: Bool) async -> ReserveAnswer {
-        await client.reserve(
-            reservationId: order.reservationId, orderId: order.orderId, region: order.region, lines: order.lines,
-            ttlSeconds: settings.ttlSeconds, allowSplit: allowSplit)
+        var tries = 0
+        while true {
+            let answer = await client.reserve(
+                reservationId: order.reservationId, orderId: order.orderId, region: order.region, lines: order.lines,
+                ttlSeconds: settings.ttlSeconds, allowSplit: allowSplit)
+            tries += 1
+            if answer.outcome != "outcome_unknown" || tries == 3 { return answer }
+        }
     }
 
     func runClosedLoop(_ workload: Workload, clients: [ServiceClient], recorder: Recorder) async {
