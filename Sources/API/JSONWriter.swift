@@ -23,7 +23,7 @@ struct JSONWriter {
         needsComma = true
     }
 
-    mutating func beginArray(_ key: String) {
+    mutating func beginArray(_ key: StaticString) {
         self.key(key)
         buffer.writeInteger(UInt8(ascii: "["))
         needsComma = false
@@ -34,20 +34,72 @@ struct JSONWriter {
         needsComma = true
     }
 
-    mutating func field(_ key: String, _ value: String) {
+    mutating func field(_ key: StaticString, _ value: String) {
         self.key(key)
         string(value)
         needsComma = true
     }
 
-    mutating func field(_ key: String, _ value: some BinaryInteger) {
+    mutating func field(_ key: StaticString, _ value: Int64) {
         self.key(key)
-        buffer.writeString(String(value))
+        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
+        decimal(value.magnitude)
+        needsComma = true
+    }
+
+    mutating func field(_ key: StaticString, _ value: UInt64) {
+        self.key(key)
+        decimal(value)
         needsComma = true
     }
 
     mutating func separator() {
         if needsComma { buffer.writeInteger(UInt8(ascii: ",")) }
+    }
+
+    /// Writes `"key":`; the value that follows is written without a leading comma. Keys are the
+    /// API's own field names, so they need no escaping.
+    mutating func key(_ key: StaticString) {
+        let comma = needsComma
+        let count = key.utf8CodeUnitCount
+        // One write for `,"key":` (each small ByteBuffer write checks capacity and uniqueness).
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count + 4) { out in
+            var at = 0
+            if comma {
+                out[0] = UInt8(ascii: ",")
+                at = 1
+            }
+            out[at] = UInt8(ascii: "\"")
+            UnsafeMutableRawBufferPointer(rebasing: out[(at + 1)...]).copyMemory(
+                from: UnsafeRawBufferPointer(start: key.utf8Start, count: count))
+            out[at + 1 + count] = UInt8(ascii: "\"")
+            out[at + 2 + count] = UInt8(ascii: ":")
+            return at + count + 3
+        }
+        needsComma = false
+    }
+
+    mutating func beginNestedObject() {
+        buffer.writeInteger(UInt8(ascii: "{"))
+        needsComma = false
+    }
+
+    /// Writes the digits of `value` straight into the buffer (no intermediate String).
+    mutating func decimal(_ value: UInt64) {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: digits) { out in
+            var remaining = value
+            for position in stride(from: digits - 1, through: 0, by: -1) {
+                out[position] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: remaining % 10)
+                remaining /= 10
+            }
+            return digits
+        }
     }
 
     mutating func string(_ value: String) {
@@ -62,16 +114,16 @@ struct JSONWriter {
         } else {
             for byte in value.utf8 {
                 switch byte {
-                case UInt8(ascii: "\""): buffer.writeString("\\\"")
-                case UInt8(ascii: "\\"): buffer.writeString("\\\\")
-                case UInt8(ascii: "\n"): buffer.writeString("\\n")
-                case UInt8(ascii: "\r"): buffer.writeString("\\r")
-                case UInt8(ascii: "\t"): buffer.writeString("\\t")
+                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
+                case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
+                case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
                 case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    buffer.writeString("\\u00")
-                    buffer.writeInteger(hex[Int(byte >> 4)])
-                    buffer.writeInteger(hex[Int(byte & 0xF)])
+                    let hex: StaticString = "0123456789abcdef"
+                    buffer.writeStaticString("\\u00")
+                    buffer.writeInteger(hex.utf8Start[Int(byte >> 4)])
+                    buffer.writeInteger(hex.utf8Start[Int(byte & 0xF)])
                 default: buffer.writeInteger(byte)
                 }
             }
@@ -81,35 +133,35 @@ struct JSONWriter {
 }
 
 extension ReservationPayload {
-    /// Writes the same JSON as `JSONEncoder` with sorted keys.
+    /// Writes the same JSON as `JSONEncoder` with sorted keys, straight from the hold.
     func write(into writer: inout JSONWriter) {
         writer.beginObject()
         writer.beginArray("allocations")
-        for allocation in allocations {
+        for allocation in hold.allocations {
             writer.beginObject()
             writer.field("quantity", allocation.quantity)
-            writer.field("sku", allocation.sku)
-            writer.field("warehouse", allocation.warehouse)
+            writer.field("sku", allocation.sku.rawValue)
+            writer.field("warehouse", allocation.warehouse.rawValue)
             writer.endObject()
         }
         writer.endArray()
-        writer.field("createdAt", createdAt)
-        writer.field("expiresAt", expiresAt)
-        if let finishedAt { writer.field("finishedAt", finishedAt) }
+        writer.field("createdAt", hold.createdAtMs)
+        writer.field("expiresAt", hold.expiresAtMs)
+        if hold.status.isFinished { writer.field("finishedAt", hold.finishedAtMs) }
         writer.beginArray("lines")
-        for line in lines {
+        for line in hold.lines {
             writer.beginObject()
             writer.field("quantity", line.quantity)
-            writer.field("sku", line.sku)
+            writer.field("sku", line.sku.rawValue)
             writer.endObject()
         }
         writer.endArray()
-        writer.field("orderId", orderId)
-        writer.field("path", path)
-        writer.field("region", region)
-        writer.field("reservationId", reservationId)
-        writer.field("status", status)
-        writer.field("token", token)
+        writer.field("orderId", hold.orderId)
+        writer.field("path", hold.path.name)
+        writer.field("region", hold.region)
+        writer.field("reservationId", hold.reservationId.rawValue)
+        writer.field("status", hold.status.name)
+        writer.field("token", hold.token.rawValue)
         writer.endObject()
     }
 }
@@ -139,20 +191,5 @@ extension ErrorBody {
         if let sku = error.sku { writer.field("sku", sku) }
         writer.endObject()
         writer.endObject()
-    }
-}
-
-extension JSONWriter {
-    /// Writes `"key":`; the value that follows is written without a leading comma.
-    mutating func key(_ key: String) {
-        separator()
-        string(key)
-        buffer.writeInteger(UInt8(ascii: ":"))
-        needsComma = false
-    }
-
-    mutating func beginNestedObject() {
-        buffer.writeInteger(UInt8(ascii: "{"))
-        needsComma = false
     }
 }

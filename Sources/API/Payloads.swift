@@ -41,46 +41,11 @@ struct ExtendBody: Decodable {
     var ttlSeconds: Int64
 }
 
-struct AllocationPayload {
-    var sku: String
-    var warehouse: String
-    var quantity: Int64
-}
-
-/// A reservation as the API shows it; written by `JSONWriter` (see `write(into:)`).
+/// A reservation as the API shows it: the hold, written by `JSONWriter` (see `write(into:)`).
 struct ReservationPayload {
-    var reservationId: String
-    var orderId: String
-    var region: String
-    var status: String
-    var lines: [LinePayload]
-    var allocations: [AllocationPayload]
-    var createdAt: Int64
-    var expiresAt: Int64
-    var finishedAt: Int64?
-    var token: UInt64
-    var path: String
+    var hold: Hold
 
-    struct LinePayload {
-        var sku: String
-        var quantity: Int64
-    }
-
-    init(_ hold: Hold) {
-        reservationId = hold.reservationId.rawValue
-        orderId = hold.orderId
-        region = hold.region
-        status = hold.status.name
-        lines = hold.lines.map { LinePayload(sku: $0.sku.rawValue, quantity: $0.quantity) }
-        allocations = hold.allocations.map {
-            AllocationPayload(sku: $0.sku.rawValue, warehouse: $0.warehouse.rawValue, quantity: $0.quantity)
-        }
-        createdAt = hold.createdAtMs
-        expiresAt = hold.expiresAtMs
-        finishedAt = hold.status.isFinished ? hold.finishedAtMs : nil
-        token = hold.token.rawValue
-        path = hold.path.name
-    }
+    init(_ hold: Hold) { self.hold = hold }
 }
 
 struct StockRowPayload: Encodable {

@@ -113,7 +113,11 @@ enum ReserveBodyParser {
             while position < bytes.count {
                 let byte = bytes[position]
                 if byte == UInt8(ascii: "\"") {
-                    let value = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                    // As typed UInt8 storage, so String takes its contiguous UTF-8 path (a raw
+                    // buffer went through the generic, element-by-element one).
+                    let value = String(
+                        validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]).assumingMemoryBound(to: UInt8.self),
+                        as: UTF8.self)
                     position += 1
                     return value
                 }
@@ -144,8 +148,11 @@ enum ReserveBodyParser {
             let digits = position - start
             // JSON forbids leading zeros; a fraction or exponent is left to the full decoder.
             if digits == 0 || (digits > 1 && bytes[start] == UInt8(ascii: "0")) { return nil }
-            if position < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[position]) {
-                return nil
+            if position < bytes.count {
+                switch bytes[position] {
+                case UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): return nil
+                default: break
+                }
             }
             return value
         }

@@ -137,7 +137,7 @@ public struct StockadeAPI: Sendable {
                 #if DEBUG
                 outcome = DebugFault.apply(to: outcome, request: reserveRequest)
                 #endif
-                if case .reservation(_, let created) = outcome { metrics.count(outcome: created ? "granted" : "replayed") }
+                if case .reservation(_, let created) = outcome { (created ? metrics.granted : metrics.replayed).increment() }
                 response = try reservationResponse(outcome, createdStatus: .created)
             } catch let error as StockadeError {
                 metrics.count(outcome: error.code.rawValue)

@@ -12,9 +12,19 @@ public struct TokenAuthenticator: Sendable {
         self.roles = roles
     }
 
+    /// The role of `Authorization: Bearer <token>`; spaces and tabs around the token are ignored.
+    /// Works on the UTF-8 bytes: this runs on every request, and Foundation's trimming bridged
+    /// each header through UTF-16.
     func role(forAuthorization header: String?) -> Role? {
-        guard let header, header.hasPrefix("Bearer ") else { return nil }
-        let token = header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces)
+        guard let header else { return nil }
+        let bytes = header.utf8
+        let scheme = "Bearer ".utf8
+        guard bytes.starts(with: scheme) else { return nil }
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var rest = bytes.dropFirst(scheme.count)
+        while let first = rest.first, isBlank(first) { rest = rest.dropFirst() }
+        while let last = rest.last, isBlank(last) { rest = rest.dropLast() }
+        guard let token = String(rest) else { return nil }
         return roles[token]
     }
 }

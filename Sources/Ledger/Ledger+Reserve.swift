@@ -4,13 +4,11 @@ extension Ledger {
     /// Warehouses in local-warehouse priority for `region`: those serving it first, then the rest;
     /// each group by priority (lower first), then id.
     public func warehouseOrder(forRegion region: String) -> [WarehouseID] {
-        warehouses.sorted { lhs, rhs in
-            let lhsLocal = lhs.serves(region: region)
-            let rhsLocal = rhs.serves(region: region)
-            if lhsLocal != rhsLocal { return lhsLocal }
-            if lhs.priority != rhs.priority { return lhs.priority < rhs.priority }
-            return lhs.id < rhs.id
-        }.map(\.id)
+        var order: [WarehouseID] = []
+        order.reserveCapacity(warehousesByPriority.count)
+        for warehouse in warehousesByPriority where warehouse.serves(region: region) { order.append(warehouse.id) }
+        for warehouse in warehousesByPriority where !warehouse.serves(region: region) { order.append(warehouse.id) }
+        return order
     }
 
     /// Plans allocations for every line, or names the first line that cannot be covered.

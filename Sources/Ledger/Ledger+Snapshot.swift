@@ -54,7 +54,9 @@ extension Ledger {
         }
         appliedIndex = try reader.readUInt64()
         let warehouseCount = try reader.readCount(max: limits.warehousesMax)
-        for _ in 0..<warehouseCount { warehouses.append(try reader.readWarehouse(limits: limits)) }
+        var layout: [Warehouse] = []
+        for _ in 0..<warehouseCount { layout.append(try reader.readWarehouse(limits: limits)) }
+        setLayout(layout)
         let skuCount = try reader.readCount(max: Int(UInt32.max))
         stock.reserveCapacity(skuCount)
         for _ in 0..<skuCount {

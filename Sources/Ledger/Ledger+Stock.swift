@@ -10,7 +10,7 @@ extension Ledger {
                     StockadeError(.invalidState, "warehouse \(warehouse) still has stock of \(sku) and cannot be removed"))
             }
         }
-        warehouses = layout.sorted { $0.id < $1.id }
+        setLayout(layout)
         return .warehousesConfigured(count: layout.count)
     }
 

@@ -11,7 +11,11 @@ public struct Ledger: Sendable {
     public let limits: Limits
 
     /// The warehouse layout, sorted by id.
-    public internal(set) var warehouses: [Warehouse] = []
+    /// Set only through `setLayout(_:)`, which keeps `warehousesByPriority` in step.
+    public private(set) var warehouses: [Warehouse] = []
+    /// The layout by priority, then id: the order within each group of `warehouseOrder(forRegion:)`,
+    /// kept so that planning a reserve does not sort the layout each time.
+    private(set) var warehousesByPriority: [Warehouse] = []
     /// Stock rows by SKU, then warehouse.
     public internal(set) var stock: [SKU: [WarehouseID: StockRow]] = [:]
     /// Every reservation that is held, or finished within the retention window, in the order stored.
@@ -32,6 +36,12 @@ public struct Ledger: Sendable {
 
     public init(limits: Limits = .default) {
         self.limits = limits
+    }
+
+    /// Makes `layout` current: sorted by id, plus its priority order for planning.
+    mutating func setLayout(_ layout: [Warehouse]) {
+        warehouses = layout.sorted { $0.id < $1.id }
+        warehousesByPriority = layout.sorted { ($0.priority, $0.id) < ($1.priority, $1.id) }
     }
 
     /// Applies the command at log position `index`. `index` must follow the last applied index.

@@ -75,6 +75,33 @@ import StockadeTesting
         #expect(hold?.allocations.map(\.warehouse) == [WarehouseID("guangzhou")])
     }
 
+    /// The order is kept precomputed from the layout; it must equal its definition (serving the
+    /// region first, then priority, then id) for any layout, also after a snapshot restore.
+    @Test func warehouseOrderFollowsItsDefinitionForRandomLayouts() throws {
+        var random = SplitMix64(seed: 7)
+        let regions = ["east", "south", "north", "west"]
+        for _ in 0..<200 {
+            let layout = (0..<Int.random(in: 1...6, using: &random)).map { number in
+                Warehouse(
+                    id: WarehouseID("w\(number)"), regions: regions.filter { _ in Bool.random(using: &random) },
+                    priority: Int64.random(in: 0...3, using: &random))
+            }
+            var ledger = Ledger()
+            _ = ledger.apply(TimedCommand(.configureWarehouses(layout), timeMs: 1), index: 1)
+            let restored = try Ledger(snapshot: ledger.encodeSnapshot())
+            for region in regions + ["nowhere"] {
+                let expected = layout.sorted { lhs, rhs in
+                    let lhsLocal = lhs.regions.contains(region)
+                    let rhsLocal = rhs.regions.contains(region)
+                    if lhsLocal != rhsLocal { return lhsLocal }
+                    return (lhs.priority, lhs.id) < (rhs.priority, rhs.id)
+                }.map(\.id)
+                #expect(ledger.warehouseOrder(forRegion: region) == expected)
+                #expect(restored.warehouseOrder(forRegion: region) == expected)
+            }
+        }
+    }
+
     @Test func withoutSplitOneWarehouseMustCoverTheLine() {
         var harness = Harness()
         harness.stock("tee", "yiwu", 3)
