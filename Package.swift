@@ -146,8 +146,9 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
-                "Cluster", "Consensus", "Wire", "StockadeTesting",
+                "Cluster", "Consensus", "Wire", "StockadeTesting", "Ledger", "Node", "StockadeCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -83,6 +83,9 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         var deadline: ContinuousClock.Instant
         /// The reserve fast path was already tried for it.
         var checked = false
+        /// Set for a leader's own decision: written only while this node leads in this term,
+        /// never forwarded.
+        var leaderTerm: Term? = nil
     }
 
     struct Waiter {
@@ -249,6 +252,11 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
 
     public var mayPropose: Bool { currentStatus.role == .leader }
 
+    public var leaderTerm: UInt64? {
+        let status = currentStatus
+        return status.role == .leader ? status.term : nil
+    }
+
     public var currentStatus: Status {
         statusLock.lock()
         defer { statusLock.unlock() }
@@ -267,14 +275,20 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         await propose(command, checked: false)
     }
 
-    func propose(_ command: Command, checked: Bool) async -> Outcome {
+    public func propose(_ command: Command, asLeaderOf term: UInt64) async -> Outcome {
+        await propose(command, checked: false, leaderTerm: term)
+    }
+
+    func propose(_ command: Command, checked: Bool, leaderTerm: Term? = nil) async -> Outcome {
         await withCheckedContinuation { continuation in
-            enqueue([(command, checked)]) { _, outcome in continuation.resume(returning: outcome) }
+            enqueue([(command, checked)], leaderTerm: leaderTerm) { _, outcome in continuation.resume(returning: outcome) }
         }
     }
 
     /// Queues commands; `complete(position, outcome)` is called once for each.
-    private func enqueue(_ commands: [(Command, Bool)], complete: @escaping @Sendable (Int, Outcome) -> Void) {
+    private func enqueue(
+        _ commands: [(Command, Bool)], leaderTerm: Term? = nil, complete: @escaping @Sendable (Int, Outcome) -> Void
+    ) {
         queueCondition.lock()
         var refused: [(Int, StockadeError)] = []
         let deadline = ContinuousClock.now + quorumDeadline
@@ -285,7 +299,9 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
                 refused.append((position, StockadeError(.overloaded, "too many commands waiting for the log; retry with backoff")))
             } else {
                 proposals.append(
-                    Proposal(command: command, complete: { complete(position, $0) }, deadline: deadline, checked: checked))
+                    Proposal(
+                        command: command, complete: { complete(position, $0) }, deadline: deadline, checked: checked,
+                        leaderTerm: leaderTerm))
                 if proposals.count == 1 { queueCondition.signal() }
             }
         }
@@ -528,6 +544,15 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     }
 
     private func proposeBatch(_ all: [Proposal], now: ContinuousClock.Instant) {
+        // A leader's own decisions are written in the term they were taken in, or not at all.
+        let currentTerm: Term? = raft.isLeader ? raft.term : nil
+        var all = all
+        all.removeAll { proposal in
+            guard let term = proposal.leaderTerm, term != currentTerm else { return false }
+            proposal.complete(
+                .rejected(StockadeError(.notLeader, "node \(configuration.nodeID) does not lead in term \(term); not written")))
+            return true
+        }
         guard raft.isLeader else {
             forward(all)
             return

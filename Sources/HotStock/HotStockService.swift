@@ -192,8 +192,12 @@ public final class HotStockService: Service, @unchecked Sendable {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 try await coordinateOnce()
+            } catch RedisError.server(let message) where message.hasPrefix("STALE_TERM") {
+                logger.warning(
+                    "coordinator fenced: a newer leader has written to Redis (or Redis holds another cluster's state)",
+                    metadata: ["error": "\(message)"])
             } catch {
-                logger.debug("coordinator: redis error", metadata: ["error": "\(error)"])
+                logger.debug("coordinator: error", metadata: ["error": "\(error)"])
             }
             await hot.wake.wait(milliseconds: configuration.coordinatorIntervalMs)
         }
@@ -210,7 +214,12 @@ public final class HotStockService: Service, @unchecked Sendable {
         try await updateQueueMetrics()
         let status = hot.status()
         if status.cacheAnswered + status.quorumAnswered > 0 { hot.hitRateGauge.record(status.hitRate) }
-        guard replica.mayPropose else { return }
+        // Only the leader coordinates, and only from state that includes everything committed
+        // before this turn (a new leader may not have applied its predecessor's last entries yet).
+        // Everything it writes is fenced with its term: ledger commands are written in that term
+        // or not at all, and the Redis scripts refuse a term older than one they have seen.
+        guard let term = replica.leaderTerm else { return }
+        try await replica.readBarrier()
         let (hotSKUs, rows, cooling) = replica.read { ledger -> (Set<SKU>, [RowView], [SKU: [AllotmentKey: Allotment]]) in
             var rows: [RowView] = []
             var cooling: [SKU: [AllotmentKey: Allotment]] = [:]
@@ -228,13 +237,13 @@ public final class HotStockService: Service, @unchecked Sendable {
         var cacheLeft: [SKU: Int64] = [:]
         for row in rows {
             var allotment = row.allotment
-            var counter = try await credit(row.key, allotment)
+            var counter = try await credit(row.key, allotment, term: term)
             let chunk = max(1, min(configuration.chunkMax, row.available * configuration.chunkPercent / 100))
             if row.available > 0 && counter < max(1, chunk * configuration.lowWaterPercent / 100) {
-                let outcome = await replica.propose(.grantAllotment(row.key, quantity: chunk))
+                let outcome = await replica.propose(.grantAllotment(row.key, quantity: chunk), asLeaderOf: term)
                 if case .allotment(_, let moved, let after) = outcome, moved > 0 {
                     allotment = after
-                    counter = try await credit(row.key, allotment)
+                    counter = try await credit(row.key, allotment, term: term)
                     hot.counters.refills.add(1, ordering: .relaxed)
                     hot.refillCounter.increment()
                 }
@@ -249,21 +258,26 @@ public final class HotStockService: Service, @unchecked Sendable {
         }
         hot.clearSoldOut { sku in (cacheLeft[sku] ?? 0) > 0 || (ledgerLeft[sku] ?? 1) > 0 }
         reclaimMarks = reclaimMarks.filter { cooling[$0.key] != nil }
-        for (sku, allotments) in cooling { try await reclaim(sku, allotments) }
-        await promoteAndDemote(hotSKUs)
+        for (sku, allotments) in cooling { try await reclaim(sku, allotments, term: term) }
+        await promoteAndDemote(hotSKUs, term: term)
     }
 
     /// Credits the allotment's last grant to Redis if it is not yet (exactly once, by grant index),
     /// and returns the cache counter.
-    private func credit(_ key: AllotmentKey, _ allotment: Allotment?) async throws -> Int64 {
+    private func credit(_ key: AllotmentKey, _ allotment: Allotment?, term: UInt64) async throws -> Int64 {
         guard let allotment, allotment.lastGrantIndex > 0 else {
             return try await redis.call(RedisCommand(["GET", HotKeys.allot(key.sku, key.warehouse)])).integer ?? 0
         }
         var arguments = RedisCommand()
+        arguments.append(Int64(term))
         arguments.append(Int64(allotment.lastGrantIndex))
         arguments.append(allotment.lastGrantQuantity)
         let value = try await redis.evaluate(
-            Scripts.credit, keys: [HotKeys.allot(key.sku, key.warehouse), HotKeys.grant(key.sku, key.warehouse), HotKeys.hot(key.sku)],
+            Scripts.credit,
+            keys: [
+                HotKeys.coordinatorTerm, HotKeys.allot(key.sku, key.warehouse), HotKeys.grant(key.sku, key.warehouse),
+                HotKeys.hot(key.sku),
+            ],
             arguments: arguments)
         if case .error(let message) = value { throw RedisError.server(message) }
         return value.integer ?? 0
@@ -272,9 +286,13 @@ public final class HotStockService: Service, @unchecked Sendable {
     /// Demotion: stop the cache selling the SKU, wait until the queue has delivered into the ledger
     /// every entry it could have written, then return the allotments. Other SKUs' entries behind
     /// that point do not hold it up.
-    private func reclaim(_ sku: SKU, _ allotments: [AllotmentKey: Allotment]) async throws {
-        let keys = [HotKeys.hot(sku), HotKeys.holds] + allotments.keys.sorted().map { HotKeys.allot($0.sku, $0.warehouse) }
-        let stopped = try await redis.evaluate(Scripts.stop, keys: keys, arguments: RedisCommand())
+    private func reclaim(_ sku: SKU, _ allotments: [AllotmentKey: Allotment], term: UInt64) async throws {
+        let keys =
+            [HotKeys.coordinatorTerm, HotKeys.hot(sku), HotKeys.holds]
+            + allotments.keys.sorted().map { HotKeys.allot($0.sku, $0.warehouse) }
+        var arguments = RedisCommand()
+        arguments.append(Int64(term))
+        let stopped = try await redis.evaluate(Scripts.stop, keys: keys, arguments: arguments)
         if case .error(let message) = stopped { throw RedisError.server(message) }
         guard let mark = reclaimMarks[sku] ?? stopped.elements?.dropFirst().first?.string else {
             throw RedisError.server("stop script: unexpected reply \(stopped)")
@@ -285,7 +303,8 @@ public final class HotStockService: Service, @unchecked Sendable {
             guard behind.elements?.isEmpty ?? false else { return }  // next turn looks again
         }
         for (key, allotment) in allotments.sorted(by: { $0.key < $1.key }) {
-            _ = await replica.propose(.returnAllotment(key, quantity: allotment.quantity))
+            let outcome = await replica.propose(.returnAllotment(key, quantity: allotment.quantity), asLeaderOf: term)
+            guard case .allotment = outcome else { return }  // not written (e.g. no longer the leader)
         }
         reclaimMarks[sku] = nil
         hot.counters.reclaims.add(1, ordering: .relaxed)
@@ -295,13 +314,13 @@ public final class HotStockService: Service, @unchecked Sendable {
 
     /// Automatic promotion above the threshold; demotion of automatically promoted SKUs after they
     /// cool. Admin promotions stay until an admin demotes.
-    private func promoteAndDemote(_ hotSKUs: Set<SKU>) async {
+    private func promoteAndDemote(_ hotSKUs: Set<SKU>, term: UInt64) async {
         guard configuration.hotThresholdPerSecond > 0 else { return }
         let now = replica.clock()
         for (sku, rate) in hot.rates() {
             if rate * 10 >= configuration.hotThresholdPerSecond { lastBusy[sku] = now }
             if rate >= configuration.hotThresholdPerSecond && !hotSKUs.contains(sku) {
-                if case .hotStatus = await replica.propose(.setHot(sku, true)) {
+                if case .hotStatus = await replica.propose(.setHot(sku, true), asLeaderOf: term) {
                     autoPromoted.insert(sku)
                     logger.notice("sku promoted to hot", metadata: ["sku": "\(sku)", "ratePerSecond": "\(rate)"])
                 }
@@ -309,7 +328,7 @@ public final class HotStockService: Service, @unchecked Sendable {
         }
         for sku in autoPromoted where hotSKUs.contains(sku) {
             if now - (lastBusy[sku] ?? now) > Int64(configuration.coolSeconds) * 1000 {
-                _ = await replica.propose(.setHot(sku, false))
+                guard case .hotStatus = await replica.propose(.setHot(sku, false), asLeaderOf: term) else { continue }
                 autoPromoted.remove(sku)
                 lastBusy[sku] = nil
                 logger.notice("sku cooled and was demoted", metadata: ["sku": "\(sku)"])

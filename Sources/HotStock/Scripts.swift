@@ -17,6 +17,8 @@ public enum HotKeys {
     public static let holds = "stockade:holds"
     public static let deadLetters = "stockade:holds:dead"
     public static let group = "stockade"
+    /// The highest leader term any coordinator has written with (see `Scripts.fence`).
+    public static let coordinatorTerm = "stockade:coordinator:term"
 }
 
 /// The Lua scripts. Each touches only keys passed in KEYS (so ACL key patterns apply to them).
@@ -82,17 +84,31 @@ enum Scripts {
         return {'granted', stored}
         """)
 
-    /// Credits one ledger grant to the cache exactly once. KEYS: counter, grant marker, hot flag.
-    /// ARGV: grant log index, quantity. Returns the counter after.
-    static let credit = RedisScript(
-        """
-        local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-        if last < tonumber(ARGV[1]) then
-          redis.call('INCRBY', KEYS[1], ARGV[2])
-          redis.call('SET', KEYS[2], ARGV[1])
+    /// The coordinator's fence, the start of each script that only the leader's coordinator runs:
+    /// KEYS[1] holds the highest leader term written with, ARGV[1] is the caller's. An older term
+    /// is refused before anything changes (a deposed leader's coordinator that has not noticed
+    /// yet); a newer one raises the fence.
+    static let fence = """
+        local fence = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local term = tonumber(ARGV[1])
+        if term < fence then
+          return redis.error_reply('STALE_TERM coordinator term ' .. ARGV[1] .. ' is older than term ' .. fence)
         end
-        redis.call('SET', KEYS[3], '1')
-        return tonumber(redis.call('GET', KEYS[1]) or '0')
+        if term > fence then redis.call('SET', KEYS[1], ARGV[1]) end
+
+        """
+
+    /// Credits one ledger grant to the cache exactly once. KEYS: fence, counter, grant marker,
+    /// hot flag. ARGV: leader term, grant log index, quantity. Returns the counter after.
+    static let credit = RedisScript(
+        fence + """
+        local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+        if last < tonumber(ARGV[2]) then
+          redis.call('INCRBY', KEYS[2], ARGV[3])
+          redis.call('SET', KEYS[3], ARGV[2])
+        end
+        redis.call('SET', KEYS[4], '1')
+        return tonumber(redis.call('GET', KEYS[2]) or '0')
         """)
 
     /// Acknowledges and deletes decrement records in one step (KEYS: the stream; ARGV: the group,
@@ -106,20 +122,20 @@ enum Scripts {
         return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
         """)
 
-    /// Stops the cache selling a SKU: clears its hot flag and zeroes its counters (KEYS: hot flag,
-    /// the decrement stream, then counters). Returns the units the counters still held and the ID
+    /// Stops the cache selling a SKU: clears its hot flag and zeroes its counters (KEYS: fence, hot
+    /// flag, the decrement stream, then counters; ARGV: leader term). Returns the units the counters still held and the ID
     /// of the stream's newest entry ("" when it is empty): with the flag gone no later entry can be
     /// for this SKU, so once no entry up to that ID is left in the stream (entries are deleted
     /// only after the ledger has them) everything the cache sold of it is in the ledger.
     static let stop = RedisScript(
-        """
-        redis.call('DEL', KEYS[1])
+        fence + """
+        redis.call('DEL', KEYS[2])
         local left = 0
-        for i = 3, #KEYS do
+        for i = 4, #KEYS do
           left = left + tonumber(redis.call('GET', KEYS[i]) or '0')
           redis.call('SET', KEYS[i], '0')
         end
-        local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+        local newest = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
         local mark = ''
         if #newest > 0 then mark = newest[1][1] end
         return {left, mark}

@@ -139,6 +139,9 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
     /// A single node always leads itself.
     public var mayPropose: Bool { true }
 
+    /// A single node leads in term 0 for good.
+    public var leaderTerm: UInt64? { 0 }
+
     /// Every acknowledged command is already applied here: the single node is its own read point.
     public func readBarrier() async throws {}
 
@@ -175,6 +178,12 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
                 continuation.resume(returning: .rejected(refusal))
             }
         }
+    }
+
+    /// The single node's only term is 0; any other is not its own.
+    public func propose(_ command: Command, asLeaderOf term: UInt64) async -> Outcome {
+        guard term == 0 else { return .rejected(StockadeError(.notLeader, "a single node leads in term 0 only")) }
+        return await propose(command)
     }
 
     /// Reserves, answering without the log when the applied state already decides the request.

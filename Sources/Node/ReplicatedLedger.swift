@@ -12,10 +12,18 @@ public protocol ReplicatedLedger: AnyObject, Sendable {
     var isAccepting: Bool { get }
     /// Whether this node may propose on its own (the single node, or the cluster's leader).
     var mayPropose: Bool { get }
+    /// The term in which this node leads, or nil when it does not lead. A single node leads in
+    /// term 0 for good. Work that only the leader may do (the hot path's coordinator) runs under
+    /// this term and fences itself with it.
+    var leaderTerm: UInt64? { get }
     /// Reads the applied state. Keep `body` short: it holds up the apply of new commands.
     func read<T>(_ body: (borrowing Ledger) throws -> T) rethrows -> T
     /// Queues a command; returns its outcome once it is durable (on a majority) and applied.
     func propose(_ command: Command) async -> Outcome
+    /// Proposes only as the leader of `term`: never forwarded, and refused with `not_leader` once
+    /// this node no longer leads in that term. A leader that was deposed without noticing can then
+    /// not get a decision it took from its own view written by its successor.
+    func propose(_ command: Command, asLeaderOf term: UInt64) async -> Outcome
     /// Reserves, answering without the log when the applied state already decides the request.
     func reserve(_ request: ReserveRequest) async -> Outcome
     /// Returns once the applied state includes every command acknowledged before the call

@@ -1,6 +1,7 @@
 @testable import HotStock
 import Foundation
 import Logging
+import StockadeCore
 import StockadeTesting
 import Testing
 
@@ -85,6 +86,58 @@ import Testing
         #expect(try await server.admin("SCRIPT", "EXISTS", script.sha) == "1")
         try await server.admin("SCRIPT", "FLUSH")
         #expect(try await client.evaluate(script, keys: ["stockade:n"], arguments: arguments) == .integer(10))
+        await client.shutdown()
+        await server.stop()
+    }
+
+    /// The coordinator's scripts refuse a leader term older than one Redis has seen, before
+    /// changing anything; a newer term raises the fence.
+    @Test func coordinatorScriptsAreFencedByLeaderTerm() async throws {
+        let server = RedisServerProcess()
+        try await server.start()
+        let client = Self.client(server)
+        let sku = SKU("tee")
+        let warehouse = WarehouseID("yiwu")
+        let counter = HotKeys.allot(sku, warehouse)
+        let creditKeys = [HotKeys.coordinatorTerm, counter, HotKeys.grant(sku, warehouse), HotKeys.hot(sku)]
+        func credit(term: Int64, grant: Int64, quantity: Int64) async throws -> RedisValue {
+            var arguments = RedisCommand()
+            arguments.append(term)
+            arguments.append(grant)
+            arguments.append(quantity)
+            return try await client.evaluate(Scripts.credit, keys: creditKeys, arguments: arguments)
+        }
+        func stop(term: Int64) async throws -> RedisValue {
+            var arguments = RedisCommand()
+            arguments.append(term)
+            return try await client.evaluate(
+                Scripts.stop, keys: [HotKeys.coordinatorTerm, HotKeys.hot(sku), HotKeys.holds, counter], arguments: arguments)
+        }
+        func get(_ key: String) async throws -> String? { try await client.call(RedisCommand(["GET", key])).string }
+
+        #expect(try await credit(term: 2, grant: 5, quantity: 10) == .integer(10))
+        #expect(try await get(HotKeys.coordinatorTerm) == "2")
+        // A deposed leader (term 1) can neither credit a later grant nor stop the SKU.
+        guard case .error(let refusal) = try await credit(term: 1, grant: 6, quantity: 7) else {
+            Issue.record("a stale term credited a grant")
+            return
+        }
+        #expect(refusal.hasPrefix("STALE_TERM"))
+        guard case .error = try await stop(term: 1) else {
+            Issue.record("a stale term stopped the cache")
+            return
+        }
+        #expect(try await get(counter) == "10")
+        #expect(try await get(HotKeys.grant(sku, warehouse)) == "5")
+        #expect(try await get(HotKeys.hot(sku)) == "1")
+        #expect(try await get(HotKeys.coordinatorTerm) == "2")
+        // The same term goes on; a newer one raises the fence.
+        #expect(try await credit(term: 2, grant: 6, quantity: 7) == .integer(17))
+        let stopped = try await stop(term: 3)
+        #expect(stopped.elements?.first == .integer(17))
+        #expect(try await get(counter) == "0")
+        #expect(try await get(HotKeys.hot(sku)) == nil)
+        #expect(try await get(HotKeys.coordinatorTerm) == "3")
         await client.shutdown()
         await server.stop()
     }
