@@ -241,6 +241,10 @@ public final class HotPath: CacheGate, @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Distinct SKUs counted per second; reservations of further SKUs in that second are not
+    /// counted (a second with this many distinct SKUs has no single hot one among the rest).
+    static let rateSKUsMax = 10_000
+
     private func noteRate(_ request: ReserveRequest) {
         let second = replica.clock() / 1000
         lock.lock()
@@ -249,17 +253,19 @@ public final class HotPath: CacheGate, @unchecked Sendable {
             rateCounts.removeAll(keepingCapacity: true)
             rateSecond = second
         }
-        for line in request.lines { rateCounts[line.sku, default: 0] += 1 }
+        for line in request.lines where rateCounts.count < Self.rateSKUsMax || rateCounts[line.sku] != nil {
+            rateCounts[line.sku, default: 0] += 1
+        }
         lock.unlock()
     }
 
-    /// Reservation attempts per SKU over the last whole second seen here.
-    func rates() -> [SKU: Int] {
+    /// Reservation attempts per SKU received here in the last whole second, and which second that is.
+    func rates() -> (second: Int64, counts: [SKU: Int]) {
         let second = replica.clock() / 1000
         lock.lock()
         defer { lock.unlock() }
-        if second == rateSecond { return lastRates }
-        return second == rateSecond + 1 ? rateCounts : [:]
+        if second == rateSecond { return (second - 1, lastRates) }
+        return (second - 1, second == rateSecond + 1 ? rateCounts : [:])
     }
 
     // MARK: - Encoding

@@ -22,9 +22,13 @@ public final class HotStockService: Service, @unchecked Sendable {
     /// selling it ("" if the stream was empty). The allotment is returned once no entry up to it is
     /// left. Kept from the first stop, so other SKUs' ongoing traffic cannot push it forward.
     private var reclaimMarks: [SKU: String] = [:]
+    /// This node's share of the cluster's reservation rates, and the last second it published.
+    private let rateBoard: RateBoard
+    private var publishedSecond: Int64 = -1
 
     public init(hotPath: HotPath) {
         hot = hotPath
+        rateBoard = RateBoard(node: hotPath.configuration.consumerName)
     }
 
     public func run() async throws {
@@ -218,6 +222,7 @@ public final class HotStockService: Service, @unchecked Sendable {
         // before this turn (a new leader may not have applied its predecessor's last entries yet).
         // Everything it writes is fenced with its term: ledger commands are written in that term
         // or not at all, and the Redis scripts refuse a term older than one they have seen.
+        try await publishRates()
         guard let term = replica.leaderTerm else { return }
         try await replica.readBarrier()
         let (hotSKUs, rows, cooling) = replica.read { ledger -> (Set<SKU>, [RowView], [SKU: [AllotmentKey: Allotment]]) in
@@ -259,7 +264,7 @@ public final class HotStockService: Service, @unchecked Sendable {
         hot.clearSoldOut { sku in (cacheLeft[sku] ?? 0) > 0 || (ledgerLeft[sku] ?? 1) > 0 }
         reclaimMarks = reclaimMarks.filter { cooling[$0.key] != nil }
         for (sku, allotments) in cooling { try await reclaim(sku, allotments, term: term) }
-        await promoteAndDemote(hotSKUs, term: term)
+        try await promoteAndDemote(hotSKUs, term: term)
     }
 
     /// Credits the allotment's last grant to Redis if it is not yet (exactly once, by grant index),
@@ -314,10 +319,13 @@ public final class HotStockService: Service, @unchecked Sendable {
 
     /// Automatic promotion above the threshold; demotion of automatically promoted SKUs after they
     /// cool. Admin promotions stay until an admin demotes.
-    private func promoteAndDemote(_ hotSKUs: Set<SKU>, term: UInt64) async {
+    private func promoteAndDemote(_ hotSKUs: Set<SKU>, term: UInt64) async throws {
         guard configuration.hotThresholdPerSecond > 0 else { return }
         let now = replica.clock()
-        for (sku, rate) in hot.rates() {
+        // The whole cluster's counts of the last second. Early in a second some nodes may not have
+        // published yet: the sum is then low, which can only delay a promotion.
+        let rates = try await rateBoard.totals(second: hot.rates().second, redis: redis)
+        for (sku, rate) in rates {
             if rate * 10 >= configuration.hotThresholdPerSecond { lastBusy[sku] = now }
             if rate >= configuration.hotThresholdPerSecond && !hotSKUs.contains(sku) {
                 if case .hotStatus = await replica.propose(.setHot(sku, true), asLeaderOf: term) {
@@ -334,6 +342,15 @@ public final class HotStockService: Service, @unchecked Sendable {
                 logger.notice("sku cooled and was demoted", metadata: ["sku": "\(sku)"])
             }
         }
+    }
+
+    /// Publishes this node's counts of the last whole second, once per second (every node).
+    private func publishRates() async throws {
+        guard configuration.hotThresholdPerSecond > 0 else { return }
+        let (second, counts) = hot.rates()
+        guard second != publishedSecond else { return }
+        try await rateBoard.publish(counts, second: second, redis: redis)
+        publishedSecond = second
     }
 
     private func updateQueueMetrics() async throws {

@@ -19,6 +19,8 @@ public enum HotKeys {
     public static let group = "stockade"
     /// The highest leader term any coordinator has written with (see `Scripts.fence`).
     public static let coordinatorTerm = "stockade:coordinator:term"
+    /// Reservation counts of one wall-clock second, a field per SKU and node (see `RateBoard`).
+    public static func rates(second: Int64) -> String { "stockade:rates:\(second)" }
 }
 
 /// The Lua scripts. Each touches only keys passed in KEYS (so ACL key patterns apply to them).
@@ -109,6 +111,15 @@ enum Scripts {
         end
         redis.call('SET', KEYS[4], '1')
         return tonumber(redis.call('GET', KEYS[2]) or '0')
+        """)
+
+    /// Publishes one node's counts of one second (KEYS: that second's hash; ARGV: expiry ms, then
+    /// field and count pairs). HSET, so publishing the same counts again changes nothing.
+    static let publishRates = RedisScript(
+        """
+        redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        return 1
         """)
 
     /// Acknowledges and deletes decrement records in one step (KEYS: the stream; ARGV: the group,

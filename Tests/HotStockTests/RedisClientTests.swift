@@ -142,6 +142,31 @@ import Testing
         await server.stop()
     }
 
+    /// Automatic promotion sees the cluster's rate: every node's counts of a second, summed;
+    /// publishing the same counts again does not count them twice.
+    @Test func rateBoardSumsEveryNodesCountsOfASecond() async throws {
+        let server = RedisServerProcess()
+        try await server.start()
+        let client = Self.client(server)
+        let n1 = RateBoard(node: "n1")
+        let n2 = RateBoard(node: "n2")
+        var n3 = RateBoard(node: "n3")
+        n3.publishMax = 1
+        try await n1.publish([SKU("tee"): 60, SKU("cap"): 5], second: 100, redis: client)
+        try await n2.publish([SKU("tee"): 50], second: 100, redis: client)
+        try await n1.publish([SKU("tee"): 60, SKU("cap"): 5], second: 100, redis: client)
+        // A node publishes only its busiest SKUs.
+        try await n3.publish([SKU("tee"): 30, SKU("sock"): 2], second: 100, redis: client)
+        try await n2.publish([SKU("tee"): 999], second: 101, redis: client)
+        #expect(try await n1.totals(second: 100, redis: client) == [SKU("tee"): 140, SKU("cap"): 5])
+        #expect(try await n1.totals(second: 101, redis: client) == [SKU("tee"): 999])
+        #expect(try await n1.totals(second: 102, redis: client) == [:])
+        let ttl = try await client.call(RedisCommand(["PTTL", HotKeys.rates(second: 100)])).integer ?? -1
+        #expect(ttl > 0 && ttl <= n1.retentionMs)
+        await client.shutdown()
+        await server.stop()
+    }
+
     /// With appendfsync always, every acknowledged write survives kill -9; the client reports the
     /// writes it cannot vouch for, reconnects by itself, and goes on.
     @Test(arguments: [false, true])

@@ -257,6 +257,46 @@ import Testing
         await redis.stop()
     }
 
+    /// Automatic promotion (threshold 100/s) of a SKU reserved at most ~80/s through each of the
+    /// three nodes: no node alone passes the threshold, the cluster does.
+    func automaticPromotionCountsTheWholeCluster(_ cluster: LocalCluster) async throws {
+        let admin = NodeClient(connection: try await cluster.connect(1), token: cluster.adminToken)
+        try await admin.setStock("spread", "yiwu", 100_000, admin: cluster.adminToken)
+        var clients: [NodeClient] = []
+        for node in 1...3 {
+            clients.append(NodeClient(connection: try await cluster.connect(node), token: cluster.checkoutToken))
+        }
+        let promoted = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for (node, client) in clients.enumerated() {
+                group.addTask {
+                    // Paced to one reserve per 12.5 ms per node; a slow answer only lowers the rate.
+                    let start = ContinuousClock.now
+                    for attempt in 0..<1_200 {
+                        try await Task.sleep(until: start + .microseconds(12_500 * attempt))
+                        _ = try await client.reserve(id: "spread-n\(node)-\(attempt)", sku: "spread")
+                    }
+                    return false
+                }
+            }
+            group.addTask {
+                for _ in 0..<150 {
+                    try await Task.sleep(for: .milliseconds(100))
+                    let (_, json) = try await admin.call("GET", "/v1/skus/spread?consistency=local")
+                    if json["hot"] as? Bool == true { return true }
+                }
+                return false
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if result { return true }
+            }
+            return false
+        }
+        #expect(promoted, "spread over three nodes, the SKU was not promoted within 15 s\n\(cluster.logTail(1))")
+        for client in clients { await client.connection.close() }
+        await admin.connection.close()
+    }
+
     /// The hot path on a three-node cluster (`cluster.sh up --redis`): reservations through every
     /// node are answered by the cache, the coordinator runs on the leader, every node's consumer
     /// drains into the replicated ledger, and all three end with the same rows.
@@ -294,6 +334,7 @@ import Testing
             }
             #expect(views[0] == views[1] && views[1] == views[2], "\(views)")
             #expect(views[0].values.reduce(0) { $0 + ($1["held"] ?? 0) } == 2_000)
+            try await automaticPromotionCountsTheWholeCluster(cluster)
         } catch {
             Issue.record("\(error)\n\(cluster.logTail(1))")
         }
