@@ -33,6 +33,25 @@ public final class RedisServerProcess: @unchecked Sendable {
 
     /// Starts the server (on the same port and data as before, after a kill) and waits until it answers.
     public func start() async throws {
+        let fresh = port == 0
+        // A port found free can be taken again before redis-server binds it (tests run in
+        // parallel, and outgoing connections draw from the same range): a fresh server tries
+        // another port. A restart after a kill must keep its port.
+        for attempt in 1...5 {
+            do {
+                return try await startOnce()
+            } catch is PortTaken where fresh && attempt < 5 {
+                if let process { _ = await process.exit() }
+                process = nil
+                port = try Self.freePort()
+            }
+        }
+        throw NodeProcessError("redis-server did not start on any of five ports; see \(directory)/redis.log")
+    }
+
+    struct PortTaken: Error {}
+
+    private func startOnce() async throws {
         if port == 0 {
             port = try Self.freePort()
             try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
@@ -52,6 +71,11 @@ public final class RedisServerProcess: @unchecked Sendable {
             if try await admin("PING") == "PONG" { return }
             if let process, !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
+        }
+        let log = (try? String(contentsOfFile: directory + "/redis.log", encoding: .utf8)) ?? ""
+        if log.contains("Address already in use") {
+            try? FileManager.default.removeItem(atPath: directory + "/redis.log")
+            throw PortTaken()
         }
         throw NodeProcessError("redis-server did not start; see \(directory)/redis.log")
     }
