@@ -71,12 +71,28 @@ parse_wrk() {
   python3 scripts/bench/parse_wrk.py "$1" ,
 }
 
+# Where the CPU goes: the node's, redis-server's and wrk's CPU time over each HTTP run
+# (ticks from /proc; wrk's from the shell's `time`), per request in the summary.
+REDIS_PID=$(cat "$OUT/redis/pid")
+TICKS_PER_S=$(getconf CLK_TCK)
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TIMEFORMAT='%U %S'
+echo "repeat,kind,node_s,redis_s,wrk_s" > "$OUT/cpu.csv"
+measured() {  # measured REPEAT KIND OUTPUT wrk-arguments...
+  local repeat=$1 kind=$2 output=$3; shift 3
+  local node0 redis0 node1 redis1
+  node0=$(ticks "$NODE"); redis0=$(ticks "$REDIS_PID")
+  { time wrk "$@" > "$output" ; } 2> "$output.time"
+  node1=$(ticks "$NODE"); redis1=$(ticks "$REDIS_PID")
+  echo "$repeat,$kind,$(awk -v a="$node0" -v b="$node1" -v t="$TICKS_PER_S" 'BEGIN { print (b - a) / t }'),$(awk -v a="$redis0" -v b="$redis1" -v t="$TICKS_PER_S" 'BEGIN { print (b - a) / t }'),$(awk '{ print $1 + $2 }' "$output.time")" >> "$OUT/cpu.csv"
+}
+
 echo "repeat,kind,per_s,p50_ms,p99_ms,non_2xx" > "$OUT/runs.csv"
 requests=$((DURATION * 30000))
 for repeat in $(seq 1 "$REPEATS"); do
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL/healthz" > "$OUT/healthz-$repeat.txt"
+  measured "$repeat" healthz "$OUT/healthz-$repeat.txt" -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL/healthz"
   echo "$repeat,healthz,$(parse_wrk "$OUT/healthz-$repeat.txt")" >> "$OUT/runs.csv"
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s scripts/bench/reserve.lua "$URL" -- "hot$repeat" bench dev-checkout-token > "$OUT/reserve-$repeat.txt"
+  measured "$repeat" hot_reserve "$OUT/reserve-$repeat.txt" -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s scripts/bench/reserve.lua "$URL" -- "hot$repeat" bench dev-checkout-token
   echo "$repeat,hot_reserve,$(parse_wrk "$OUT/reserve-$repeat.txt")" >> "$OUT/runs.csv"
   redis-benchmark -p "$REDIS_PORT" --user stockade -a "$(cat "$OUT/redis/password")" -c "$CONNECTIONS" -n "$requests" -r 1000000000 -q \
     EVALSHA "$SHA" 5 "stockade:bench:res:__rand_int__" stockade:bench:token stockade:bench:holds stockade:bench:hot stockade:bench:allot \
@@ -88,9 +104,11 @@ for repeat in $(seq 1 "$REPEATS"); do
 done
 curl -sf "$URL/v1/cluster" -H "$ADMIN" > "$OUT/cluster.json"
 
-python3 - "$OUT/runs.csv" "$OUT/cluster.json" <<'PY'
+python3 - "$OUT/runs.csv" "$OUT/cluster.json" "$OUT/cpu.csv" "$DURATION" <<'PY'
 import csv, json, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
+cpu = list(csv.DictReader(open(sys.argv[3])))
+duration = float(sys.argv[4])
 def med(kind, field="per_s"):
     values = [float(r[field]) for r in rows if r["kind"] == kind and r[field] not in ("", "nan")]
     return statistics.median(values) if values else float("nan")
@@ -100,6 +118,16 @@ h, hot, gate, pg = med("healthz"), med("hot_reserve"), med("redis_gate"), med("p
 print(f"medians: healthz {h:.0f}/s, hot reserve {hot:.0f}/s (p50 {med('hot_reserve','p50_ms'):.2f} ms, p99 {med('hot_reserve','p99_ms'):.2f} ms), "
       f"redis-benchmark gate {gate:.0f}/s, pgbench hot row {pg:.0f} tps (mean latency {med('pg_hot_row','p50_ms'):.1f} ms)")
 print(f"hot reserve / healthz: {hot / h:.2f}   hot reserve / pgbench hot row: {hot / pg:.1f}x   hot reserve / redis gate: {hot / gate:.2f}")
+print("CPU per request, µs (medians; the node's includes draining the decrement queue meanwhile):")
+for kind in ("healthz", "hot_reserve"):
+    per = {}
+    for c in cpu:
+        if c["kind"] != kind: continue
+        rate = next(float(r["per_s"]) for r in rows if r["kind"] == kind and r["repeat"] == c["repeat"])
+        for part in ("node_s", "redis_s", "wrk_s"):
+            per.setdefault(part, []).append(float(c[part]) * 1e6 / (rate * duration))
+    m = {k: statistics.median(v) for k, v in per.items()}
+    print(f"  {kind:12} node {m['node_s']:6.1f}  redis-server {m['redis_s']:6.1f}  wrk {m['wrk_s']:5.1f}  total {sum(m.values()):6.1f}")
 cache = json.load(open(sys.argv[2])).get("cache", {})
 print(f"cache: answered {cache.get('cacheAnswered')} vs quorum {cache.get('quorumAnswered')} (hit rate {cache.get('hitRate', 0):.3f}), "
       f"refills {cache.get('refills')}, queue pending {cache.get('queuePending')}, dead letters {cache.get('deadLetters')}, breaker {cache.get('breaker')}")
