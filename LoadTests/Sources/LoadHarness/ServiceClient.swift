@@ -48,13 +48,13 @@ struct FetchedSKU: Decodable {
     var warehouses: [FetchedRow]
 }
 
-struct ReserveReply: Decodable {
+struct ReserveReply: Decodable, Equatable {
     var path: String?
     var allocations: [GrantedAllocation]?
     var error: ErrorReply?
 }
 
-struct ErrorReply: Decodable {
+struct ErrorReply: Decodable, Equatable {
     var code: String
     var message: String?
 }
@@ -91,7 +91,9 @@ public struct ServiceClient: Sendable {
         body += #"],"ttlSeconds":\#(ttlSeconds),"allowSplit":\#(allowSplit)}"#
         do {
             let response = try await send("POST", "/v1/reservations", body: Array(body.utf8))
-            let reply = try? Self.decoder.decode(ReserveReply.self, from: Data(response.body))
+            let reply =
+                response.body.withUnsafeBytes { ReplyScanner.reserveReply($0) }
+                ?? (try? Self.decoder.decode(ReserveReply.self, from: Data(response.body)))
             switch response.status {
             case 201, 200:
                 return ReserveAnswer(
