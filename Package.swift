@@ -156,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "HotStockTests",
             dependencies: [
-                "HotStock", "StockadeCore", "StockadeTesting",
+                "HotStock", "Ledger", "StockadeCore", "StockadeTesting",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

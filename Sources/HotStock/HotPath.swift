@@ -306,9 +306,27 @@ public final class HotPath: CacheGate, @unchecked Sendable {
         return (keys, arguments)
     }
 
+    /// The fields of `text` between one-byte ASCII separators, empty ones included. Works on the
+    /// UTF-8 bytes: splitting on a Character walks grapheme clusters, and this runs for every
+    /// cache answer and every drained record.
+    static func split(_ text: Substring, by separator: UInt8) -> [Substring] {
+        var fields: [Substring] = []
+        var start = text.startIndex
+        var index = text.utf8.startIndex
+        while index < text.utf8.endIndex {
+            if text.utf8[index] == separator {
+                fields.append(text[start..<index])
+                start = text.utf8.index(after: index)
+            }
+            index = text.utf8.index(after: index)
+        }
+        fields.append(text[start...])
+        return fields
+    }
+
     /// `n \x1F createdAtMs \x1F allocations` → the hold it grants.
     static func hold(_ request: ReserveRequest, stored: String) -> Hold? {
-        let fields = stored.split(separator: "\u{1F}", omittingEmptySubsequences: false)
+        let fields = split(stored[...], by: 0x1F)
         guard fields.count == 3, let n = UInt64(fields[0]), let createdAtMs = Int64(fields[1]),
             let allocations = parseAllocations(fields[2])
         else { return nil }
@@ -320,8 +338,8 @@ public final class HotPath: CacheGate, @unchecked Sendable {
 
     static func parseAllocations(_ text: Substring) -> [Allocation]? {
         var allocations: [Allocation] = []
-        for part in text.split(separator: "\u{1D}") {
-            let fields = part.split(separator: "\u{1E}", omittingEmptySubsequences: false)
+        for part in split(text, by: 0x1D) where !part.isEmpty {
+            let fields = split(part, by: 0x1E)
             guard fields.count == 3, let quantity = Int64(fields[2]), quantity > 0 else { return nil }
             allocations.append(Allocation(sku: SKU(String(fields[0])), warehouse: WarehouseID(String(fields[1])), quantity: quantity))
         }
@@ -330,7 +348,7 @@ public final class HotPath: CacheGate, @unchecked Sendable {
 
     /// A decrement record (`id, order, region, ttl, split, n, createdAt, allocations`) → a cache hold.
     static func cacheHold(record: String) -> CacheHold? {
-        let fields = record.split(separator: "\u{1F}", omittingEmptySubsequences: false)
+        let fields = split(record[...], by: 0x1F)
         guard fields.count == 8, let ttlMs = Int64(fields[3]), let n = UInt64(fields[5]), let createdAtMs = Int64(fields[6]),
             let allocations = parseAllocations(fields[7])
         else { return nil }

@@ -1,14 +1,15 @@
 /// A scanner for the plain JSON the hot paths exchange: objects and arrays, strings without
 /// escapes or control characters, integers, booleans and null. Every method returns nil (or
 /// false) on anything else, so a caller can fall back to `JSONDecoder` for the exact semantics.
-/// Used by the API's reserve-body parser and the load harness's reply scanner.
+/// Used by the API's reserve-body parser and the load harness's reply scanner. Inlinable: it runs
+/// per byte on the request path, and calls across the module boundary cost more than the work.
 public struct JSONCursor {
     public let bytes: UnsafeRawBufferPointer
     public var position = 0
 
-    public init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    @inlinable public init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    public mutating func skipWhitespace() {
+    @inlinable public mutating func skipWhitespace() {
         while position < bytes.count {
             switch bytes[position] {
             case 0x20, 0x09, 0x0A, 0x0D: position += 1
@@ -17,14 +18,14 @@ public struct JSONCursor {
         }
     }
 
-    public var atEnd: Bool {
+    @inlinable public var atEnd: Bool {
         mutating get {
             skipWhitespace()
             return position == bytes.count
         }
     }
 
-    public mutating func consume(_ byte: UInt8) -> Bool {
+    @inlinable public mutating func consume(_ byte: UInt8) -> Bool {
         skipWhitespace()
         guard position < bytes.count, bytes[position] == byte else { return false }
         position += 1
@@ -32,7 +33,7 @@ public struct JSONCursor {
     }
 
     /// A string without escapes or control characters; nil otherwise.
-    public mutating func string() -> String? {
+    @inlinable public mutating func string() -> String? {
         guard consume(UInt8(ascii: "\"")) else { return nil }
         let start = position
         while position < bytes.count {
@@ -53,7 +54,7 @@ public struct JSONCursor {
     }
 
     /// An integer without fraction or exponent that fits Int64; nil otherwise.
-    public mutating func integer() -> Int64? {
+    @inlinable public mutating func integer() -> Int64? {
         skipWhitespace()
         var negative = false
         if position < bytes.count, bytes[position] == UInt8(ascii: "-") {
@@ -82,7 +83,7 @@ public struct JSONCursor {
         return value
     }
 
-    public mutating func boolean() -> Bool? {
+    @inlinable public mutating func boolean() -> Bool? {
         skipWhitespace()
         let remaining = bytes.count - position
         if remaining >= 4, bytes[position] == UInt8(ascii: "t"), bytes[position + 1] == UInt8(ascii: "r"),
@@ -103,7 +104,7 @@ public struct JSONCursor {
 
     /// Skips one value of any kind (within this scanner's subset; numbers may have a fraction or
     /// exponent here), nesting at most `depth` deep. False on anything it cannot skip.
-    public mutating func skipValue(depth: Int = 32) -> Bool {
+    @inlinable public mutating func skipValue(depth: Int = 32) -> Bool {
         skipWhitespace()
         guard position < bytes.count, depth > 0 else { return false }
         switch bytes[position] {
@@ -138,7 +139,7 @@ public struct JSONCursor {
 
     /// Reads an object, handing each member's key to `member`, which reads the value and returns
     /// false to refuse it. False when the object is malformed or a member was refused.
-    public mutating func object(_ member: (String, inout JSONCursor) -> Bool) -> Bool {
+    @inlinable public mutating func object(_ member: (String, inout JSONCursor) -> Bool) -> Bool {
         guard consume(UInt8(ascii: "{")) else { return false }
         if consume(UInt8(ascii: "}")) { return true }
         repeat {
@@ -148,7 +149,7 @@ public struct JSONCursor {
     }
 
     /// Reads an array, handing each element to `element` (false refuses it).
-    public mutating func array(_ element: (inout JSONCursor) -> Bool) -> Bool {
+    @inlinable public mutating func array(_ element: (inout JSONCursor) -> Bool) -> Bool {
         guard consume(UInt8(ascii: "[")) else { return false }
         if consume(UInt8(ascii: "]")) { return true }
         repeat {
@@ -159,7 +160,7 @@ public struct JSONCursor {
 
     /// Stores `value` in an empty slot: false when the value could not be read or the slot was
     /// already set (a duplicate key), which the parsers built on this scanner refuse.
-    public static func setOnce<T>(_ slot: inout T?, _ value: T?) -> Bool {
+    @inlinable public static func setOnce<T>(_ slot: inout T?, _ value: T?) -> Bool {
         guard slot == nil, let value else { return false }
         slot = value
         return true
