@@ -77,8 +77,7 @@ public struct StockadeAPI: Sendable {
         router.get("/v1/warehouses") { _, context in
             try context.require(.checkout)
             let layout = replica.read { ledger in
-                ledger.warehouses.sorted { ($0.priority, $0.id) < ($1.priority, $1.id) }
-                    .map { WarehousePayload(id: $0.id.rawValue, regions: $0.regions, priority: $0.priority) }
+                ledger.warehousesByPriority.map { WarehousePayload(id: $0.id.rawValue, regions: $0.regions, priority: $0.priority) }
             }
             return JSON.response(status: .ok, layout)
         }

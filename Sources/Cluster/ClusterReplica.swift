@@ -250,8 +250,6 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         return accepting
     }
 
-    public var mayPropose: Bool { currentStatus.role == .leader }
-
     public var leaderTerm: UInt64? {
         let status = currentStatus
         return status.role == .leader ? status.term : nil

@@ -218,11 +218,11 @@ public final class HotStockService: Service, @unchecked Sendable {
         try await updateQueueMetrics()
         let status = hot.status()
         if status.cacheAnswered + status.quorumAnswered > 0 { hot.hitRateGauge.record(status.hitRate) }
+        try await publishRates()
         // Only the leader coordinates, and only from state that includes everything committed
         // before this turn (a new leader may not have applied its predecessor's last entries yet).
         // Everything it writes is fenced with its term: ledger commands are written in that term
         // or not at all, and the Redis scripts refuse a term older than one they have seen.
-        try await publishRates()
         guard let term = replica.leaderTerm else { return }
         try await replica.readBarrier()
         let (hotSKUs, rows, cooling) = replica.read { ledger -> (Set<SKU>, [RowView], [SKU: [AllotmentKey: Allotment]]) in

@@ -34,10 +34,9 @@ struct RateBoard {
         var totals: [SKU: Int] = [:]
         var position = 0
         while position + 1 < items.count {
-            if let field = items[position].string, let count = items[position + 1].string.flatMap({ Int($0) }),
-                let end = field.lastIndex(of: Character(HotKeys.separator))
-            {
-                totals[SKU(String(field[..<end])), default: 0] += count
+            if let field = items[position].string, let count = items[position + 1].string.flatMap({ Int($0) }) {
+                let parts = HotPath.split(field[...], by: 0x1F)
+                if parts.count == 2 { totals[SKU(String(parts[0])), default: 0] += count }
             }
             position += 2
         }

@@ -15,7 +15,7 @@ public struct Ledger: Sendable {
     public private(set) var warehouses: [Warehouse] = []
     /// The layout by priority, then id: the order within each group of `warehouseOrder(forRegion:)`,
     /// kept so that planning a reserve does not sort the layout each time.
-    private(set) var warehousesByPriority: [Warehouse] = []
+    public private(set) var warehousesByPriority: [Warehouse] = []
     /// Stock rows by SKU, then warehouse.
     public internal(set) var stock: [SKU: [WarehouseID: StockRow]] = [:]
     /// Every reservation that is held, or finished within the retention window, in the order stored.

@@ -136,9 +136,6 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         return accepting
     }
 
-    /// A single node always leads itself.
-    public var mayPropose: Bool { true }
-
     /// A single node leads in term 0 for good.
     public var leaderTerm: UInt64? { 0 }
 

@@ -10,8 +10,6 @@ public protocol ReplicatedLedger: AnyObject, Sendable {
     var clock: @Sendable () -> Int64 { get }
     /// Whether the node still takes commands (false once shutdown has begun).
     var isAccepting: Bool { get }
-    /// Whether this node may propose on its own (the single node, or the cluster's leader).
-    var mayPropose: Bool { get }
     /// The term in which this node leads, or nil when it does not lead. A single node leads in
     /// term 0 for good. Work that only the leader may do (the hot path's coordinator) runs under
     /// this term and fences itself with it.
@@ -29,4 +27,9 @@ public protocol ReplicatedLedger: AnyObject, Sendable {
     /// Returns once the applied state includes every command acknowledged before the call
     /// (a linearizable read point), or throws a `StockadeError` if that cannot be established.
     func readBarrier() async throws
+}
+
+extension ReplicatedLedger {
+    /// Whether this node may propose on its own (the single node, or the cluster's leader).
+    public var mayPropose: Bool { leaderTerm != nil }
 }
