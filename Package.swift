@@ -158,6 +158,7 @@ let package = Package(
             dependencies: [
                 "HotStock", "Ledger", "StockadeCore", "StockadeTesting",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(

@@ -12,9 +12,13 @@ public struct HotPathConfiguration: Sendable {
     public var answerRetentionMs: Int64 = 3_600_000
     /// Undrained decrement records beyond which the gate refuses (the quorum path answers instead).
     public var backlogMax: Int = 200_000
-    /// An allotment chunk: `min(chunkPercent% of available, chunkMax)`, at least 1.
+    /// An allotment chunk (see `AllotmentChunk`): enough for `chunkSeconds` of the row's recent
+    /// sales, at least `chunkMin`, at most `chunkMax` and `chunkPercent`% of the row's available
+    /// units, and never less than 1.
     public var chunkPercent: Int64 = 10
-    public var chunkMax: Int64 = 1_000
+    public var chunkMin: Int64 = 1_000
+    public var chunkMax: Int64 = 100_000
+    public var chunkSeconds: Int64 = 1
     /// Refill when the cache counter drops below this share of a chunk.
     public var lowWaterPercent: Int64 = 25
     /// Automatic promotion above this many reservations per second for one SKU (0: admin only);

@@ -22,6 +22,8 @@ public final class HotStockService: Service, @unchecked Sendable {
     /// selling it ("" if the stream was empty). The allotment is returned once no entry up to it is
     /// left. Kept from the first stop, so other SKUs' ongoing traffic cannot push it forward.
     private var reclaimMarks: [SKU: String] = [:]
+    /// Per hot row: its recent sales from the cache, which size its refills (leader only).
+    private var chunks: [AllotmentKey: AllotmentChunk] = [:]
     /// This node's share of the cluster's reservation rates, and the last second it published.
     private let rateBoard: RateBoard
     private var publishedSecond: Int64 = -1
@@ -240,21 +242,29 @@ public final class HotStockService: Service, @unchecked Sendable {
             return (ledger.hotSKUs, rows, cooling)
         }
         var cacheLeft: [SKU: Int64] = [:]
+        var seen: [AllotmentKey: AllotmentChunk] = [:]
         for row in rows {
             var allotment = row.allotment
             var counter = try await credit(row.key, allotment, term: term)
-            let chunk = max(1, min(configuration.chunkMax, row.available * configuration.chunkPercent / 100))
+            var sizing = chunks[row.key] ?? AllotmentChunk(counter: counter, atMs: replica.clock())
+            let starved = sizing.observe(counter: counter, atMs: replica.clock())
+            let chunk = sizing.size(available: row.available, starved: starved, configuration: configuration)
+            var granted: Int64 = 0
             if row.available > 0 && counter < max(1, chunk * configuration.lowWaterPercent / 100) {
                 let outcome = await replica.propose(.grantAllotment(row.key, quantity: chunk), asLeaderOf: term)
                 if case .allotment(_, let moved, let after) = outcome, moved > 0 {
                     allotment = after
+                    granted = moved
                     counter = try await credit(row.key, allotment, term: term)
                     hot.counters.refills.add(1, ordering: .relaxed)
                     hot.refillCounter.increment()
                 }
             }
+            sizing.settle(counter: counter, granted: granted)
+            seen[row.key] = sizing
             cacheLeft[row.key.sku, default: 0] += counter
         }
+        chunks = seen  // rows no longer hot are forgotten
         // Sold-out memory lasts only while neither the cache nor the ledger has units.
         let ledgerLeft = replica.read { ledger in
             Dictionary(uniqueKeysWithValues: hotSKUs.map { sku in

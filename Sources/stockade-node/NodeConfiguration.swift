@@ -42,7 +42,9 @@ struct NodeConfiguration: Decodable {
         var hotThresholdPerSecond: Int?
         var coolSeconds: Int?
         var chunkPercent: Int64?
+        var chunkMin: Int64?
         var chunkMax: Int64?
+        var chunkSeconds: Int64?
         var lowWaterPercent: Int64?
         var backlogMax: Int?
         /// Decrement records idle this long in a stopped consumer's hands are taken over.

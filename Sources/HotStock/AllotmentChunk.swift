@@ -1,0 +1,77 @@
+import Foundation
+
+/// How much one refill grants an allotment row, sized by the row's recent sales.
+///
+/// A fixed chunk is either too small for a flash sale (the cache runs dry between coordinator
+/// turns and every reservation meanwhile takes the quorum path) or too large for a slow SKU
+/// (units parked in Redis that no other channel can sell until a reclaim). The coordinator
+/// therefore measures each row's sales from the cache counter between its turns and grants
+/// `chunkSeconds` of them, within `chunkMin…chunkMax` and `chunkPercent`% of what is available.
+/// A row found empty had sales the counter could not show, so its next chunk is at least double
+/// the last one.
+///
+/// This is leader-local advice, not replicated state: the size travels in the logged
+/// `grantAllotment` command, and a new leader starts measuring afresh (from `chunkMin`).
+struct AllotmentChunk {
+    /// The counter after the last turn's refill, when it was read, the smoothed sales rate and
+    /// the size of the last chunk granted.
+    private(set) var counter: Int64
+    private(set) var atMs: Int64
+    private(set) var perSecond: Double
+    private(set) var lastChunk: Int64
+
+    /// The first sighting of a row.
+    init(counter: Int64, atMs: Int64) {
+        self.counter = counter
+        self.atMs = atMs
+        perSecond = 0
+        lastChunk = 0
+    }
+
+    /// Takes a new reading of the cache counter (after crediting, before any refill) and returns
+    /// whether the row ran dry since the last reading.
+    mutating func observe(counter now: Int64, atMs time: Int64) -> Bool {
+        let elapsed = max(1, time - atMs)
+        let sold = max(0, counter - now)
+        let instant = Double(sold) * 1000 / Double(elapsed)
+        // Rises at once to what was just seen; falls with a half-life of one second.
+        let decayed = perSecond * Self.halving(elapsedMs: elapsed)
+        perSecond = max(instant, decayed)
+        let starved = now == 0 && counter > 0
+        counter = now
+        atMs = time
+        return starved
+    }
+
+    /// Records the counter after a refill (or the unchanged one when none was needed).
+    mutating func settle(counter now: Int64, granted: Int64) {
+        counter = now
+        if granted > 0 { lastChunk = granted }
+    }
+
+    /// The chunk to grant a row with `available` units in the ledger.
+    func size(available: Int64, starved: Bool, configuration: HotPathConfiguration) -> Int64 {
+        Self.size(
+            available: available, perSecond: perSecond, starvedAfter: starved ? lastChunk : 0,
+            configuration: configuration)
+    }
+
+    /// `chunkSeconds` of sales at `perSecond`, at least `chunkMin` (and twice `starvedAfter`),
+    /// at most `chunkMax` and `chunkPercent`% of `available`; never below 1.
+    static func size(
+        available: Int64, perSecond: Double, starvedAfter lastChunk: Int64, configuration: HotPathConfiguration
+    ) -> Int64 {
+        let byRate = perSecond * Double(configuration.chunkSeconds)
+        var wanted = byRate >= Double(configuration.chunkMax) ? configuration.chunkMax : Int64(byRate.rounded(.up))
+        wanted = max(wanted, configuration.chunkMin)
+        if lastChunk > 0 { wanted = max(wanted, lastChunk.multipliedReportingOverflow(by: 2).overflow ? .max : lastChunk * 2) }
+        let share = available.multipliedReportingOverflow(by: configuration.chunkPercent).overflow
+            ? available / 100 * configuration.chunkPercent : available * configuration.chunkPercent / 100
+        return max(1, min(wanted, configuration.chunkMax, share))
+    }
+
+    /// 0.5^(elapsed / 1 s).
+    static func halving(elapsedMs: Int64) -> Double {
+        elapsedMs >= 60_000 ? 0 : exp2(-Double(elapsedMs) / 1000)
+    }
+}
