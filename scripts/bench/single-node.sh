@@ -52,6 +52,13 @@ print(f"{'connections':>11} {'healthz/s':>10} {'reserve/s':>10} {'ratio':>6} {'p
 for c in (64, 256):
     h = median("healthz", c, "requests_per_s"); r = median("reserve", c, "requests_per_s")
     print(f"{c:>11} {h:>10.0f} {r:>10.0f} {r / h:>6.2f} {median('reserve', c, 'p50_ms'):>7.2f} {median('reserve', c, 'p99_ms'):>7.2f}")
+# Each reserve run next to the healthz run just before it: the machine's speed drifts between
+# runs, and a pair shares most of that drift.
+for c in (64, 256):
+    pairs = [float(r["requests_per_s"]) / float(h["requests_per_s"])
+             for h, r in zip(rows, rows[1:])
+             if h["kind"] == "healthz" and r["kind"] == "reserve" and h["connections"] == r["connections"] == str(c)]
+    print(f"{c:>11} reserve/healthz per pair: {' '.join(f'{x:.2f}' for x in pairs)} (median {statistics.median(pairs):.2f})")
 bad = sum(int(r["non_2xx"]) for r in rows if r["kind"] == "reserve")
 print(f"reserve non-2xx answers: {bad}")
 total, count = (float(x) for x in sys.argv[2].split())
