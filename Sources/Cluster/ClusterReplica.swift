@@ -153,6 +153,8 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     private var isCaughtUpLeader: Bool { raft.isLeader && ledger.appliedIndex >= termStartIndex }
     private var configuredInTerm: Term = 0
     private var snapshotIndex: LogIndex
+    /// Holds in the newest snapshot (taken, installed or loaded at start): see `SnapshotWriter.due`.
+    private var snapshotHolds = 0
     private var turnFsync = Duration.zero
     private var turnApply = Duration.zero
     private let snapshotWriter: SnapshotWriter
@@ -196,6 +198,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         }
         ledger = recovered
         snapshotIndex = recovered.appliedIndex
+        snapshotHolds = recovered.holds.count
         var seed = SystemRandomNumberGenerator()
         let hard = HardState(
             term: persistedHardState.term,
@@ -781,6 +784,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         ledger = newLedger
         ledgerLock.unlock()
         snapshotIndex = snapshot.index
+        snapshotHolds = newLedger.holds.count
         while let first = waiting.first, first.index <= snapshot.index {
             waiting.removeFirst()
             first.complete(.rejected(Self.unknown))
@@ -902,16 +906,21 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
 
     // MARK: - Snapshots
 
-    /// Every `max(interval, holds)` applied entries: start a new log segment and hand a copy of
-    /// the applied state to the snapshot writer, which encodes and writes it in the background.
-    /// The protocol compacts to it (and may send it to a follower) only once it is on disk.
+    /// When `SnapshotWriter.due`: start a new log segment and hand a copy of the applied state
+    /// to the snapshot writer, which encodes and writes it in the background. The protocol
+    /// compacts to it (and may send it to a follower) only once it is on disk.
     private func maybeSnapshot() throws {
         let applied = ledger.appliedIndex
-        let interval = LogIndex(max(limits.snapshotIntervalEntries, ledger.holds.count))
-        guard applied - snapshotIndex >= interval, let term = raft.term(at: applied) else { return }
+        guard
+            SnapshotWriter.due(
+                applied: applied, lastIndex: snapshotIndex, lastHolds: snapshotHolds,
+                interval: limits.snapshotIntervalEntries),
+            let term = raft.term(at: applied)
+        else { return }
         guard snapshotWriter.begin() else { return }
         try log.startSegment(firstIndex: log.lastIndex + 1)
         snapshotIndex = applied
+        snapshotHolds = ledger.holds.count
         snapshotWriter.write(ledger, term: term)
     }
 

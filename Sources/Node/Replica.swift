@@ -51,6 +51,8 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
     private let snapshots: SnapshotStore
     private let snapshotWriter: SnapshotWriter
     private var snapshotIndex: LogIndex
+    /// Holds in the newest snapshot (or the one loaded at start): see `SnapshotWriter.due`.
+    private var snapshotHolds = 0
     private var lastTimeMs: Int64 = 0
     private let statsLock = NSLock()
     private var stats = CommitStats()
@@ -82,6 +84,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
             snapshotTerm = snapshot.term
         }
         snapshotIndex = recovered.appliedIndex
+        snapshotHolds = recovered.holds.count
         var replayed = 0
         var lastTime: Int64 = 0
         try log.recover(after: recovered.appliedIndex, snapshotTerm: snapshotTerm) { entry in
@@ -302,9 +305,12 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         metrics.appliedIndex.record(Int64(applied))
 
         try compactIfSnapshotDurable()
-        // Amortised: a snapshot costs O(holds), so take one at most every `holds` entries.
-        let interval = LogIndex(max(limits.snapshotIntervalEntries, ledger.holds.count))
-        if applied - snapshotIndex >= interval, snapshotWriter.begin() { try takeSnapshot() }
+        if SnapshotWriter.due(
+            applied: applied, lastIndex: snapshotIndex, lastHolds: snapshotHolds, interval: limits.snapshotIntervalEntries),
+            snapshotWriter.begin()
+        {
+            try takeSnapshot()
+        }
         return outcomes
     }
 
@@ -315,6 +321,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         let index = ledger.appliedIndex
         try log.startSegment(firstIndex: index + 1)
         snapshotIndex = index
+        snapshotHolds = ledger.holds.count
         snapshotWriter.write(ledger, term: 0)
     }
 

@@ -25,6 +25,15 @@ import Testing
             lines: [ReservationLine(sku: SKU("tee"), quantity: quantity)], ttlMs: 600_000, allowSplit: true)
     }
 
+    /// Reserves `count` holds at once, ids `prefix0`, `prefix1`, …
+    static func reserveConcurrently(_ replica: Replica, _ count: Int, prefix: String, quantity: Int64 = 1) async {
+        await withTaskGroup(of: Void.self) { group in
+            for number in 0..<count {
+                group.addTask { _ = await replica.reserve(request("\(prefix)\(number)", quantity: quantity)) }
+            }
+        }
+    }
+
     static func stopped(_ replica: Replica) async {
         replica.stop()
         await replica.waitForCommitThread()
@@ -64,11 +73,7 @@ import Testing
         replica.startCommitThread()
         _ = await replica.propose(.setStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), total: 100_000))
         for round in 0..<6 {
-            await withTaskGroup(of: Void.self) { group in
-                for number in 0..<500 {
-                    group.addTask { _ = await replica.reserve(Self.request("r\(round)-\(number)", quantity: 2)) }
-                }
-            }
+            await Self.reserveConcurrently(replica, 500, prefix: "r\(round)-", quantity: 2)
             _ = await replica.propose(.confirm(ReservationID("r\(round)-1")))
             _ = await replica.propose(.release(ReservationID("r\(round)-2")))
         }
@@ -80,6 +85,32 @@ import Testing
         #expect(reopened.read { $0.encodeSnapshot() } == state)
         #expect(reopened.read { $0.invariantViolations() }.isEmpty)
         #expect(reopened.read { $0.activeHoldCount } == 6 * 498)
+    }
+
+    @Test func snapshotsKeepComingWhileEveryEntryAddsAHold() async throws {
+        let directory = NSTemporaryDirectory() + "stockade-replica-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var limits = Limits()
+        limits.snapshotIntervalEntries = limits.commitBatchMax
+        let replica = try Self.open(directory, limits: limits)
+        replica.startCommitThread()
+        _ = await replica.propose(.setStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), total: 1_000_000))
+        for round in 0..<18 { await Self.reserveConcurrently(replica, 500, prefix: "g\(round)-") }
+        await Self.stopped(replica)
+        #expect(replica.read { $0.activeHoldCount } == 9_000)
+        // Due after about 1,024, 2,048, 4,096 and 8,192 entries (each time as many as the last
+        // snapshot held). Compared with the holds at the time, only the first would ever be taken.
+        #expect(replica.commitStats.snapshots >= 3)
+        let reopened = try Self.open(directory, limits: limits)
+        #expect(reopened.read { $0.activeHoldCount } == 9_000)
+    }
+
+    @Test func snapshotCadence() {
+        #expect(!SnapshotWriter.due(applied: 1_000, lastIndex: 0, lastHolds: 0, interval: 1_024))
+        #expect(SnapshotWriter.due(applied: 1_024, lastIndex: 0, lastHolds: 0, interval: 1_024))
+        #expect(!SnapshotWriter.due(applied: 5_000, lastIndex: 1_024, lastHolds: 5_000, interval: 1_024))
+        #expect(SnapshotWriter.due(applied: 6_024, lastIndex: 1_024, lastHolds: 5_000, interval: 1_024))
+        #expect(!SnapshotWriter.due(applied: 10, lastIndex: 20, lastHolds: 0, interval: 1))
     }
 
     @Test func aChangedLayoutIsLoggedAndARemovalWithStockIsRefused() async throws {
