@@ -17,15 +17,13 @@ struct AllotmentChunk {
     /// the size of the last chunk granted.
     private(set) var counter: Int64
     private(set) var atMs: Int64
-    private(set) var perSecond: Double
-    private(set) var lastChunk: Int64
+    private(set) var perSecond: Double = 0
+    private(set) var lastChunk: Int64 = 0
 
     /// The first sighting of a row.
     init(counter: Int64, atMs: Int64) {
         self.counter = counter
         self.atMs = atMs
-        perSecond = 0
-        lastChunk = 0
     }
 
     /// Takes a new reading of the cache counter (after crediting, before any refill) and returns

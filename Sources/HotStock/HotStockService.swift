@@ -246,8 +246,9 @@ public final class HotStockService: Service, @unchecked Sendable {
         for row in rows {
             var allotment = row.allotment
             var counter = try await credit(row.key, allotment, term: term)
-            var sizing = chunks[row.key] ?? AllotmentChunk(counter: counter, atMs: replica.clock())
-            let starved = sizing.observe(counter: counter, atMs: replica.clock())
+            let now = replica.clock()
+            var sizing = chunks[row.key] ?? AllotmentChunk(counter: counter, atMs: now)
+            let starved = sizing.observe(counter: counter, atMs: now)
             let chunk = sizing.size(available: row.available, starved: starved, configuration: configuration)
             var granted: Int64 = 0
             if row.available > 0 && counter < max(1, chunk * configuration.lowWaterPercent / 100) {
