@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A named OS thread that runs its body once, and whose end can be awaited without blocking
 /// the cooperative pool. The commit loop and the cluster's raft loop run on one each: they fsync,
@@ -11,6 +14,19 @@ public final class WorkerThread: @unchecked Sendable {
 
     public init(name: String) { self.name = name }
 
+    /// Foundation does not pass `Thread.name` to the OS thread on Linux, where the thread would
+    /// keep the name of the pool thread that created it; `top -H`, perf and `/proc` then cannot
+    /// tell the commit thread from the pool. The kernel keeps at most 15 bytes.
+    private static func nameCurrentOSThread(_ name: String) {
+        #if os(Linux)
+        let descriptor = open("/proc/thread-self/comm", O_WRONLY)
+        guard descriptor >= 0 else { return }
+        var bytes = Array(name.utf8.prefix(15))
+        _ = write(descriptor, &bytes, bytes.count)
+        close(descriptor)
+        #endif
+    }
+
     /// Starts `body` on the thread; later calls do nothing.
     public func start(_ body: @escaping @Sendable () -> Void) {
         condition.lock()
@@ -18,6 +34,7 @@ public final class WorkerThread: @unchecked Sendable {
         guard !started else { return }
         started = true
         let thread = Thread { [self] in
+            Self.nameCurrentOSThread(name)
             body()
             condition.lock()
             done = true
