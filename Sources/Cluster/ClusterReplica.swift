@@ -180,7 +180,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         let directory = configuration.dataDirectory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         snapshots = try SnapshotStore(directory: directory + "/snapshots")
-        snapshotWriter = SnapshotWriter(store: snapshots, metrics: metrics, logger: logger, label: "stockade-cluster-snapshot")
+        snapshotWriter = SnapshotWriter(store: snapshots, metrics: metrics, logger: logger, label: "stockade-cluster-snapshot", keepsBytes: true)
         log = try CommandLog(
             directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax, segmentBytes: limits.logSegmentBytes)
         hardStateFile = try HardStateFile(directory: directory)

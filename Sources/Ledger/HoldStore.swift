@@ -110,14 +110,16 @@ public struct HoldStore: Sendable {
     /// `afterSequence`, until it returns false. Returns the sequence of the last slot examined and
     /// whether slots remain after it.
     @discardableResult
-    public func forEach(afterSequence: UInt64 = 0, _ body: (Hold, UInt64) -> Bool) -> (lastSequence: UInt64?, more: Bool) {
+    public func forEach(afterSequence: UInt64 = 0, _ body: (Hold, UInt64) throws -> Bool) rethrows -> (
+        lastSequence: UInt64?, more: Bool
+    ) {
         var position = firstSlot(afterSequence: afterSequence)
         var last: UInt64?
         while position < slots.count {
             last = sequences[position]
             let hold = slots[position]
             position += 1
-            if let hold, !body(hold, last!) { break }
+            if let hold, try !body(hold, last!) { break }
         }
         return (last, position < slots.count)
     }

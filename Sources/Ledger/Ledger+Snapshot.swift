@@ -9,7 +9,22 @@ extension Ledger {
     /// sorted by key, holds in sequence order with their sequences.
     /// Queues are not written; they are derived from the holds on decode.
     public func encodeSnapshot() -> [UInt8] {
-        var writer = ByteWriter(capacity: 64 + holds.count * 160)
+        var result: [UInt8] = []
+        result.reserveCapacity(64 + holds.count * 160)
+        encodeSnapshot(chunkBytes: 1 << 20) { result.append(contentsOf: $0) }
+        return result
+    }
+
+    /// The same bytes as `encodeSnapshot()`, handed to `sink` in order in chunks of about
+    /// `chunkBytes`, so that a snapshot can be written without holding all of it in memory (at a
+    /// million holds it is over 100 MB).
+    public func encodeSnapshot(chunkBytes: Int, _ sink: ([UInt8]) throws -> Void) rethrows {
+        var writer = ByteWriter(capacity: chunkBytes + 4096)
+        func flushIfFull() throws {
+            guard writer.bytes.count >= chunkBytes else { return }
+            try sink(writer.bytes)
+            writer.removeAll()
+        }
         writer.write(Self.snapshotFormatVersion)
         writer.write(appliedIndex)
         writer.write(UInt32(warehouses.count))
@@ -36,12 +51,13 @@ extension Ledger {
             writer.write(allotment)
         }
         writer.write(UInt32(holds.count))
-        holds.forEach { hold, sequence in
+        try holds.forEach { hold, sequence in
             writer.write(sequence)
             writer.write(hold)
+            try flushIfFull()
             return true
         }
-        return writer.bytes
+        if !writer.bytes.isEmpty { try sink(writer.bytes) }
     }
 
     /// Rebuilds a ledger from `encodeSnapshot()` bytes.

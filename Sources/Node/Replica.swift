@@ -73,7 +73,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         let directory = configuration.dataDirectory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         snapshots = try SnapshotStore(directory: directory + "/snapshots")
-        snapshotWriter = SnapshotWriter(store: snapshots, metrics: metrics, logger: logger, label: "stockade-snapshot")
+        snapshotWriter = SnapshotWriter(store: snapshots, metrics: metrics, logger: logger, label: "stockade-snapshot", keepsBytes: false)
         log = try CommandLog(
             directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax, segmentBytes: limits.logSegmentBytes)
         var recovered = Ledger(limits: limits)

@@ -9,6 +9,9 @@ public struct ByteWriter: Sendable {
 
     public mutating func write(_ value: UInt8) { bytes.append(value) }
 
+    /// Empties the writer, keeping its capacity (for writers that hand their bytes on in chunks).
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
     public mutating func write(_ value: Bool) { bytes.append(value ? 1 : 0) }
 
     public mutating func write(_ value: UInt32) {

@@ -417,6 +417,23 @@ import StockadeTesting
         #expect(harness.row("tee", "yiwu")?.allotted == 5)
     }
 
+    /// The chunked encoding hands on exactly the bytes of the whole one, whatever the chunk size.
+    @Test(arguments: [1, 7, 100, 1 << 20])
+    func chunkedSnapshotEncodingIsTheWholeEncoding(chunkBytes: Int) throws {
+        var harness = Self.harness()
+        harness.stock("cap", "beijing", 40)
+        for number in 0..<30 { _ = harness.reserve("c\(number)", [(number % 2 == 0 ? "tee" : "cap", 1)]) }
+        _ = harness.apply(.release(ReservationID("c3")))
+        let whole = harness.ledger.encodeSnapshot()
+        var chunks: [[UInt8]] = []
+        harness.ledger.encodeSnapshot(chunkBytes: chunkBytes) { chunks.append($0) }
+        #expect(Array(chunks.joined()) == whole)
+        #expect(chunks.allSatisfy { !$0.isEmpty })
+        // Only the last chunk may fall short of the size; none grows far past it (one hold at most).
+        #expect(chunks.dropLast().allSatisfy { $0.count >= chunkBytes })
+        #expect(try Ledger(snapshot: whole).encodeSnapshot() == whole)
+    }
+
     @Test func hotStatusNeedsAKnownSKUAndSurvivesSnapshots() throws {
         var harness = Self.harness()
         #expect(harness.apply(.setHot(SKU("tee"), true)) == .hotStatus(SKU("tee"), hot: true))

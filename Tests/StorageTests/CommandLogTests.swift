@@ -117,6 +117,44 @@ import Testing
         #expect(try store.loadLatest()?.index == 7)
     }
 
+    @Test func streamedSnapshotsRoundTripAndFirstLayoutFilesStillLoad() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try SnapshotStore(directory: directory)
+        // A file in the first layout (checksum over the header, then the bytes), as older nodes wrote.
+        var header = ByteWriter()
+        header.write(UInt64(5))
+        header.write(UInt64(1))
+        header.write(UInt64(3))
+        var legacy = ByteWriter()
+        legacy.write(UInt32(0x534B_5453))
+        legacy.write(CRC32C.checksum(header.bytes + [9, 8, 7]))
+        legacy.write(raw: header.bytes + [9, 8, 7])
+        try Data(legacy.bytes).write(to: URL(fileURLWithPath: directory + "/" + SnapshotStore.name(5)))
+        #expect(try store.loadLatest()?.bytes == [9, 8, 7])
+
+        // Streamed, syncing every 4 bytes, in uneven chunks (one empty).
+        let length = try store.save(index: 11, term: 3, syncBytes: 4) { write in
+            for chunk: [UInt8] in [[1, 2, 3], [4, 5], [], [6, 7, 8, 9, 10]] { try write(chunk) }
+        }
+        #expect(length == 10)
+        let loaded = try #require(try store.loadLatest())
+        #expect(loaded.index == 11)
+        #expect(loaded.term == 3)
+        #expect(loaded.bytes == Array(1...10))
+        #expect(try Directory.list(directory) == [SnapshotStore.name(11)])
+
+        // A flipped byte in a streamed snapshot's bytes, or in its header, fails the checksum.
+        let path = directory + "/" + SnapshotStore.name(11)
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        for offset in [SnapshotStore.prefixBytes + 4, 9] {
+            var bad = good
+            bad[offset] ^= 0x40
+            try bad.write(to: URL(fileURLWithPath: path))
+            #expect(try store.loadLatest() == nil)
+        }
+    }
+
     @Test func crcMatchesTheCastagnoliCheckValue() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
     }
