@@ -27,6 +27,12 @@ for warehouse in yiwu guangzhou beijing chengdu; do
   curl -sf -X PUT "$URL/v1/skus/bench/stock" -H "$ADMIN" -d "{\"warehouse\":\"$warehouse\",\"total\":250000000}" >/dev/null
 done
 
+# Both routes run once unmeasured first. A fresh process's first run is often slower (in 6 of 10
+# fresh starts, the first /healthz ran 16-33% below the second), and a slow first /healthz
+# flattered the first reserve/healthz pair.
+wrk -t2 -c64 -d3s "$URL/healthz" >/dev/null
+wrk -t2 -c64 -d3s -s scripts/bench/reserve.lua "$URL" -- warmup bench dev-checkout-token >/dev/null
+
 # Prints "requests/s p50ms p99ms non2xx" from one wrk run's output.
 parse() {
   python3 scripts/bench/parse_wrk.py "$1"
@@ -65,14 +71,23 @@ total, count = (float(x) for x in sys.argv[2].split())
 print(f"mean commit batch: {total / count:.1f} commands per fsync over {count:.0f} fsyncs")
 PY
 
-# Fill to the target number of active holds, then read resident memory.
-active=$(metric stockade_active_holds); active=${active%.*}
+# Resident memory at HOLDS active holds, on a fresh node (the runs above leave more than that).
+# VmHWM is the peak, which includes the snapshots taken on the way.
+kill $NODE; wait $NODE 2>/dev/null || true
+"$BIN" --dev --data-dir "$OUT/data-rss" --http "127.0.0.1:$PORT" --log-level warning 2>>"$OUT/node.log" &
+NODE=$!
+for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+for warehouse in yiwu guangzhou beijing chengdu; do
+  curl -sf -X PUT "$URL/v1/skus/bench/stock" -H "$ADMIN" -d "{\"warehouse\":\"$warehouse\",\"total\":250000000}" >/dev/null
+done
+active=0
 fill=0
 while [ "${active:-0}" -lt "$HOLDS" ]; do
   fill=$((fill + 1))
-  wrk -t2 -c64 -d5s -s scripts/bench/reserve.lua "$URL" -- "fill$fill" bench dev-checkout-token >/dev/null
+  wrk -t2 -c64 -d2s -s scripts/bench/reserve.lua "$URL" -- "fill$fill" bench dev-checkout-token >/dev/null
   active=$(metric stockade_active_holds); active=${active%.*}
 done
 rss_kb=$(awk '/VmRSS/ { print $2 }' /proc/$NODE/status)
-echo "active holds: $active, resident memory: $((rss_kb / 1024)) MiB"
+hwm_kb=$(awk '/VmHWM/ { print $2 }' /proc/$NODE/status)
+echo "active holds: $active, resident memory: $((rss_kb / 1024)) MiB (peak $((hwm_kb / 1024)) MiB)"
 echo "raw runs: $OUT/runs.csv"
