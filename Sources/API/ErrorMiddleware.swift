@@ -50,11 +50,19 @@ struct ErrorBody {
     static func response(_ error: StockadeError, sku: String? = nil, requested: Int64? = nil, available: Int64? = nil)
         -> Response
     {
+        let (status, body) = rendered(error, sku: sku, requested: requested, available: available)
+        return JSON.response(status: status, buffer: body)
+    }
+
+    /// The status and body for `error`, for callers that write the response themselves.
+    static func rendered(_ error: StockadeError, sku: String? = nil, requested: Int64? = nil, available: Int64? = nil)
+        -> (status: HTTPResponse.Status, body: ByteBuffer)
+    {
         let body = ErrorBody(
             error: Detail(
                 code: error.code.rawValue, message: error.message, sku: sku, requested: requested, available: available))
         var writer = JSONWriter(capacity: 256)
         body.write(into: &writer)
-        return JSON.response(status: .init(code: error.code.httpStatus), buffer: writer.buffer)
+        return (.init(code: error.code.httpStatus), writer.buffer)
     }
 }

@@ -1,6 +1,7 @@
 import Cluster
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Ledger
 import Node
 import StockadeCore
@@ -120,31 +121,20 @@ public struct StockadeAPI: Sendable {
             return try skuResponse(sku: sku, status: .ok)
         }
 
+        let reserve = reserveEndpoint
         router.post("/v1/reservations") { request, context in
             try context.require(.checkout)
             let start = ContinuousClock.now
-            let response: Response
+            let body: ReserveBody
             do {
-                let body = try await JSON.decodeReserve(from: request, limit: limits.requestBodyBytesMax)
-                let reserveRequest = body.request(limits: limits)
-                var outcome: Outcome
-                if let cache, let answered = await cache.reserve(reserveRequest) {
-                    outcome = answered
-                } else {
-                    outcome = await replica.reserve(reserveRequest)
-                }
-                #if DEBUG
-                outcome = DebugFault.apply(to: outcome, request: reserveRequest)
-                #endif
-                if case .reservation(_, let created) = outcome { (created ? metrics.granted : metrics.replayed).increment() }
-                response = try reservationResponse(outcome, createdStatus: .created)
+                body = try await JSON.decodeReserve(from: request, limit: limits.requestBodyBytesMax)
             } catch let error as StockadeError {
                 metrics.count(outcome: error.code.rawValue)
                 throw error
             }
-            metrics.reservationDuration.recordNanoseconds(
-                (ContinuousClock.now - start).nanoseconds)
-            return response
+            let reserveRequest = body.request(limits: limits)
+            let answer = reserve.answer(await reserve.reserve(reserveRequest), for: reserveRequest, start: start)
+            return JSON.response(status: answer.status, buffer: answer.body)
         }
 
         router.get("/v1/reservations/{id}") { request, context in
@@ -190,7 +180,20 @@ public struct StockadeAPI: Sendable {
         return router
     }
 
+    /// The HTTP/1.1 server, with reserves answered on the event loop (`ReserveChannelHandler`)
+    /// and every other request by the router.
+    public func server(serverName: String?) -> HTTPServerBuilder {
+        let endpoint = reserveEndpoint
+        let authenticator = authenticator
+        return .http1(
+            configuration: .init(additionalChannelHandlers: [
+                ReserveChannelHandler(endpoint: endpoint, authenticator: authenticator, serverName: serverName)
+            ]))
+    }
+
     // MARK: - Helpers
+
+    var reserveEndpoint: ReserveEndpoint { ReserveEndpoint(replica: replica, cache: cache, metrics: metrics) }
 
     /// Confirm, release or extend. An id the ledger does not know may be a cache hold still in the
     /// decrement queue: wait for it to arrive, then try once more.

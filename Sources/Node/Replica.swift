@@ -29,7 +29,8 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
 
     struct Pending {
         var command: Command
-        var continuation: CheckedContinuation<Outcome, Never>
+        /// Called on the commit thread with the outcome once the command is durable and applied.
+        var completion: @Sendable (Outcome) -> Void
     }
 
     public let limits: Limits
@@ -156,27 +157,35 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
     /// Refuses with `overloaded` when the queue is full and `unavailable` when shutting down.
     public func propose(_ command: Command) async -> Outcome {
         await withCheckedContinuation { continuation in
-            queueCondition.lock()
-            let refusal: StockadeError?
-            if !accepting {
-                refusal = StockadeError(.unavailable, "the node is shutting down")
-            } else if pending.count >= limits.pendingCommandsMax {
-                refusal = StockadeError(.overloaded, "too many commands waiting for the log; retry with backoff")
-            } else {
-                refusal = nil
-                pending.append(Pending(command: command, continuation: continuation))
-                if pending.count == 1 { queueCondition.signal() }
+            propose(command) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// Queues a command; `completion` gets its outcome once it is durable and applied, on the
+    /// commit thread (so it must be short and must not block), or at once on the caller's thread
+    /// when the command is refused (`overloaded` when the queue is full, `unavailable` when
+    /// shutting down).
+    public func propose(_ command: Command, completion: @escaping @Sendable (Outcome) -> Void) {
+        queueCondition.lock()
+        let refusal: StockadeError?
+        if !accepting {
+            refusal = StockadeError(.unavailable, "the node is shutting down")
+        } else if pending.count >= limits.pendingCommandsMax {
+            refusal = StockadeError(.overloaded, "too many commands waiting for the log; retry with backoff")
+        } else {
+            refusal = nil
+            pending.append(Pending(command: command, completion: completion))
+            if pending.count == 1 { queueCondition.signal() }
+        }
+        queueCondition.unlock()
+        if let refusal {
+            if refusal.code == .overloaded {
+                metrics.refusedOverload.increment()
+                statsLock.lock()
+                stats.refused += 1
+                statsLock.unlock()
             }
-            queueCondition.unlock()
-            if let refusal {
-                if refusal.code == .overloaded {
-                    metrics.refusedOverload.increment()
-                    statsLock.lock()
-                    stats.refused += 1
-                    statsLock.unlock()
-                }
-                continuation.resume(returning: .rejected(refusal))
-            }
+            completion(.rejected(refusal))
         }
     }
 
@@ -190,6 +199,22 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
     public func reserve(_ request: ReserveRequest) async -> Outcome {
         if let answer = read({ $0.answerWithoutLog(request) }) { return answer }
         return await propose(.reserve(request))
+    }
+
+    /// `reserve(_:)` with a completion instead of a suspension: called at once on the caller's
+    /// thread when the applied state decides the request, else on the commit thread.
+    ///
+    /// The caller is an event loop, which must not wait while the commit thread applies a batch
+    /// (usually well under a millisecond, but tens of milliseconds for the first batch after a
+    /// snapshot of a large ledger). So when the ledger is busy the request goes to the log without
+    /// the check: applying it decides exactly as the check would, it only costs a log entry.
+    public func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome) -> Void) {
+        if ledgerLock.try() {
+            let answer = ledger.answerWithoutLog(request)
+            ledgerLock.unlock()
+            if let answer { return completion(answer) }
+        }
+        propose(.reserve(request), completion: completion)
     }
 
     // MARK: - Service
@@ -249,7 +274,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
                 logger.critical("log write failed", metadata: ["error": "\(error)"])
                 fatalError("log write failed: \(error)")
             }
-            for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
+            for (item, outcome) in zip(batch, outcomes) { item.completion(outcome) }
         }
         snapshotWriter.drain()  // let a snapshot being written finish before the thread reports done
     }

@@ -24,12 +24,20 @@ public protocol ReplicatedLedger: AnyObject, Sendable {
     func propose(_ command: Command, asLeaderOf term: UInt64) async -> Outcome
     /// Reserves, answering without the log when the applied state already decides the request.
     func reserve(_ request: ReserveRequest) async -> Outcome
+    /// `reserve(_:)` for callers outside Swift concurrency (the HTTP event loop's fast path):
+    /// `completion` gets the outcome on some thread and must not block.
+    func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome) -> Void)
     /// Returns once the applied state includes every command acknowledged before the call
     /// (a linearizable read point), or throws a `StockadeError` if that cannot be established.
     func readBarrier() async throws
 }
 
 extension ReplicatedLedger {
+    /// Runs `reserve(_:)` in a task. The single node answers from its commit thread instead.
+    public func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome) -> Void) {
+        Task { completion(await reserve(request)) }
+    }
+
     /// Whether this node may propose on its own (the single node, or the cluster's leader).
     public var mayPropose: Bool { leaderTerm != nil }
 }

@@ -125,6 +125,7 @@ struct StockadeNode: AsyncParsableCommand {
         let startupLogger = logger
         let application = Application(
             router: api.buildRouter(),
+            server: api.server(serverName: "stockade"),
             configuration: ApplicationConfiguration(
                 address: .hostname(address.host, port: address.port), serverName: "stockade",
                 availableConnectionsDelegate: MaximumAvailableConnections(limits.connectionsMax)),

@@ -10,8 +10,8 @@ import Testing
 @Suite struct APIContractTests {
     static let reserveBody = #"{"reservationId":"r1","orderId":"o1","region":"east","lines":[{"sku":"tee","quantity":2}]}"#
 
-    @Test func setStockReserveConfirmRoundTrip() async throws {
-        try await APITestHarness.withApp { client, _ in
+    @Test(arguments: Transport.allCases) func setStockReserveConfirmRoundTrip(transport: Transport) async throws {
+        try await APITestHarness.withApp(transport: transport) { client, _ in
             #expect(try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#).status == 200)
             let granted = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: Self.reserveBody)
             #expect(granted.status == 201)
@@ -35,8 +35,8 @@ import Testing
         }
     }
 
-    @Test func extendAndReleaseAreIdempotent() async throws {
-        try await APITestHarness.withApp { client, _ in
+    @Test(arguments: Transport.allCases) func extendAndReleaseAreIdempotent(transport: Transport) async throws {
+        try await APITestHarness.withApp(transport: transport) { client, _ in
             _ = try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#)
             _ = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: Self.reserveBody)
             let extended = try await client.call(.post, "/v1/reservations/r1/extend", token: APITestHarness.checkout, body: #"{"ttlSeconds":3600}"#)
@@ -53,10 +53,10 @@ import Testing
     }
 
     /// Every bad input gets its code and status, and the stock stays exactly as it was.
-    @Test func everyBadInputGetsItsCodeAndLeavesStockUnchanged() async throws {
+    @Test(arguments: Transport.allCases) func everyBadInputGetsItsCodeAndLeavesStockUnchanged(transport: Transport) async throws {
         var limits = Limits()
         limits.requestBodyBytesMax = 2048
-        try await APITestHarness.withApp(limits: limits) { client, _ in
+        try await APITestHarness.withApp(limits: limits, transport: transport) { client, _ in
             _ = try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#)
             _ = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: Self.reserveBody)
             _ = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout,
@@ -117,8 +117,8 @@ import Testing
         }
     }
 
-    @Test func unavailableOnceShutdownBegins() async throws {
-        try await APITestHarness.withApp { client, replica in
+    @Test(arguments: Transport.allCases) func unavailableOnceShutdownBegins(transport: Transport) async throws {
+        try await APITestHarness.withApp(transport: transport) { client, replica in
             _ = try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#)
             replica.stop()
             let reply = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: Self.reserveBody)

@@ -9,6 +9,17 @@ import Node
 import StockadeCore
 import Testing
 
+/// How a test reaches the API.
+enum Transport: String, CaseIterable, CustomTestStringConvertible {
+    /// Straight into the router, without a server (no channel handlers).
+    case router
+    /// A real server on loopback, as the node runs it: reserves are answered on the event loop
+    /// (`ReserveChannelHandler`), the rest by the router.
+    case server
+
+    var testDescription: String { rawValue }
+}
+
 /// A replica on a temporary directory behind the real router, driven through Hummingbird's test client.
 struct APITestHarness {
     static let admin = "admin-token"
@@ -19,7 +30,7 @@ struct APITestHarness {
     ]
 
     static func withApp(
-        limits: Limits = .default, _ body: @Sendable (any TestClientProtocol, Replica) async throws -> Void
+        limits: Limits = .default, transport: Transport = .router, _ body: @Sendable (any TestClientProtocol, Replica) async throws -> Void
     ) async throws {
         let directory = NSTemporaryDirectory() + "stockade-api-\(UInt64.random(in: 0...UInt64.max))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -30,8 +41,15 @@ struct APITestHarness {
         let api = StockadeAPI(
             replica: replica, authenticator: TokenAuthenticator(adminTokens: [admin], checkoutTokens: [checkout]),
             metrics: APIMetrics(factory: NOOPMetricsHandler.instance), renderMetrics: { "" })
-        let app = Application(router: api.buildRouter())
-        try await app.test(.router) { client in try await body(client, replica) }
+        switch transport {
+        case .router:
+            try await Application(router: api.buildRouter()).test(.router) { client in try await body(client, replica) }
+        case .server:
+            let app = Application(
+                router: api.buildRouter(), server: api.server(serverName: "stockade"),
+                configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            try await app.test(.live) { client in try await body(client, replica) }
+        }
         replica.stop()
         await replica.waitForCommitThread()
     }

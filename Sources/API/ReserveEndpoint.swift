@@ -1,0 +1,59 @@
+import Hummingbird
+import Ledger
+import NIOCore
+import Node
+import StockadeCore
+
+/// `POST /v1/reservations` after the body is parsed: getting the outcome, and rendering and
+/// counting it. Both ways a reserve is served share it: the router's route and the event-loop
+/// fast path (`ReserveChannelHandler`), so they answer byte for byte alike.
+struct ReserveEndpoint: Sendable {
+    let replica: any ReplicatedLedger
+    let cache: (any CacheGate)?
+    let metrics: APIMetrics
+    var limits: Limits { replica.limits }
+
+    /// The outcome of a reserve: from the cache when the hot path answers it, else from the
+    /// replica. `completion` runs on whichever thread decided (the caller's, or the commit thread's).
+    func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome) -> Void) {
+        guard let cache else { return replica.reserve(request, completion: completion) }
+        let replica = self.replica
+        Task {
+            if let answered = await cache.reserve(request) { return completion(answered) }
+            replica.reserve(request, completion: completion)
+        }
+    }
+
+    func reserve(_ request: ReserveRequest) async -> Outcome {
+        if let cache, let answered = await cache.reserve(request) { return answered }
+        return await replica.reserve(request)
+    }
+
+    /// The status and JSON body for `outcome`, counted by outcome and timed from `start`.
+    func answer(_ outcome: Outcome, for request: ReserveRequest, start: ContinuousClock.Instant)
+        -> (status: HTTPResponse.Status, body: ByteBuffer)
+    {
+        var outcome = outcome
+        #if DEBUG
+        outcome = DebugFault.apply(to: outcome, request: request)
+        #endif
+        let answer: (status: HTTPResponse.Status, body: ByteBuffer)
+        switch outcome {
+        case .reservation(let hold, let created):
+            (created ? metrics.granted : metrics.replayed).increment()
+            var writer = JSONWriter()
+            ReservationPayload(hold).write(into: &writer)
+            answer = (created ? .created : .ok, writer.buffer)
+        case .rejected(let error, let detail):
+            metrics.count(outcome: error.code.rawValue)
+            answer = ErrorBody.rendered(
+                error, sku: detail?.sku.rawValue, requested: detail?.requested, available: detail?.available)
+        default:
+            let error = StockadeError(.internalError, "unexpected outcome \(outcome)")
+            metrics.count(outcome: error.code.rawValue)
+            answer = ErrorBody.rendered(error)
+        }
+        metrics.reservationDuration.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+        return answer
+    }
+}
