@@ -112,9 +112,15 @@ public final class PeerTransport: Service, @unchecked Sendable {
                 tasks.addTask { await self.maintain(link) }
             }
             tasks.addTask {
-                await withGracefulShutdownHandler {
-                    try? await server.closeFuture.get()
-                } onGracefulShutdown: {
+                // Ends on graceful shutdown, and also on cancellation (the group cancels its other
+                // services when one fails): waiting on the close future does not notice that.
+                await withTaskCancellationHandler {
+                    await withGracefulShutdownHandler {
+                        try? await server.closeFuture.get()
+                    } onGracefulShutdown: {
+                        server.close(promise: nil)
+                    }
+                } onCancel: {
                     server.close(promise: nil)
                 }
                 for link in self.links.values {
@@ -156,7 +162,8 @@ public final class PeerTransport: Service, @unchecked Sendable {
     private func maintain(_ link: PeerLink) async {
         var backoff = Duration.milliseconds(50)
         let backoffMax = Duration.seconds(2)
-        while !link.stopped.withLockedValue({ $0 }) && !Task.isShuttingDownGracefully {
+        // Cancelled, `Task.sleep` returns at once: without the check this loop would redial flat out.
+        while !link.stopped.withLockedValue({ $0 }) && !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let channel = try await dial(link.peer)
                 link.channel.withLockedValue { $0 = channel }

@@ -71,6 +71,38 @@ import Testing
         }
 
         func held() -> Int64 { replica.read { $0.rows(of: SKU("tee"))?.first?.row.held } ?? -1 }
+
+        /// Holds the ledger lock on a thread of its own until `release()`: the commit thread then
+        /// cannot apply, so a reserve proposed meanwhile stays unanswered, however slow the machine.
+        func holdApply() async -> ApplyHold {
+            let hold = ApplyHold()
+            holds.withLockedValue { $0.append(hold) }
+            let replica = self.replica
+            await withCheckedContinuation { (held: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread {
+                    replica.read { _ in
+                        held.resume()
+                        hold.semaphore.wait()
+                    }
+                }
+            }
+            return hold
+        }
+
+        let holds = NIOLockedValueBox<[ApplyHold]>([])
+    }
+
+    final class ApplyHold: Sendable {
+        let semaphore = DispatchSemaphore(value: 0)
+        let released = NIOLockedValueBox(false)
+
+        func release() {
+            let first = released.withLockedValue { released in
+                defer { released = true }
+                return !released
+            }
+            if first { semaphore.signal() }
+        }
     }
 
     struct RigError: Error, CustomStringConvertible {
@@ -78,10 +110,9 @@ import Testing
         init(_ description: String) { self.description = description }
     }
 
-    static func withRig(commitWaitMicroseconds: Int = 300, _ body: (Rig) async throws -> Void) async throws {
+    static func withRig(_ body: (Rig) async throws -> Void) async throws {
         var limits = Limits()
         limits.requestBodyBytesMax = 1024
-        limits.commitWaitMicroseconds = commitWaitMicroseconds
         let directory = NSTemporaryDirectory() + "stockade-fastpath-\(UInt64.random(in: 0...UInt64.max))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let replica = try Replica(
@@ -97,7 +128,11 @@ import Testing
                 ReserveChannelHandler(endpoint: endpoint, authenticator: authenticator, serverName: "stockade"))
             try channel.pipeline.syncOperations.addHandler(routerSide)
         }
-        try await body(Rig(channel: channel, replica: replica, routerSide: routerSide))
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7000)).get()
+        let rig = Rig(channel: channel, replica: replica, routerSide: routerSide)
+        defer { rig.holds.withLockedValue { $0 }.forEach { $0.release() } }
+        try await body(rig)
+        rig.holds.withLockedValue { $0 }.forEach { $0.release() }
         _ = try? await channel.finish()
         replica.stop()
         await replica.waitForCommitThread()
@@ -197,12 +232,14 @@ import Testing
         }
     }
 
-    /// A request behind a reserve still waiting for its fsync waits too. (The commit wait is long
-    /// here so that the reserve is surely still waiting when the next request arrives.)
+    /// A request behind a reserve still waiting for its outcome waits too.
     @Test func aRequestBehindAReserveWaitsForItsAnswer() async throws {
-        try await Self.withRig(commitWaitMicroseconds: 500_000) { rig in
+        try await Self.withRig { rig in
+            let hold = await rig.holdApply()
             try await rig.send(Self.reserve("r1") + Self.request(.get, "/healthz", token: nil))
             #expect(try await rig.handedOn().isEmpty)
+            #expect(try await rig.channel.readOutbound(as: HTTPResponsePart.self) == nil)
+            hold.release()
             #expect(try await rig.nextAnswer().head.status == .created)
             let handed = try await rig.handedOn()
             guard case .head(let head) = handed.first else { throw RigError("nothing handed on") }
@@ -212,12 +249,15 @@ import Testing
 
     /// On graceful shutdown a reserve in progress is answered first; then the connection closes.
     @Test func shutdownLetsAReserveInProgressAnswerFirst() async throws {
-        try await Self.withRig(commitWaitMicroseconds: 500_000) { rig in
+        try await Self.withRig { rig in
+            let hold = await rig.holdApply()
             try await rig.send(Self.reserve("r1"))
             try await rig.channel.testingEventLoop.executeInContext {
                 rig.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
             }
             #expect(rig.routerSide.events.withLockedValue { $0 }.isEmpty)
+            #expect(rig.channel.isActive)
+            hold.release()
             let answer = try await rig.nextAnswer()
             #expect(answer.head.status == .created)
             #expect(answer.head.headerFields[.connection] == "close")

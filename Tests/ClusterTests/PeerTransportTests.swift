@@ -22,18 +22,20 @@ import Wire
     static func exchange(secretA: String, secretB: String, window: Duration) async throws -> [Envelope] {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let portA = try RedisServerProcess.freePort()
-        var portB = try RedisServerProcess.freePort()
-        while portB == portA { portB = try RedisServerProcess.freePort() }
-        let inboxA = Inbox()
+        // Both listen on a port the kernel picks, so no other test can take it between choosing and
+        // binding; n1 is made once n2's port is known. n2's link to n1 points nowhere (only n1 → n2
+        // is checked).
         let inboxB = Inbox()
-        let a = PeerTransport(
-            nodeID: 1, listenHost: "127.0.0.1", listenPort: portA, peers: [.init(id: 2, host: "127.0.0.1", port: portB)],
-            secret: Array(secretA.utf8), logger: logger, deliver: { envelope in inboxA.received.withLockedValue { $0.append(envelope) } })
         let b = PeerTransport(
-            nodeID: 2, listenHost: "127.0.0.1", listenPort: portB, peers: [.init(id: 1, host: "127.0.0.1", port: portA)],
+            nodeID: 2, listenHost: "127.0.0.1", listenPort: 0, peers: [.init(id: 1, host: "127.0.0.1", port: 1)],
             secret: Array(secretB.utf8), logger: logger, deliver: { envelope in inboxB.received.withLockedValue { $0.append(envelope) } })
-        let group = ServiceGroup(configuration: .init(services: [a, b], logger: logger))
+        let groupB = ServiceGroup(configuration: .init(services: [b], logger: logger))
+        let runningB = Task { try await groupB.run() }
+        while b.port == nil { try await Task.sleep(for: .milliseconds(20)) }
+        let a = PeerTransport(
+            nodeID: 1, listenHost: "127.0.0.1", listenPort: 0, peers: [.init(id: 2, host: "127.0.0.1", port: b.port!)],
+            secret: Array(secretA.utf8), logger: logger, deliver: { _ in })
+        let group = ServiceGroup(configuration: .init(services: [a], logger: logger))
         let running = Task { try await group.run() }
         let message = Envelope(from: 1, to: 2, message: .voteResponse(term: 7, granted: true, preVote: false))
         let deadline = ContinuousClock.now + window
@@ -46,6 +48,8 @@ import Wire
         try await Task.sleep(for: .milliseconds(200))
         await group.triggerGracefulShutdown()
         _ = try? await running.value
+        await groupB.triggerGracefulShutdown()
+        _ = try? await runningB.value
         return inboxB.received.withLockedValue { $0 }
     }
 
@@ -60,6 +64,34 @@ import Wire
         let received = try await Self.exchange(
             secretA: "secret-one-0123456789", secretB: "secret-two-0123456789", window: .seconds(3))
         #expect(received.isEmpty)
+    }
+
+    /// A transport whose listener cannot bind (its port is taken) fails the service group, and the
+    /// group's other transports stop too. They used to keep redialling without pause once
+    /// cancelled (`Task.sleep` returns at once in a cancelled task), and never returned.
+    @Test func aListenerThatCannotBindEndsTheGroup() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let holder = PeerTransport(
+            nodeID: 2, listenHost: "127.0.0.1", listenPort: 0, peers: [], secret: Array("s".utf8), logger: logger,
+            deliver: { _ in })
+        let holding = ServiceGroup(configuration: .init(services: [holder], logger: logger))
+        let held = Task { try await holding.run() }
+        while holder.port == nil { try await Task.sleep(for: .milliseconds(20)) }
+        let taken = holder.port!
+        var closed = try RedisServerProcess.freePort()
+        while closed == taken { closed = try RedisServerProcess.freePort() }
+        // n1 dials a port nobody listens on: each dial fails at once.
+        let a = PeerTransport(
+            nodeID: 1, listenHost: "127.0.0.1", listenPort: 0, peers: [.init(id: 3, host: "127.0.0.1", port: closed)],
+            secret: Array("s".utf8), logger: logger, deliver: { _ in })
+        let c = PeerTransport(
+            nodeID: 3, listenHost: "127.0.0.1", listenPort: taken, peers: [.init(id: 1, host: "127.0.0.1", port: 1)],
+            secret: Array("s".utf8), logger: logger, deliver: { _ in })
+        let group = ServiceGroup(configuration: .init(services: [a, c], logger: logger))
+        await #expect(throws: (any Error).self) { try await group.run() }
+        await holding.triggerGracefulShutdown()
+        _ = try? await held.value
     }
 
     @Test func proofsAreBoundToRoleNodesAndNonces() {
