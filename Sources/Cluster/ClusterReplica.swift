@@ -352,6 +352,21 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         return await propose(.reserve(request), checked: isReadyForLocalAnswers)
     }
 
+    /// `reserve(_:)` for the event loop's reserve path: `completion` runs at once on the caller's
+    /// thread when the applied state decides, else on the loop thread once the command is decided.
+    /// The caller never waits for the ledger lock: when a batch is being applied, the check is
+    /// left to the loop thread (the proposal goes unchecked).
+    public func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome) -> Void) {
+        var checked = false
+        if isReadyForLocalAnswers, ledgerLock.try() {
+            let answer = ledger.answerWithoutLog(request)
+            ledgerLock.unlock()
+            if let answer { return completion(answer) }
+            checked = true
+        }
+        enqueue([(.reserve(request), checked)]) { _, outcome in completion(outcome) }
+    }
+
     private var isReadyForLocalAnswers: Bool {
         statusLock.lock()
         defer { statusLock.unlock() }
