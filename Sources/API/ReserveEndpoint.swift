@@ -37,23 +37,31 @@ struct ReserveEndpoint: Sendable {
         #if DEBUG
         outcome = DebugFault.apply(to: outcome, request: request)
         #endif
-        let answer: (status: HTTPResponse.Status, body: ByteBuffer)
         switch outcome {
-        case .reservation(let hold, let created):
-            (created ? metrics.granted : metrics.replayed).increment()
-            var writer = JSONWriter()
-            ReservationPayload(hold).write(into: &writer)
-            answer = (created ? .created : .ok, writer.buffer)
-        case .rejected(let error, let detail):
-            metrics.count(outcome: error.code.rawValue)
-            answer = ErrorBody.rendered(
-                error, sku: detail?.sku.rawValue, requested: detail?.requested, available: detail?.available)
-        default:
-            let error = StockadeError(.internalError, "unexpected outcome \(outcome)")
-            metrics.count(outcome: error.code.rawValue)
-            answer = ErrorBody.rendered(error)
+        case .reservation(_, let created): (created ? metrics.granted : metrics.replayed).increment()
+        case .rejected(let error, _): metrics.count(outcome: error.code.rawValue)
+        default: metrics.count(outcome: ErrorCode.internalError.rawValue)
         }
+        let answer = Self.rendered(outcome, createdStatus: .created)
         metrics.reservationDuration.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
         return answer
+    }
+
+    /// A reservation outcome as the API answers it: the reservation (`createdStatus` when this
+    /// request created it, else 200) or the refusal with its detail.
+    static func rendered(_ outcome: Outcome, createdStatus: HTTPResponse.Status)
+        -> (status: HTTPResponse.Status, body: ByteBuffer)
+    {
+        switch outcome {
+        case .reservation(let hold, let created):
+            var writer = JSONWriter()
+            ReservationPayload(hold).write(into: &writer)
+            return (created ? createdStatus : .ok, writer.buffer)
+        case .rejected(let error, let detail):
+            return ErrorBody.rendered(
+                error, sku: detail?.sku.rawValue, requested: detail?.requested, available: detail?.available)
+        default:
+            return ErrorBody.rendered(StockadeError(.internalError, "unexpected outcome \(outcome)"))
+        }
     }
 }

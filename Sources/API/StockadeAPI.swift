@@ -150,13 +150,13 @@ public struct StockadeAPI: Sendable {
         router.post("/v1/reservations/{id}/confirm") { _, context in
             try context.require(.checkout)
             let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
-            return try reservationResponse(await lifecycle(.confirm(id), id))
+            return reservationResponse(await lifecycle(.confirm(id), id))
         }
 
         router.post("/v1/reservations/{id}/release") { _, context in
             try context.require(.checkout)
             let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
-            return try reservationResponse(await lifecycle(.release(id), id))
+            return reservationResponse(await lifecycle(.release(id), id))
         }
 
         router.post("/v1/reservations/{id}/extend") { request, context in
@@ -165,7 +165,7 @@ public struct StockadeAPI: Sendable {
             let body = try await JSON.decode(ExtendBody.self, from: request, limit: limits.requestBodyBytesMax)
             let (ttlMs, overflow) = body.ttlSeconds.multipliedReportingOverflow(by: 1000)
             try Self.check(Validation.ttl(milliseconds: overflow ? Int64.max : ttlMs, limits: limits))
-            return try reservationResponse(await lifecycle(.extend(id, ttlMs: ttlMs), id))
+            return reservationResponse(await lifecycle(.extend(id, ttlMs: ttlMs), id))
         }
 
         router.get("/v1/holds") { request, context in
@@ -249,19 +249,10 @@ public struct StockadeAPI: Sendable {
         return value
     }
 
-    func reservationResponse(_ outcome: Outcome, createdStatus: HTTPResponse.Status = .ok) throws -> Response {
-        switch outcome {
-        case .reservation(let hold, let created):
-            return JSON.response(status: created ? createdStatus : .ok, ReservationPayload(hold))
-        case .rejected(let error, let detail):
-            if let detail {
-                return ErrorBody.response(
-                    error, sku: detail.sku.rawValue, requested: detail.requested, available: detail.available)
-            }
-            throw error
-        default:
-            throw StockadeError(.internalError, "unexpected outcome \(outcome)")
-        }
+    /// Confirm, release and extend answer the reservation with 200, or the refusal.
+    func reservationResponse(_ outcome: Outcome) -> Response {
+        let answer = ReserveEndpoint.rendered(outcome, createdStatus: .ok)
+        return JSON.response(status: answer.status, buffer: answer.body)
     }
 
     func skuResponse(after outcome: Outcome, sku: SKU) throws -> Response {

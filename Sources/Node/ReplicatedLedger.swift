@@ -25,7 +25,8 @@ public protocol ReplicatedLedger: AnyObject, Sendable {
     /// Reserves, answering without the log when the applied state already decides the request.
     func reserve(_ request: ReserveRequest) async -> Outcome
     /// `reserve(_:)` for callers outside Swift concurrency (the HTTP event loop's fast path):
-    /// `completion` gets the outcome on some thread and must not block.
+    /// `completion` gets the outcome on some thread and must not block. The caller must not be
+    /// made to wait for the ledger lock either.
     func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome) -> Void)
     /// Returns once the applied state includes every command acknowledged before the call
     /// (a linearizable read point), or throws a `StockadeError` if that cannot be established.
@@ -33,11 +34,6 @@ public protocol ReplicatedLedger: AnyObject, Sendable {
 }
 
 extension ReplicatedLedger {
-    /// Runs `reserve(_:)` in a task. The single node answers from its commit thread instead.
-    public func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome) -> Void) {
-        Task { completion(await reserve(request)) }
-    }
-
     /// Whether this node may propose on its own (the single node, or the cluster's leader).
     public var mayPropose: Bool { leaderTerm != nil }
 }
