@@ -35,6 +35,16 @@ let package = Package(
         ),
         // The pure replication protocol (Raft with pre-vote and check-quorum): events in, actions out.
         .target(name: "Consensus", dependencies: ["StockadeCore"]),
+        // The Redis serialization protocol (RESP2/RESP3): values, a bounded parser, NIO decoders. NIOCore only.
+        .target(name: "RESP", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "RESPTests",
+            dependencies: [
+                "RESP", "API", "StockadeCore", "Ledger",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         // Peer frame codecs: versioned, length-prefixed, bounded.
         .target(
             name: "Wire",
@@ -77,8 +87,11 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "StockadeCore", "Ledger", "Node", "Cluster", "Consensus", "StockadeClient",
+                "StockadeCore", "Ledger", "Node", "Cluster", "Consensus", "StockadeClient", "RESP",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -30,9 +30,6 @@ let forwardedHeader = HTTPFields.Element.Name("x-stockade-forwarded-by")!
 /// Relays linearizable reads to the leader and returns its answer, so any node can take any call.
 /// `?consistency=local` reads, liveness, metrics and `/v1/cluster` stay local; writes are
 /// forwarded as commands by `ClusterReplica`.
-///
-/// Until a leader is known the read waits (up to the quorum deadline) and then gets
-/// `quorum_unavailable`; so does a read the leader did not answer (a read changes nothing).
 struct ForwardingMiddleware: RouterMiddleware {
     typealias Context = StockadeRequestContext
     let cluster: ClusterRouting
@@ -55,28 +52,49 @@ struct ForwardingMiddleware: RouterMiddleware {
         guard Self.needsLeader(request), request.headers[forwardedHeader] == nil else {
             return try await next(request, context)
         }
-        let deadline = ContinuousClock.now + cluster.quorumDeadline
-        let me = cluster.replica.configuration.nodeID
+        return try await cluster.leaderRead(
+            path: request.uri.description, authorization: request.headers[.authorization],
+            local: { try await next(request, context) },
+            relayed: { answer in
+                var headers = HTTPFields()
+                headers[.contentType] = "application/json"
+                return Response(
+                    status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+            })
+    }
+
+    static func isNotLeader(_ body: [UInt8]) -> Bool {
+        String(decoding: body, as: UTF8.self).contains(#""code":"not_leader""#)
+    }
+}
+
+extension ClusterRouting {
+    /// Runs a linearizable read where it can be answered: here (`local`) while this node leads,
+    /// else on the leader over HTTP (`relayed` turns its answer into the caller's).
+    ///
+    /// Until a leader is known the read waits (up to the quorum deadline) and then gets
+    /// `quorum_unavailable`; so does a read the leader did not answer (a read changes nothing).
+    func leaderRead<T>(
+        path: String, authorization: String?, local: () async throws -> T, relayed: (HTTPClientResponse) -> T
+    ) async throws -> T {
+        let deadline = ContinuousClock.now + quorumDeadline
+        let me = replica.configuration.nodeID
         while true {
-            let status = cluster.replica.currentStatus
+            let status = replica.currentStatus
             if status.role == .leader {
                 do {
-                    return try await next(request, context)
+                    return try await local()
                 } catch let error as StockadeError where error.code == .notLeader {
                     // Leadership moved between the check and the read point: go round again.
                 }
-            } else if let leader = status.leaderID, leader != me, cluster.httpAddresses[leader] != nil {
+            } else if let leader = status.leaderID, leader != me, httpAddresses[leader] != nil {
                 let remaining = deadline - .now
-                let result = await cluster.forwarder.forward(
-                    to: leader, request: request, from: me,
-                    timeout: max(remaining, .milliseconds(100)) + cluster.quorumDeadline / 2)
+                let result = await forwarder.forward(
+                    to: leader, method: .GET, path: path, authorization: authorization, from: me,
+                    timeout: max(remaining, .milliseconds(100)) + quorumDeadline / 2)
                 switch result {
-                case .answered(let answer) where !(answer.status == 503 && Self.isNotLeader(answer.body)):
-                    var headers = HTTPFields()
-                    headers[.contentType] = "application/json"
-                    return Response(
-                        status: .init(code: answer.status), headers: headers,
-                        body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+                case .answered(let answer) where !(answer.status == 503 && ForwardingMiddleware.isNotLeader(answer.body)):
+                    return relayed(answer)
                 case .answered, .notSent:
                     break  // the leader moved or is down
                 case .noAnswer(let reason):
@@ -85,15 +103,10 @@ struct ForwardingMiddleware: RouterMiddleware {
             }
             if ContinuousClock.now >= deadline {
                 throw StockadeError(
-                    .quorumUnavailable,
-                    "no leader reachable within \(cluster.quorumDeadline); a majority of nodes may be down")
+                    .quorumUnavailable, "no leader reachable within \(quorumDeadline); a majority of nodes may be down")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-    }
-
-    static func isNotLeader(_ body: [UInt8]) -> Bool {
-        String(decoding: body, as: UTF8.self).contains(#""code":"not_leader""#)
     }
 }
 
@@ -120,14 +133,14 @@ final class LeaderForwarder: Sendable {
     }
 
     /// Relays a read (no body) to `node`.
-    func forward(to node: NodeID, request: Request, from me: NodeID, timeout: Duration) async -> Result {
+    func forward(
+        to node: NodeID, method: HTTPMethod, path: String, authorization: String?, from me: NodeID, timeout: Duration
+    ) async -> Result {
         guard let connection = await checkOut(node) else { return .notSent }
         var headers: [(String, String)] = [(forwardedHeader.rawName, "n\(me)")]
-        if let authorization = request.headers[.authorization] { headers.append(("Authorization", authorization)) }
+        if let authorization { headers.append(("Authorization", authorization)) }
         do {
-            let answer = try await connection.send(
-                method: HTTPMethod(rawValue: request.method.rawValue), path: request.uri.description, headers: headers,
-                timeout: timeout)
+            let answer = try await connection.send(method: method, path: path, headers: headers, timeout: timeout)
             checkIn(connection, node)
             return .answered(answer)
         } catch let error as HTTPConnectionError where !error.mayHaveBeenSent {

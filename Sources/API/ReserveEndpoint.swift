@@ -33,6 +33,12 @@ struct ReserveEndpoint: Sendable {
     func answer(_ outcome: Outcome, for request: ReserveRequest, start: ContinuousClock.Instant)
         -> (status: HTTPResponse.Status, body: ByteBuffer)
     {
+        Self.rendered(recorded(outcome, for: request, start: start), createdStatus: .created)
+    }
+
+    /// Counts `outcome` and times it from `start`; returns what is to be answered (in debug builds,
+    /// after an injected fault).
+    func recorded(_ outcome: Outcome, for request: ReserveRequest, start: ContinuousClock.Instant) -> Outcome {
         var outcome = outcome
         #if DEBUG
         outcome = DebugFault.apply(to: outcome, request: request)
@@ -42,9 +48,8 @@ struct ReserveEndpoint: Sendable {
         case .rejected(let error, _): metrics.count(outcome: error.code.rawValue)
         default: metrics.count(outcome: ErrorCode.internalError.rawValue)
         }
-        let answer = Self.rendered(outcome, createdStatus: .created)
         metrics.reservationDuration.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
-        return answer
+        return outcome
     }
 
     /// A reservation outcome as the API answers it: the reservation (`createdStatus` when this

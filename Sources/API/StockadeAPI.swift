@@ -72,45 +72,33 @@ public struct StockadeAPI: Sendable {
 
         router.get("/v1/cluster") { _, context in
             try context.require(.checkout)
-            return JSON.response(status: .ok, clusterPayload())
+            return JSON.response(clusterAnswer())
         }
 
         router.get("/v1/warehouses") { _, context in
             try context.require(.checkout)
-            let layout = replica.read { ledger in
-                ledger.warehousesByPriority.map { WarehousePayload(id: $0.id.rawValue, regions: $0.regions, priority: $0.priority) }
-            }
-            return JSON.response(status: .ok, layout)
+            return JSON.response(warehousesAnswer())
         }
 
         router.put("/v1/skus/{sku}/stock") { request, context in
             try context.require(.admin)
-            let sku = try Self.pathParameter("sku", context, limits: limits)
+            let sku = SKU(try Self.pathParameter("sku", context, limits: limits))
             let body = try await JSON.decode(SetStockBody.self, from: request, limit: limits.requestBodyBytesMax)
-            try Self.check(Validation.identifier(body.warehouse, field: "warehouse", limits: limits))
-            try Self.check(Validation.stockTotal(body.total, limits: limits))
-            let outcome = await replica.propose(
-                .setStock(sku: SKU(sku), warehouse: WarehouseID(body.warehouse), total: body.total))
-            return try skuResponse(after: outcome, sku: SKU(sku))
+            return JSON.response(try await setStock(sku, warehouse: body.warehouse, total: body.total))
         }
 
         router.post("/v1/skus/{sku}/stock/adjust") { request, context in
             try context.require(.admin)
-            let sku = try Self.pathParameter("sku", context, limits: limits)
+            let sku = SKU(try Self.pathParameter("sku", context, limits: limits))
             let body = try await JSON.decode(AdjustStockBody.self, from: request, limit: limits.requestBodyBytesMax)
-            try Self.check(Validation.identifier(body.warehouse, field: "warehouse", limits: limits))
-            try Self.check(Validation.identifier(body.reason, field: "reason", limits: limits))
-            if body.delta == 0 { throw APIError.invalid("delta must not be 0") }
-            let outcome = await replica.propose(
-                .adjustStock(sku: SKU(sku), warehouse: WarehouseID(body.warehouse), delta: body.delta, reason: body.reason))
-            return try skuResponse(after: outcome, sku: SKU(sku))
+            return JSON.response(try await adjustStock(sku, warehouse: body.warehouse, delta: body.delta, reason: body.reason))
         }
 
         for (method, hot) in [(HTTPRequest.Method.post, true), (.delete, false)] {
             router.on("/v1/skus/{sku}/hot", method: method) { _, context in
                 try context.require(.admin)
                 let sku = SKU(try Self.pathParameter("sku", context, limits: limits))
-                return try skuResponse(after: await replica.propose(.setHot(sku, hot)), sku: sku)
+                return JSON.response(try await setHot(sku, hot))
             }
         }
 
@@ -118,7 +106,7 @@ public struct StockadeAPI: Sendable {
             try context.require(.checkout)
             try await readPoint(request)
             let sku = SKU(try Self.pathParameter("sku", context, limits: limits))
-            return try skuResponse(sku: sku, status: .ok)
+            return JSON.response(try skuAnswer(sku))
         }
 
         let reserve = reserveEndpoint
@@ -141,41 +129,32 @@ public struct StockadeAPI: Sendable {
             try context.require(.checkout)
             try await readPoint(request)
             let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
-            guard let hold = replica.read({ $0.hold(id) }) else {
-                throw StockadeError(.notFound, "no reservation \(id)")
-            }
-            return JSON.response(status: .ok, ReservationPayload(hold))
+            return JSON.response(try reservationAnswer(id))
         }
 
         router.post("/v1/reservations/{id}/confirm") { _, context in
             try context.require(.checkout)
-            let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
-            return reservationResponse(await lifecycle(.confirm(id), id))
+            return JSON.response(await confirm(ReservationID(try Self.pathParameter("id", context, limits: limits))))
         }
 
         router.post("/v1/reservations/{id}/release") { _, context in
             try context.require(.checkout)
-            let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
-            return reservationResponse(await lifecycle(.release(id), id))
+            return JSON.response(await release(ReservationID(try Self.pathParameter("id", context, limits: limits))))
         }
 
         router.post("/v1/reservations/{id}/extend") { request, context in
             try context.require(.checkout)
             let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
             let body = try await JSON.decode(ExtendBody.self, from: request, limit: limits.requestBodyBytesMax)
-            let (ttlMs, overflow) = body.ttlSeconds.multipliedReportingOverflow(by: 1000)
-            try Self.check(Validation.ttl(milliseconds: overflow ? Int64.max : ttlMs, limits: limits))
-            return reservationResponse(await lifecycle(.extend(id, ttlMs: ttlMs), id))
+            return JSON.response(try await extend(id, ttlSeconds: body.ttlSeconds))
         }
 
         router.get("/v1/holds") { request, context in
             try context.require(.admin)
-            let query = try holdQuery(request.uri.queryParameters)
+            let parameters = request.uri.queryParameters
+            let query = try holdQuery { parameters[Substring($0)].map(String.init) }
             try await readPoint(request)
-            let page = replica.read { $0.holds(matching: query) }
-            return JSON.response(
-                status: .ok,
-                HoldsPagePayload(holds: page.holds.map(ReservationPayload.init), nextCursor: page.nextAfterSequence.map(String.init)))
+            return JSON.response(holdsAnswer(query))
         }
         return router
     }
@@ -227,11 +206,7 @@ public struct StockadeAPI: Sendable {
     /// Reads are linearizable unless the caller asks for `?consistency=local`, which answers from
     /// this node's applied state at once, possibly stale.
     func readPoint(_ request: Request) async throws {
-        switch Self.readConsistency(request) {
-        case "local": return
-        case nil, "linearizable": try await replica.readBarrier()
-        default: throw APIError.invalid("consistency must be linearizable or local")
-        }
+        try await readPoint(consistency: Self.readConsistency(request).map(String.init))
     }
 
     static func readConsistency(_ request: Request) -> Substring? {
@@ -249,55 +224,4 @@ public struct StockadeAPI: Sendable {
         return value
     }
 
-    /// Confirm, release and extend answer the reservation with 200, or the refusal.
-    func reservationResponse(_ outcome: Outcome) -> Response {
-        let answer = ReserveEndpoint.rendered(outcome, createdStatus: .ok)
-        return JSON.response(status: answer.status, buffer: answer.body)
-    }
-
-    func skuResponse(after outcome: Outcome, sku: SKU) throws -> Response {
-        if case .rejected(let error, _) = outcome { throw error }
-        return try skuResponse(sku: sku, status: .ok)
-    }
-
-    func skuResponse(sku: SKU, status: HTTPResponse.Status) throws -> Response {
-        guard let rows = replica.read({ $0.rows(of: sku) }) else {
-            throw StockadeError(.unknownSKU, "unknown sku \(sku)")
-        }
-        let hot = replica.read { $0.hotSKUs.contains(sku) }
-        return JSON.response(
-            status: status,
-            SKUPayload(sku: sku.rawValue, hot: hot, warehouses: rows.map { StockRowPayload(warehouse: $0.warehouse, row: $0.row) }))
-    }
-
-    func holdQuery(_ parameters: Parameters) throws -> HoldQuery {
-        var query = HoldQuery(nowMs: replica.clock(), limit: 100)
-        if let sku = parameters["sku"].map(String.init) {
-            try Self.check(Validation.identifier(sku, field: "sku", limits: limits))
-            query.sku = SKU(sku)
-        }
-        if let status = parameters["status"].map(String.init) {
-            guard let parsed = HoldStatus(name: status) else {
-                throw APIError.invalid("status must be one of held, confirmed, released, expired")
-            }
-            query.status = parsed
-        }
-        if let within = parameters["expiringWithinSeconds"] {
-            guard let seconds = Int64(within), seconds >= 0, seconds <= limits.holdTTLSecondsMax else {
-                throw APIError.invalid("expiringWithinSeconds must be between 0 and \(limits.holdTTLSecondsMax)")
-            }
-            query.expiringWithinMs = seconds * 1000
-        }
-        if let limit = parameters["limit"] {
-            guard let parsed = Int(limit), (1...limits.holdsPageMax).contains(parsed) else {
-                throw APIError.invalid("limit must be between 1 and \(limits.holdsPageMax)")
-            }
-            query.limit = parsed
-        }
-        if let cursor = parameters["cursor"] {
-            guard let parsed = UInt64(cursor) else { throw APIError.invalid("cursor is not valid") }
-            query.afterSequence = parsed
-        }
-        return query
-    }
 }

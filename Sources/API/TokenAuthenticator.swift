@@ -27,6 +27,9 @@ public struct TokenAuthenticator: Sendable {
         guard let token = String(rest) else { return nil }
         return roles[token]
     }
+
+    /// The role of a bare token (RESP's `AUTH`).
+    func role(forToken token: String) -> Role? { roles[token] }
 }
 
 /// Authenticates every `/v1` request; health and metrics routes stay open.

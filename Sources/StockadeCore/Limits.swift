@@ -1,6 +1,6 @@
 /// Every bound in Stockade, in one place, with its unit in its name.
 ///
-/// The relations between them are checked by `Limits.validate()`, which runs at start-up and in tests.
+/// The relations between them are checked by `Limits.violations()`, which runs at start-up and in tests.
 public struct Limits: Sendable, Equatable {
     /// Largest accepted HTTP request body.
     public var requestBodyBytesMax: Int = 64 * 1024
@@ -45,6 +45,17 @@ public struct Limits: Sendable, Equatable {
     public var holdsScanMax: Int = 100_000
     /// Most open HTTP connections.
     public var connectionsMax: Int = 4_096
+    /// Most open RESP (TCP API) connections; one more is accepted only to be told `-ERR max number of clients reached`.
+    public var respConnectionsMax: Int = 4_096
+    /// Longest RESP bulk string a client may send (an argument), in bytes.
+    public var respBulkBytesMax: Int = 64 * 1024
+    /// Most arguments in one RESP command (a `RESERVE` needs 6 + 2 per line).
+    public var respArgumentsMax: Int = 1_024
+    /// Longest RESP line (an inline command, or a length header), in bytes.
+    public var respLineBytesMax: Int = 64 * 1024
+    /// Commands read from one RESP connection and not yet answered; past it the server stops
+    /// reading that connection until answers go out (pipelining waits, nothing is refused).
+    public var respPendingRequestsMax: Int = 1_024
 
     public init() {}
 
@@ -75,6 +86,13 @@ public struct Limits: Sendable, Equatable {
             problems.append("logSegmentBytes must be 0 (off) or in 1 MiB...1 GiB")
         }
         if requestBodyBytesMax < 1024 { problems.append("requestBodyBytesMax must be ≥ 1 KiB") }
+        if respArgumentsMax < 6 + 2 * reservationLinesMax {
+            problems.append("respArgumentsMax must hold a RESERVE of reservationLinesMax lines (6 + 2 per line)")
+        }
+        if respBulkBytesMax < identifierBytesMax { problems.append("respBulkBytesMax must be ≥ identifierBytesMax") }
+        if respLineBytesMax < 64 { problems.append("respLineBytesMax must be ≥ 64") }
+        if respPendingRequestsMax < 1 { problems.append("respPendingRequestsMax must be ≥ 1") }
+        if respConnectionsMax < 1 { problems.append("respConnectionsMax must be ≥ 1") }
         return problems
     }
 }

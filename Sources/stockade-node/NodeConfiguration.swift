@@ -67,6 +67,8 @@ struct NodeConfiguration: Decodable {
 
     var nodeId: String?
     var http: String?
+    /// The RESP (TCP API) listen address, host:port; no RESP listener without it.
+    var resp: String?
     var cluster: ClusterSection?
     var dataDir: String?
     var warehouses: [WarehouseEntry]?

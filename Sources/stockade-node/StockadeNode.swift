@@ -34,7 +34,10 @@ struct StockadeNode: AsyncParsableCommand {
     @Option(help: "HTTP listen address, host:port (port 0 picks a free port).")
     var http: String?
 
-    @Option(name: .customLong("ready-file"), help: "Write the bound HTTP port to this file once listening.")
+    @Option(help: "RESP (TCP API) listen address, host:port (port 0 picks a free port); off unless given here or as resp in the config.")
+    var resp: String?
+
+    @Option(name: .customLong("ready-file"), help: "Write the bound HTTP port to this file once listening (and the RESP port to FILE.resp).")
     var readyFile: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -137,11 +140,22 @@ struct StockadeNode: AsyncParsableCommand {
                 }
             },
             logger: logger)
+        var respServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let respAddress = try (resp ?? file.resp).map(parseAddress) {
+            // Listed last: graceful shutdown stops it first, while the replica still commits.
+            respServices.append(
+                .init(
+                    service: RESPServer(
+                        api: api, host: respAddress.host, port: respAddress.port, logger: logger,
+                        onListening: { port in
+                            if let readyFile { try? "\(port)\n".write(toFile: readyFile + ".resp", atomically: true, encoding: .utf8) }
+                        })))
+        }
         let expiry = ExpiryService(replica: replica, tickMs: file.expiryTickMs ?? 250, logger: logger)
-        // Graceful shutdown runs in reverse: HTTP stops first, then expiry, then the replica drains its queue.
+        // Graceful shutdown runs in reverse: RESP and HTTP stop first, then expiry, then the replica drains its queue.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: services + [.init(service: expiry), .init(service: application)],
+                services: services + [.init(service: expiry), .init(service: application)] + respServices,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")

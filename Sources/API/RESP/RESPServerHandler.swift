@@ -1,0 +1,112 @@
+import NIOCore
+import RESP
+import StockadeCore
+
+/// Serves one RESP connection. Thin: `RESPConnectionStateMachine` decides, this handler reads,
+/// runs what the machine asks for, and writes the replies the machine releases.
+///
+/// Threading: every method runs on the channel's event loop; replies computed elsewhere come
+/// back through a promise on that loop.
+final class RESPServerHandler: ChannelDuplexHandler {
+    typealias InboundIn = [ByteBuffer]
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var machine: RESPConnectionStateMachine
+    private let executor: RESPExecutor
+    /// A read was asked for while the machine did not want more input.
+    private var readHeld = false
+    /// Shutdown asked the connection to finish what it has and close.
+    private var quiescing = false
+    private var closed = false
+
+    init(machine: RESPConnectionStateMachine, executor: RESPExecutor) {
+        self.machine = machine
+        self.executor = executor
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .execute(let slot, let request, let token) = machine.received(unwrapInboundIn(data)) else { return }
+        let promise = context.eventLoop.makePromise(of: RESPValue.self)
+        executor.execute(request, token: token) { promise.succeed($0) }
+        promise.futureResult.assumeIsolated().whenSuccess { reply in
+            self.machine.complete(slot, with: reply)
+            self.writeReplies(context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        writeReplies(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let error = error as? RESPProtocolError {
+            machine.protocolError(error)
+            writeReplies(context: context)
+        } else {
+            close(context: context)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if machine.mayRead && !quiescing {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        quiescing = true
+        if machine.pendingCount == 0 { close(context: context) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        context.fireChannelInactive()
+    }
+
+    /// Writes what the machine releases; closes when it says so, or when quiescing and idle.
+    private func writeReplies(context: ChannelHandlerContext) {
+        guard !closed else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 512)
+        let closeAfter = machine.takeReplies(into: &buffer)
+        if buffer.readableBytes > 0 {
+            let written = context.writeAndFlush(wrapOutboundOut(buffer))
+            if closeAfter || (quiescing && machine.pendingCount == 0) {
+                closed = true
+                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                return
+            }
+        } else if closeAfter || (quiescing && machine.pendingCount == 0) {
+            return close(context: context)
+        }
+        if readHeld && machine.mayRead && !quiescing {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private func close(context: ChannelHandlerContext) {
+        guard !closed else { return }
+        closed = true
+        context.close(promise: nil)
+    }
+}
+
+/// Accepts a connection past the limit only to tell it so, as Redis does.
+final class RESPRefusingHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelActive(context: ChannelHandlerContext) {
+        let refusal = RESPValue.error("ERR max number of clients reached").encoded(version: .resp2)
+        context.writeAndFlush(wrapOutboundOut(refusal)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Hummingbird
+import Ledger
+import NIOCore
+import StockadeCore
+
+/// An answer as the HTTP API gives it: a status and a JSON body. The RESP server translates the
+/// same answers (`RESPReply`), so both APIs decide and say the same things.
+struct APIAnswer: Sendable {
+    var status: HTTPResponse.Status
+    var body: ByteBuffer
+}
+
+/// The operations behind the routes, on parsed arguments. Both the HTTP router and the RESP
+/// server call these; neither decides anything of its own past parsing.
+extension StockadeAPI {
+    func setStock(_ sku: SKU, warehouse: String, total: Int64) async throws -> APIAnswer {
+        try Self.check(Validation.identifier(warehouse, field: "warehouse", limits: limits))
+        try Self.check(Validation.stockTotal(total, limits: limits))
+        let outcome = await replica.propose(.setStock(sku: sku, warehouse: WarehouseID(warehouse), total: total))
+        return try skuAnswer(after: outcome, sku: sku)
+    }
+
+    func adjustStock(_ sku: SKU, warehouse: String, delta: Int64, reason: String) async throws -> APIAnswer {
+        try Self.check(Validation.identifier(warehouse, field: "warehouse", limits: limits))
+        try Self.check(Validation.identifier(reason, field: "reason", limits: limits))
+        if delta == 0 { throw APIError.invalid("delta must not be 0") }
+        let outcome = await replica.propose(
+            .adjustStock(sku: sku, warehouse: WarehouseID(warehouse), delta: delta, reason: reason))
+        return try skuAnswer(after: outcome, sku: sku)
+    }
+
+    func setHot(_ sku: SKU, _ hot: Bool) async throws -> APIAnswer {
+        try skuAnswer(after: await replica.propose(.setHot(sku, hot)), sku: sku)
+    }
+
+    /// The SKU's rows from the applied state (the caller has passed its read point).
+    func skuAnswer(_ sku: SKU) throws -> APIAnswer {
+        guard let rows = replica.read({ $0.rows(of: sku) }) else {
+            throw StockadeError(.unknownSKU, "unknown sku \(sku)")
+        }
+        let hot = replica.read { $0.hotSKUs.contains(sku) }
+        return APIAnswer(
+            status: .ok,
+            body: JSON.encoded(
+                SKUPayload(sku: sku.rawValue, hot: hot, warehouses: rows.map { StockRowPayload(warehouse: $0.warehouse, row: $0.row) })))
+    }
+
+    func skuAnswer(after outcome: Outcome, sku: SKU) throws -> APIAnswer {
+        if case .rejected(let error, _) = outcome { throw error }
+        return try skuAnswer(sku)
+    }
+
+    func reservationAnswer(_ id: ReservationID) throws -> APIAnswer {
+        guard let hold = replica.read({ $0.hold(id) }) else {
+            throw StockadeError(.notFound, "no reservation \(id)")
+        }
+        var writer = JSONWriter()
+        ReservationPayload(hold).write(into: &writer)
+        return APIAnswer(status: .ok, body: writer.buffer)
+    }
+
+    func confirm(_ id: ReservationID) async -> APIAnswer { Self.lifecycleAnswer(await lifecycle(.confirm(id), id)) }
+
+    func release(_ id: ReservationID) async -> APIAnswer { Self.lifecycleAnswer(await lifecycle(.release(id), id)) }
+
+    func extend(_ id: ReservationID, ttlSeconds: Int64) async throws -> APIAnswer {
+        let (ttlMs, overflow) = ttlSeconds.multipliedReportingOverflow(by: 1000)
+        try Self.check(Validation.ttl(milliseconds: overflow ? Int64.max : ttlMs, limits: limits))
+        return Self.lifecycleAnswer(await lifecycle(.extend(id, ttlMs: ttlMs), id))
+    }
+
+    /// Confirm, release and extend answer the reservation with 200, or the refusal.
+    static func lifecycleAnswer(_ outcome: Outcome) -> APIAnswer {
+        let answer = ReserveEndpoint.rendered(outcome, createdStatus: .ok)
+        return APIAnswer(status: answer.status, body: answer.body)
+    }
+
+    func holdsAnswer(_ query: HoldQuery) -> APIAnswer {
+        let page = replica.read { $0.holds(matching: query) }
+        let payload = HoldsPagePayload(
+            holds: page.holds.map(ReservationPayload.init), nextCursor: page.nextAfterSequence.map(String.init))
+        var writer = JSONWriter(capacity: 256 * max(1, payload.holds.count))
+        payload.write(into: &writer)
+        return APIAnswer(status: .ok, body: writer.buffer)
+    }
+
+    func warehousesAnswer() -> APIAnswer {
+        let layout = replica.read { ledger in
+            ledger.warehousesByPriority.map { WarehousePayload(id: $0.id.rawValue, regions: $0.regions, priority: $0.priority) }
+        }
+        return APIAnswer(status: .ok, body: JSON.encoded(layout))
+    }
+
+    func clusterAnswer() -> APIAnswer {
+        APIAnswer(status: .ok, body: JSON.encoded(clusterPayload()))
+    }
+
+    /// `GET /v1/holds`'s query parameters, checked; `parameter` looks one up by name.
+    func holdQuery(_ parameter: (String) -> String?) throws -> HoldQuery {
+        var query = HoldQuery(nowMs: replica.clock(), limit: 100)
+        if let sku = parameter("sku") {
+            try Self.check(Validation.identifier(sku, field: "sku", limits: limits))
+            query.sku = SKU(sku)
+        }
+        if let status = parameter("status") {
+            guard let parsed = HoldStatus(name: status) else {
+                throw APIError.invalid("status must be one of held, confirmed, released, expired")
+            }
+            query.status = parsed
+        }
+        if let within = parameter("expiringWithinSeconds") {
+            guard let seconds = Int64(within), seconds >= 0, seconds <= limits.holdTTLSecondsMax else {
+                throw APIError.invalid("expiringWithinSeconds must be between 0 and \(limits.holdTTLSecondsMax)")
+            }
+            query.expiringWithinMs = seconds * 1000
+        }
+        if let limit = parameter("limit") {
+            guard let parsed = Int(limit), (1...limits.holdsPageMax).contains(parsed) else {
+                throw APIError.invalid("limit must be between 1 and \(limits.holdsPageMax)")
+            }
+            query.limit = parsed
+        }
+        if let cursor = parameter("cursor") {
+            guard let parsed = UInt64(cursor) else { throw APIError.invalid("cursor is not valid") }
+            query.afterSequence = parsed
+        }
+        return query
+    }
+
+    /// Waits for a linearizable read point unless `consistency` is `local`.
+    func readPoint(consistency: String?) async throws {
+        switch consistency {
+        case "local": return
+        case nil, "linearizable": try await replica.readBarrier()
+        default: throw APIError.invalid("consistency must be linearizable or local")
+        }
+    }
+}
+
+extension JSON {
+    /// `value` encoded with sorted keys.
+    static func encoded(_ value: some Encodable) -> ByteBuffer {
+        ByteBuffer(bytes: (try? encoder.encode(value)) ?? Data("{}".utf8))
+    }
+
+    static func response(_ answer: APIAnswer) -> Response {
+        response(status: answer.status, buffer: answer.body)
+    }
+}
