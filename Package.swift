@@ -40,9 +40,11 @@ let package = Package(
         .testTarget(
             name: "RESPTests",
             dependencies: [
-                "RESP", "API", "StockadeCore", "Ledger",
+                "RESP", "API", "StockadeCore", "Ledger", "Node",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         // Peer frame codecs: versioned, length-prefixed, bounded.

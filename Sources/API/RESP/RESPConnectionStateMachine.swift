@@ -10,6 +10,11 @@ import StockadeCore
 /// Every command gets a slot when it arrives. Housekeeping is answered at once into its slot;
 /// a Stockade command leaves its slot open until `complete(_:with:)`. Replies leave from the
 /// front only, so they go out in request order however many are in flight.
+///
+/// Effects keep request order too, except among reserves: pipelined `RESERVE`s run side by side
+/// (that is what fills a group commit), but any other Stockade command waits until everything
+/// before it has been answered, and holds everything after it until it is. So a `RESERVE`
+/// pipelined after a `STOCK.SET` sees the new stock, and a `CONFIRM` after its `RESERVE` finds it.
 struct RESPConnectionStateMachine {
     /// What the handler must do after a command arrives.
     enum Action: Equatable {
@@ -30,6 +35,15 @@ struct RESPConnectionStateMachine {
         var reply: RESPValue?
         var version: RESPVersion
         var closeAfter: Bool
+        /// Runs alone: nothing else of this connection's runs beside it.
+        var exclusive = false
+    }
+
+    /// A Stockade command to run.
+    struct Dispatch: Equatable {
+        var slot: UInt64
+        var request: RESPRequest
+        var token: String
     }
 
     let identity: Identity
@@ -49,6 +63,11 @@ struct RESPConnectionStateMachine {
     private var firstSlot: UInt64 = 0
     /// QUIT or a protocol error: later input is ignored.
     private(set) var closing = false
+    /// Commands running now, and whether one of them runs alone.
+    private var running = 0
+    private var exclusiveRunning = false
+    /// Commands waiting for an exclusive one before them (or for everything before an exclusive one).
+    private var waiting = Deque<Dispatch>()
 
     init(identity: Identity, limits: Limits, serverVersion: String, authenticate: @escaping @Sendable (String) -> Role?) {
         self.identity = identity
@@ -110,8 +129,18 @@ struct RESPConnectionStateMachine {
         default:
             do {
                 let request = try RESPRequest.parse(command, rest, limits: limits)
-                let slot = open()
-                return .execute(slot: slot, request, token: token ?? "")
+                let exclusive: Bool
+                if case .reserve = request { exclusive = false } else { exclusive = true }
+                var slot = Slot(reply: nil, version: version, closeAfter: false)
+                slot.exclusive = exclusive
+                slots.append(slot)
+                let dispatch = Dispatch(slot: firstSlot + UInt64(slots.count - 1), request: request, token: token ?? "")
+                guard waiting.isEmpty, mayStart(exclusive: exclusive) else {
+                    waiting.append(dispatch)
+                    return .none
+                }
+                start(exclusive: exclusive)
+                return .execute(slot: dispatch.slot, dispatch.request, token: dispatch.token)
             } catch {
                 return answer(Self.error(error))
             }
@@ -125,12 +154,32 @@ struct RESPConnectionStateMachine {
         _ = answer(.error("ERR \(error.description)"), closeAfter: true)
     }
 
-    /// The answer to the request in `slot`.
-    mutating func complete(_ slot: UInt64, with reply: RESPValue) {
-        guard slot >= firstSlot, slot - firstSlot < UInt64(slots.count) else { return }  // reset by close
+    /// The answer to the request in `slot`; returns the commands that may start now.
+    mutating func complete(_ slot: UInt64, with reply: RESPValue) -> [Dispatch] {
+        guard slot >= firstSlot, slot - firstSlot < UInt64(slots.count) else { return [] }  // reset by close
         let index = Int(slot - firstSlot)
         precondition(slots[index].reply == nil, "slot \(slot) answered twice")
         slots[index].reply = reply
+        running -= 1
+        if slots[index].exclusive { exclusiveRunning = false }
+        var started: [Dispatch] = []
+        while let next = waiting.first {
+            let exclusive = slots[Int(next.slot - firstSlot)].exclusive
+            guard mayStart(exclusive: exclusive) else { break }
+            waiting.removeFirst()
+            start(exclusive: exclusive)
+            started.append(next)
+        }
+        return started
+    }
+
+    private func mayStart(exclusive: Bool) -> Bool {
+        exclusive ? running == 0 : !exclusiveRunning
+    }
+
+    private mutating func start(exclusive: Bool) {
+        running += 1
+        if exclusive { exclusiveRunning = true }
     }
 
     /// Encodes every reply that may go out now, in order, into `buffer`. Returns true when the
@@ -142,6 +191,7 @@ struct RESPConnectionStateMachine {
             firstSlot += 1
             if slot.closeAfter {
                 slots.removeAll()
+                waiting.removeAll()
                 return true
             }
         }

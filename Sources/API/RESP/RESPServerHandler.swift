@@ -27,10 +27,14 @@ final class RESPServerHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .execute(let slot, let request, let token) = machine.received(unwrapInboundIn(data)) else { return }
+        run(.init(slot: slot, request: request, token: token), context: context)
+    }
+
+    private func run(_ dispatch: RESPConnectionStateMachine.Dispatch, context: ChannelHandlerContext) {
         let promise = context.eventLoop.makePromise(of: RESPValue.self)
-        executor.execute(request, token: token) { promise.succeed($0) }
+        executor.execute(dispatch.request, token: dispatch.token) { promise.succeed($0) }
         promise.futureResult.assumeIsolated().whenSuccess { reply in
-            self.machine.complete(slot, with: reply)
+            for next in self.machine.complete(dispatch.slot, with: reply) { self.run(next, context: context) }
             self.writeReplies(context: context)
         }
     }
