@@ -20,6 +20,9 @@ for tool in curl:curl python3:python3 pkg-config:pkg-config redis-server:redis-s
 done
 # hiredis, the C Redis client the HotStock module links.
 [ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
+for tool in redis-benchmark:redis-tools; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
 if [ "${STOCKADE_BENCH:-0}" = "1" ]; then
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 fi
@@ -31,4 +34,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo apt-get update -qq
     sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+fi
+# The `redis` package from PyPI: the RESP integration tests drive the node with it.
+if ! python3 -c 'import redis' >/dev/null 2>&1; then
+  python3 -m pip install -q redis >/dev/null
 fi

@@ -88,4 +88,26 @@ public final class ChildProcess: @unchecked Sendable {
         // WIFEXITED / WEXITSTATUS / WTERMSIG by hand (the macros are not imported).
         (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
     }
+
+    /// Runs a tool to completion (killed after `timeout`) and returns its exit status and its
+    /// output, stdout and stderr together. `PATH` is searched for a bare name.
+    public static func run(_ tool: String, _ arguments: [String], timeout: Duration = .seconds(120)) async throws
+        -> (status: Int32, output: String)
+    {
+        let outputPath = NSTemporaryDirectory() + "stockade-tool-\(UInt64.random(in: 0...UInt64.max)).out"
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let environment = ProcessInfo.processInfo.environment
+        var path = tool
+        if !tool.contains("/") {
+            let directories = (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+            path = directories.map { "\($0)/\(tool)" }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? tool
+        }
+        let process = try ChildProcess(path, arguments, environment: environment, outputPath: outputPath)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        if process.isRunning { process.signal(SIGKILL) }
+        let status = await process.exit()
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        return (status, output)
+    }
 }

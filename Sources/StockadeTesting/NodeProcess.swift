@@ -7,13 +7,19 @@ public final class NodeProcess: @unchecked Sendable {
     public let adminToken = "test-admin-token"
     public let checkoutToken = "test-checkout-token"
     public private(set) var port: Int = 0
+    /// The RESP port, when started with `resp: true`.
+    public private(set) var respPort: Int = 0
+    private let resp: Bool
     private var process: ChildProcess?
     private let extraArguments: [String]
     private let extraEnvironment: [String: String]
     private let logPath: String
 
     /// Prepares a node on a fresh data directory. Call `start()`.
-    public init(dataDirectory: String? = nil, extraArguments: [String] = [], environment: [String: String] = [:]) {
+    public init(
+        dataDirectory: String? = nil, extraArguments: [String] = [], environment: [String: String] = [:], resp: Bool = false
+    ) {
+        self.resp = resp
         let directory = dataDirectory ?? NodeProcess.temporaryDirectory(prefix: "stockade-node")
         self.dataDirectory = directory
         self.extraArguments = extraArguments
@@ -46,8 +52,10 @@ public final class NodeProcess: @unchecked Sendable {
     public func start() async throws {
         let readyFile = dataDirectory + ".ready"
         try? FileManager.default.removeItem(atPath: readyFile)
+        try? FileManager.default.removeItem(atPath: readyFile + ".resp")
         var arguments = ["--dev", "--data-dir", dataDirectory, "--ready-file", readyFile, "--log-level", "warning"]
         arguments += ["--http", "127.0.0.1:\(port)"]
+        if resp { arguments += ["--resp", "127.0.0.1:\(respPort)"] }
         arguments += extraArguments
         var environment = ProcessInfo.processInfo.environment
         environment["STOCKADE_ADMIN_TOKEN"] = adminToken
@@ -58,16 +66,22 @@ public final class NodeProcess: @unchecked Sendable {
         // Generous: on a loaded 2-core CI machine a debug node can take a while to start.
         let deadline = ContinuousClock.now + .seconds(180)
         while ContinuousClock.now < deadline {
-            if let text = try? String(contentsOfFile: readyFile, encoding: .utf8),
-                let bound = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), bound > 0
-            {
+            if let bound = Self.port(in: readyFile), !resp || Self.port(in: readyFile + ".resp") != nil {
                 port = bound
+                if resp { respPort = Self.port(in: readyFile + ".resp")! }
                 return
             }
             if !process.isRunning { throw NodeProcessError("node exited during start-up; log: \(logTail())") }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw NodeProcessError("node did not become ready; log: \(logTail())")
+    }
+
+    static func port(in file: String) -> Int? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8),
+            let bound = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), bound > 0
+        else { return nil }
+        return bound
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -95,6 +109,7 @@ public final class NodeProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dataDirectory)
         try? FileManager.default.removeItem(atPath: logPath)
         try? FileManager.default.removeItem(atPath: dataDirectory + ".ready")
+        try? FileManager.default.removeItem(atPath: dataDirectory + ".ready.resp")
     }
 
     public func connect() async throws -> HTTPConnection {
