@@ -68,6 +68,8 @@ public final class HotPath: CacheGate, @unchecked Sendable {
     let logger: Logger
     let counters = HotCounters()
     let breaker: Breaker
+    /// Sends gate calls that arrive together as one script call.
+    let batcher: GateBatcher
     private let lock = NSLock()
     /// SKUs known sold out in the cache and the ledger: answered without Redis until the
     /// coordinator sees stock again.
@@ -97,6 +99,10 @@ public final class HotPath: CacheGate, @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         breaker = Breaker(configuration: configuration)
+        let limits = replica.limits
+        batcher = GateBatcher(
+            redis: redis, batchMax: limits.cacheGateBatchMax, waitMicroseconds: limits.cacheGateWaitMicroseconds,
+            inFlightMax: redis.connectionCount, configuration: configuration, metrics: metrics)
         func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
             Counter(label: label, dimensions: dimensions, factory: metrics)
         }
@@ -144,10 +150,9 @@ public final class HotPath: CacheGate, @unchecked Sendable {
                 detail: RejectionDetail(sku: sku, requested: line.quantity, available: 0))
         }
         let createdAtMs = replica.clock()
-        let (keys, arguments) = Self.gateCall(request, plan: plan, createdAtMs: createdAtMs, configuration: configuration)
         let reply: RedisValue
         do {
-            reply = try await redis.evaluate(Scripts.gate, keys: keys, arguments: arguments)
+            reply = try await batcher.decide(Self.gateCall(request, plan: plan, createdAtMs: createdAtMs))
         } catch let error as RedisError {
             breaker.record(success: false, switches: counters, counter: degradeCounter, logger: logger)
             if error.certainlyNotRun { return quorum() }
@@ -288,14 +293,12 @@ public final class HotPath: CacheGate, @unchecked Sendable {
         return text
     }
 
-    static func gateCall(_ request: ReserveRequest, plan: GatePlan, createdAtMs: Int64, configuration: HotPathConfiguration)
-        -> ([String], RedisCommand)
-    {
-        var keys = [HotKeys.answer(request.reservationId), HotKeys.token, HotKeys.holds]
+    /// The reservation's part of a batched gate call (see `Scripts.gate`).
+    static func gateCall(_ request: ReserveRequest, plan: GatePlan, createdAtMs: Int64) -> GateBatcher.Call {
+        var keys = [HotKeys.answer(request.reservationId)]
         var arguments = RedisCommand([
             request.reservationId.rawValue, digest(request), request.orderId, request.region, "\(request.ttlMs)",
-            request.allowSplit ? "1" : "0", "\(createdAtMs)", "\(configuration.answerRetentionMs)",
-            "\(configuration.backlogMax)", "\(plan.lines.count)",
+            request.allowSplit ? "1" : "0", "\(createdAtMs)", "\(plan.lines.count)",
         ])
         for (line, warehouses) in plan.lines {
             keys.append(HotKeys.hot(line.sku))
@@ -307,7 +310,7 @@ public final class HotPath: CacheGate, @unchecked Sendable {
                 arguments.append(warehouse.rawValue)
             }
         }
-        return (keys, arguments)
+        return GateBatcher.Call(keys: keys, arguments: arguments)
     }
 
     /// The fields of `text` between one-byte ASCII separators, empty ones included. Works on the

@@ -69,6 +69,9 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Connections in the pool.
+    public var connectionCount: Int { connections.count }
+
     /// Whether at least one connection is up.
     public var isConnected: Bool { counter.value > 0 }
 

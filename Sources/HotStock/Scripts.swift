@@ -25,65 +25,89 @@ public enum HotKeys {
 
 /// The Lua scripts. Each touches only keys passed in KEYS (so ACL key patterns apply to them).
 enum Scripts {
-    /// The reserve gate. KEYS: answer, token, holds stream, then per line its hot flag followed by
-    /// the allotment counters of its candidate warehouses in priority order.
-    /// ARGV: id, digest, orderId, region, ttlMs, split (0/1), createdAtMs, answer retention ms,
-    /// backlog max, line count, then per line: sku, quantity, warehouse count, warehouses.
-    /// Checks every line before writing anything.
+    /// The reserve gate, for a batch of reservations decided one after another in order, each
+    /// all-or-nothing: a reservation sees what the ones before it in the batch took, and a
+    /// repeated id in the same batch is a replay (or a conflict) of the first.
+    /// KEYS: token, holds stream, then per reservation its answer key followed, per line, by the
+    /// line's hot flag and the allotment counters of its candidate warehouses in priority order.
+    /// ARGV: answer retention ms, backlog max, reservation count, then per reservation: id, digest,
+    /// orderId, region, ttlMs, split (0/1), createdAtMs, line count, then per line: sku, quantity,
+    /// warehouse count, warehouses.
+    /// Returns one reply per reservation: {'granted', stored}, {'replay', stored}, {'conflict'},
+    /// {'backlog'}, {'not_hot', sku} or {'short', sku, available}. Each reservation checks every
+    /// line before it writes anything.
     static let gate = RedisScript(
         """
-        local answer = redis.call('HGET', KEYS[1], 'd')
-        if answer then
-          if answer == ARGV[2] then return {'replay', redis.call('HGET', KEYS[1], 'a')} end
-          return {'conflict'}
-        end
-        if redis.call('XLEN', KEYS[3]) >= tonumber(ARGV[9]) then return {'backlog'} end
-        local split = ARGV[6] == '1'
-        local lines = tonumber(ARGV[10])
-        local a, k = 11, 4
-        local plan = {}
-        for i = 1, lines do
-          local sku, quantity, count = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-          if redis.call('GET', KEYS[k]) ~= '1' then return {'not_hot', sku} end
-          if split then
-            local remaining, total = quantity, 0
-            for w = 1, count do
-              local left = tonumber(redis.call('GET', KEYS[k + w]) or '0')
-              if left > 0 then
-                total = total + left
-                if remaining > 0 then
-                  local take = math.min(remaining, left)
-                  plan[#plan + 1] = {k + w, sku, ARGV[a + 2 + w], take}
-                  remaining = remaining - take
+        local function decide(answerKey, a, k)
+          local answer = redis.call('HGET', answerKey, 'd')
+          if answer then
+            if answer == ARGV[a + 1] then return {'replay', redis.call('HGET', answerKey, 'a')} end
+            return {'conflict'}
+          end
+          if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[2]) then return {'backlog'} end
+          local split = ARGV[a + 5] == '1'
+          local lines = tonumber(ARGV[a + 7])
+          local l = a + 8
+          local plan = {}
+          for i = 1, lines do
+            local sku, quantity, count = ARGV[l], tonumber(ARGV[l + 1]), tonumber(ARGV[l + 2])
+            if redis.call('GET', KEYS[k]) ~= '1' then return {'not_hot', sku} end
+            if split then
+              local remaining, total = quantity, 0
+              for w = 1, count do
+                local left = tonumber(redis.call('GET', KEYS[k + w]) or '0')
+                if left > 0 then
+                  total = total + left
+                  if remaining > 0 then
+                    local take = math.min(remaining, left)
+                    plan[#plan + 1] = {k + w, sku, ARGV[l + 2 + w], take}
+                    remaining = remaining - take
+                  end
                 end
               end
+              if remaining > 0 then return {'short', sku, tostring(total)} end
+            else
+              local best, chosen = 0, nil
+              for w = 1, count do
+                local left = tonumber(redis.call('GET', KEYS[k + w]) or '0')
+                if left >= quantity then chosen = w break end
+                if left > best then best = left end
+              end
+              if not chosen then return {'short', sku, tostring(best)} end
+              plan[#plan + 1] = {k + chosen, sku, ARGV[l + 2 + chosen], quantity}
             end
-            if remaining > 0 then return {'short', sku, tostring(total)} end
-          else
-            local best, chosen = 0, nil
-            for w = 1, count do
-              local left = tonumber(redis.call('GET', KEYS[k + w]) or '0')
-              if left >= quantity then chosen = w break end
-              if left > best then best = left end
-            end
-            if not chosen then return {'short', sku, tostring(best)} end
-            plan[#plan + 1] = {k + chosen, sku, ARGV[a + 2 + chosen], quantity}
+            k = k + 1 + count
+            l = l + 3 + count
           end
-          k = k + 1 + count
-          a = a + 3 + count
+          local parts = {}
+          for _, p in ipairs(plan) do
+            redis.call('DECRBY', KEYS[p[1]], p[4])
+            parts[#parts + 1] = p[2] .. '\\30' .. p[3] .. '\\30' .. p[4]
+          end
+          local allocations = table.concat(parts, '\\29')
+          local n = redis.call('INCR', KEYS[1])
+          local stored = n .. '\\31' .. ARGV[a + 6] .. '\\31' .. allocations
+          redis.call('HSET', answerKey, 'd', ARGV[a + 1], 'a', stored)
+          redis.call('PEXPIRE', answerKey, ARGV[1])
+          redis.call('XADD', KEYS[2], '*', 'h', ARGV[a] .. '\\31' .. ARGV[a + 2] .. '\\31' .. ARGV[a + 3] .. '\\31' .. ARGV[a + 4] .. '\\31' .. ARGV[a + 5] .. '\\31' .. stored)
+          return {'granted', stored}
         end
-        local parts = {}
-        for _, p in ipairs(plan) do
-          redis.call('DECRBY', KEYS[p[1]], p[4])
-          parts[#parts + 1] = p[2] .. '\\30' .. p[3] .. '\\30' .. p[4]
+
+        local results = {}
+        local a, k = 4, 3
+        for r = 1, tonumber(ARGV[3]) do
+          results[r] = decide(KEYS[k], a, k + 1)
+          -- Step past this reservation's arguments and keys, whatever it decided.
+          local lines = tonumber(ARGV[a + 7])
+          a = a + 8
+          k = k + 1
+          for i = 1, lines do
+            local count = tonumber(ARGV[a + 2])
+            a = a + 3 + count
+            k = k + 1 + count
+          end
         end
-        local allocations = table.concat(parts, '\\29')
-        local n = redis.call('INCR', KEYS[2])
-        local stored = n .. '\\31' .. ARGV[7] .. '\\31' .. allocations
-        redis.call('HSET', KEYS[1], 'd', ARGV[2], 'a', stored)
-        redis.call('PEXPIRE', KEYS[1], ARGV[8])
-        redis.call('XADD', KEYS[3], '*', 'h', ARGV[1] .. '\\31' .. ARGV[3] .. '\\31' .. ARGV[4] .. '\\31' .. ARGV[5] .. '\\31' .. ARGV[6] .. '\\31' .. stored)
-        return {'granted', stored}
+        return results
         """)
 
     /// The coordinator's fence, the start of each script that only the leader's coordinator runs:

@@ -45,6 +45,11 @@ public struct Limits: Sendable, Equatable {
     public var holdsScanMax: Int = 100_000
     /// Most open HTTP connections.
     public var connectionsMax: Int = 4_096
+    /// Most hot reserves sent to Redis in one gate call.
+    public var cacheGateBatchMax: Int = 64
+    /// Longest a hot reserve waits for its gate call to leave while earlier ones are at Redis
+    /// (none waits while the pipe is idle).
+    public var cacheGateWaitMicroseconds: Int = 200
     /// Most open RESP (TCP API) connections; one more is accepted only to be told `-ERR max number of clients reached`.
     public var respConnectionsMax: Int = 4_096
     /// Longest RESP bulk string a client may send (an argument), in bytes.
@@ -92,6 +97,10 @@ public struct Limits: Sendable, Equatable {
         if respBulkBytesMax < identifierBytesMax { problems.append("respBulkBytesMax must be ≥ identifierBytesMax") }
         if respLineBytesMax < 64 { problems.append("respLineBytesMax must be ≥ 64") }
         if respPendingRequestsMax < 1 { problems.append("respPendingRequestsMax must be ≥ 1") }
+        if cacheGateBatchMax < 1 || cacheGateBatchMax > 1_024 { problems.append("cacheGateBatchMax must be in 1...1024") }
+        if cacheGateWaitMicroseconds < 0 || cacheGateWaitMicroseconds > 1_000 {
+            problems.append("cacheGateWaitMicroseconds must be in 0...1000")
+        }
         if respConnectionsMax < 1 { problems.append("respConnectionsMax must be ≥ 1") }
         return problems
     }
