@@ -103,10 +103,12 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        // Client library (HTTP/1.1 keep-alive over SwiftNIO).
+        // Client library: typed calls over RESP (pipelined) or HTTP/1.1 keep-alive, on SwiftNIO.
         .target(
             name: "StockadeClient",
             dependencies: [
+                "StockadeCore", "RESP",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

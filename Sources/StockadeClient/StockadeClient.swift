@@ -1,0 +1,300 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import RESP
+import StockadeCore
+
+/// The Swift client of Stockade: typed calls over RESP (`resp://host:port`, pipelined on a pool
+/// of connections) or HTTP (`http://host:port`, keep-alive), with the same API and answers.
+///
+/// A refusal throws `StockadeError` with the service's code (`insufficient_stock`,
+/// `idempotency_conflict`, `quorum_unavailable`, `outcome_unknown`, …); a failure of the
+/// connection throws `TransportError`. Nothing is retried here: a caller retrying a reserve
+/// after `outcome_unknown` or a `TransportError` must reuse the same reservation id.
+///
+/// ```swift
+/// let client = try StockadeClient(url: "resp://127.0.0.1:7401", token: checkoutToken)
+/// let hold = try await client.reserve(.init(reservationId: "r-1001", orderId: "o-1001", region: "east",
+///                                           lines: [.init(sku: "tshirt", quantity: 2)]))
+/// _ = try await client.confirm(hold.reservationId)
+/// ```
+public final class StockadeClient: Sendable {
+    public enum Scheme: String, Sendable {
+        case resp
+        case http
+    }
+
+    public let scheme: Scheme
+    public let host: String
+    public let port: Int
+    let token: String
+    let timeout: Duration
+    private let pool: ConnectionPool
+
+    /// `url` is `resp://host:port` or `http://host:port`; `connections` are opened lazily and
+    /// reopened after a failure; `timeout` bounds each call.
+    public init(url: String, token: String, connections: Int = 4, timeout: Duration = .seconds(10)) throws {
+        guard let parsed = URLComponents(string: url), let schemeName = parsed.scheme, let scheme = Scheme(rawValue: schemeName),
+            let host = parsed.host, let port = parsed.port
+        else { throw StockadeError(.invalidRequest, "url must be resp://host:port or http://host:port, not \(url)") }
+        guard (1...1_024).contains(connections) else { throw StockadeError(.invalidRequest, "connections must be in 1...1024") }
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.token = token
+        self.timeout = timeout
+        pool = ConnectionPool(size: connections)
+    }
+
+    // MARK: - Reservations
+
+    public func reserve(_ request: ReservationRequest) async throws -> Reservation {
+        try await call(.reserve(request))
+    }
+
+    public func confirm(_ reservationId: String) async throws -> Reservation {
+        try await call(.lifecycle("confirm", reservationId))
+    }
+
+    public func release(_ reservationId: String) async throws -> Reservation {
+        try await call(.lifecycle("release", reservationId))
+    }
+
+    public func extend(_ reservationId: String, ttlSeconds: Int64) async throws -> Reservation {
+        try await call(.extend(reservationId, ttlSeconds: ttlSeconds))
+    }
+
+    public func reservation(_ reservationId: String, consistency: ReadConsistency = .linearizable) async throws -> Reservation {
+        try await call(.reservation(reservationId, consistency))
+    }
+
+    /// One page of holds (admin).
+    public func holds(_ query: HoldsQuery = HoldsQuery(), consistency: ReadConsistency = .linearizable) async throws -> HoldsPage {
+        try await call(.holds(query, consistency))
+    }
+
+    // MARK: - Stock
+
+    public func sku(_ sku: String, consistency: ReadConsistency = .linearizable) async throws -> SKUStock {
+        try await call(.sku(sku, consistency))
+    }
+
+    /// Sets a row's physical total (admin).
+    public func setStock(sku: String, warehouse: String, total: Int64) async throws -> SKUStock {
+        try await call(.setStock(sku: sku, warehouse: warehouse, total: total))
+    }
+
+    /// Adds `delta` (which may be negative) to a row's total (admin).
+    public func adjustStock(sku: String, warehouse: String, delta: Int64, reason: String) async throws -> SKUStock {
+        try await call(.adjustStock(sku: sku, warehouse: warehouse, delta: delta, reason: reason))
+    }
+
+    /// Promotes a SKU to the Redis cache, or demotes it (admin).
+    public func setHot(_ sku: String, _ hot: Bool) async throws -> SKUStock {
+        try await call(.setHot(sku, hot))
+    }
+
+    // MARK: - Cluster
+
+    public func cluster() async throws -> ClusterStatus { try await call(.cluster) }
+
+    public func warehouses() async throws -> [WarehouseInfo] { try await call(.warehouses) }
+
+    /// Closes every connection.
+    public func close() async {
+        for connection in pool.drain() {
+            switch connection {
+            case .resp(let resp): await resp.close()
+            case .http(let http): await http.close()
+            }
+        }
+    }
+
+    // MARK: - Transport
+
+    func call<T: Decodable>(_ operation: ClientOperation) async throws -> T {
+        let json = try await perform(operation)
+        do {
+            return try ClientJSON.decoder.decode(T.self, from: json)
+        } catch {
+            throw TransportError(description: "unreadable answer to \(operation.words[0]): \(error)", mayHaveBeenSent: true)
+        }
+    }
+
+    /// The JSON of a successful answer; throws the refusal otherwise.
+    func perform(_ operation: ClientOperation) async throws -> Data {
+        let slot = pool.nextSlot()
+        let connection = try await connection(slot)
+        do {
+            switch connection {
+            case .resp(let resp):
+                let reply = try await resp.send(operation.words, timeout: timeout)
+                if case .error(let text) = reply { throw ClientJSON.refusal(fromRESP: text) }
+                return ClientJSON.data(reply)
+            case .http(let http):
+                var headers = [("Authorization", "Bearer \(token)")]
+                if operation.body != nil { headers.append(("Content-Type", "application/json")) }
+                let answer = try await http.send(
+                    method: operation.method, path: operation.path, headers: headers, body: operation.body, timeout: timeout)
+                if answer.status >= 400 { throw ClientJSON.refusal(fromHTTP: answer.status, body: answer.body) }
+                return Data(answer.body)
+            }
+        } catch let error as HTTPConnectionError {
+            throw TransportError(description: error.description, mayHaveBeenSent: error.mayHaveBeenSent)
+        }
+    }
+
+    private func connection(_ slot: Int) async throws -> PooledConnection {
+        if let existing = pool.connection(at: slot), existing.isActive { return existing }
+        let opened: PooledConnection
+        do {
+            switch scheme {
+            case .resp:
+                opened = .resp(try await RESPConnection.connect(host: host, port: port, token: token, timeout: .seconds(5)))
+            case .http:
+                opened = .http(try await HTTPConnection.connect(host: host, port: port, timeout: .seconds(5)))
+            }
+        } catch let error as TransportError {
+            throw error
+        } catch {
+            throw TransportError(description: "cannot reach \(scheme.rawValue)://\(host):\(port): \(error)", mayHaveBeenSent: false)
+        }
+        if let replaced = pool.store(opened, at: slot) {
+            Task {
+                switch replaced {
+                case .resp(let resp): await resp.close()
+                case .http(let http): await http.close()
+                }
+            }
+        }
+        return opened
+    }
+}
+
+enum PooledConnection: Sendable {
+    case resp(RESPConnection)
+    case http(HTTPConnection)
+
+    var isActive: Bool {
+        switch self {
+        case .resp(let resp): resp.isActive
+        case .http(let http): http.isActive
+        }
+    }
+}
+
+/// A fixed number of connection slots, taken round-robin; a slot is filled on first use and
+/// refilled when its connection has closed.
+final class ConnectionPool: Sendable {
+    private struct State {
+        var slots: [PooledConnection?]
+        var next = 0
+    }
+    private let state: NIOLockedValueBox<State>
+
+    init(size: Int) { state = NIOLockedValueBox(State(slots: Array(repeating: nil, count: size))) }
+
+    func nextSlot() -> Int {
+        state.withLockedValue { state in
+            defer { state.next = (state.next + 1) % state.slots.count }
+            return state.next
+        }
+    }
+
+    func connection(at slot: Int) -> PooledConnection? { state.withLockedValue { $0.slots[slot] } }
+
+    /// Stores `connection` in `slot`; returns the one it replaced if that is still open.
+    func store(_ connection: PooledConnection, at slot: Int) -> PooledConnection? {
+        state.withLockedValue { state in
+            let old = state.slots[slot]
+            state.slots[slot] = connection
+            return old.flatMap { $0.isActive ? $0 : nil }
+        }
+    }
+
+    func drain() -> [PooledConnection] {
+        state.withLockedValue { state in
+            defer { state.slots = Array(repeating: nil, count: state.slots.count) }
+            return state.slots.compactMap { $0 }
+        }
+    }
+}
+
+/// JSON both ways, and refusals from either transport.
+enum ClientJSON {
+    static let encoder = JSONEncoder()
+    static let decoder = JSONDecoder()
+
+    /// A RESP reply as the JSON the HTTP API would have sent (maps are objects).
+    static func data(_ value: RESPValue) -> Data {
+        var out: [UInt8] = []
+        write(value, into: &out)
+        return Data(out)
+    }
+
+    static func write(_ value: RESPValue, into out: inout [UInt8]) {
+        switch value {
+        case .map(let pairs):
+            out.append(UInt8(ascii: "{"))
+            for (index, pair) in pairs.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                string(pair.key.string ?? "\(pair.key)", into: &out)
+                out.append(UInt8(ascii: ":"))
+                write(pair.value, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        case .array(let elements?), .set(let elements), .push(let elements):
+            out.append(UInt8(ascii: "["))
+            for (index, element) in elements.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                write(element, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .integer(let number): out += Array(String(number).utf8)
+        case .double(let number): out += Array((number.isFinite ? "\(number)" : "null").utf8)
+        case .bigNumber(let digits): out += Array(digits.utf8)
+        case .boolean(let flag): out += Array((flag ? "true" : "false").utf8)
+        case .null, .bulkString(nil), .array(nil): out += Array("null".utf8)
+        case .simpleString(let text), .error(let text), .verbatim(_, let text): string(text, into: &out)
+        case .bulkString(let buffer?): string(String(buffer: buffer), into: &out)
+        }
+    }
+
+    static func string(_ text: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// `-CODE detail… message`: Stockade's codes in upper case; Redis's own words for the handshake.
+    static func refusal(fromRESP text: String) -> StockadeError {
+        let first = text.prefix { $0 != " " }
+        let rest = text.dropFirst(first.count).drop { $0 == " " }
+        if let code = ErrorCode(rawValue: first.lowercased()) { return StockadeError(code, String(rest)) }
+        switch first {
+        case "NOAUTH", "WRONGPASS": return StockadeError(.unauthorized, text)
+        default: return StockadeError(.invalidRequest, text)
+        }
+    }
+
+    static func refusal(fromHTTP status: Int, body: [UInt8]) -> StockadeError {
+        struct Body: Decodable {
+            struct Detail: Decodable {
+                var code: String
+                var message: String
+            }
+            var error: Detail
+        }
+        if let parsed = try? decoder.decode(Body.self, from: Data(body)), let code = ErrorCode(rawValue: parsed.error.code) {
+            return StockadeError(code, parsed.error.message)
+        }
+        return StockadeError(status >= 500 ? .internalError : .invalidRequest, "HTTP \(status): \(String(decoding: body, as: UTF8.self))")
+    }
+}
