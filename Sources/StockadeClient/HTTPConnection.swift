@@ -8,6 +8,11 @@ public struct HTTPClientResponse: Sendable {
     public var body: [UInt8]
 
     public var bodyString: String { String(decoding: body, as: UTF8.self) }
+
+    public init(status: Int, body: [UInt8]) {
+        self.status = status
+        self.body = body
+    }
 }
 
 /// A failure of the connection itself (not an HTTP error status).

@@ -132,3 +132,23 @@ final class RESPReplyCollector: ChannelDuplexHandler {
         while let promise = waiting.popFirst() { promise.fail(error) }
     }
 }
+
+extension RESPConnection {
+    /// Sends a Stockade command and returns its answer in the HTTP API's shape: the status the
+    /// HTTP API would have answered (200 for any success) and the JSON body, so that code
+    /// written against HTTP answers reads RESP ones unchanged.
+    public func exchange(_ words: [String], timeout: Duration? = nil) async throws -> (status: Int, body: [UInt8]) {
+        let reply = try await send(words, timeout: timeout)
+        if case .error(let text) = reply {
+            let refusal = ClientJSON.refusal(fromRESP: text)
+            var body: [UInt8] = []
+            ClientJSON.write(
+                .map([RESPPair("error", .map([RESPPair("code", .bulk(refusal.code.rawValue)), RESPPair("message", .bulk(refusal.message))]))]),
+                into: &body)
+            return (refusal.code.httpStatus, body)
+        }
+        var body: [UInt8] = []
+        ClientJSON.write(reply, into: &body)
+        return (200, body)
+    }
+}

@@ -51,6 +51,22 @@ import Testing
         #expect(Set(latency.keys) == ["p50", "p90", "p99", "p999", "max"])
     }
 
+    /// The same scenario over the RESP port: same verdict, same counts.
+    @Test func smallFlashSaleOverRESPPassesItsVerdict() async throws {
+        let node = NodeProcess(resp: true)
+        defer { node.destroy() }
+        try await node.start()
+        let run = try await Self.load(
+            ["flash-sale", "--stock", "200", "--attempts", "2000", "--concurrency", "32", "--confirm-percent", "30"],
+            url: "resp://127.0.0.1:\(node.respPort)", adminToken: node.adminToken, checkoutToken: node.checkoutToken)
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.report["verdict"] as? String == "pass")
+        #expect(run.report["granted"] as? Int == 200)
+        #expect(run.report["attempts"] as? Int == 2000)
+        let outcomes = run.report["outcomes"] as? [String: Int] ?? [:]
+        #expect(outcomes["insufficient_stock"] == 1_800, "\(outcomes)")
+    }
+
     @Test func smallPromotionReplayPassesItsVerdict() async throws {
         let node = NodeProcess()
         defer { node.destroy() }

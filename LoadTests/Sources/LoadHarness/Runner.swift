@@ -7,6 +7,8 @@ public struct RunSettings: Sendable {
     /// The nodes to drive; connections are spread over them round-robin. Stock is set and the
     /// verdict read through the first.
     public var endpoints: [(host: String, port: Int)]
+    /// Whether the endpoints are RESP ports (`resp://`) rather than HTTP ones.
+    public var resp: Bool
     public var host: String { endpoints[0].host }
     public var port: Int { endpoints[0].port }
     public var checkoutToken: String
@@ -20,11 +22,12 @@ public struct RunSettings: Sendable {
     public var runID: String
 
     public init(
-        endpoints: [(host: String, port: Int)], checkoutToken: String, adminToken: String, connections: Int,
+        endpoints: [(host: String, port: Int)], resp: Bool = false, checkoutToken: String, adminToken: String, connections: Int,
         timeout: Duration, ttlSeconds: Int, backlogMax: Int, progress: Bool, runID: String
     ) {
         precondition(!endpoints.isEmpty, "at least one endpoint")
         self.endpoints = endpoints
+        self.resp = resp
         self.checkoutToken = checkoutToken
         self.adminToken = adminToken
         self.connections = connections
@@ -48,19 +51,24 @@ public struct Runner: Sendable {
 
     public init(settings: RunSettings) { self.settings = settings }
 
-    func client(_ connection: HTTPConnection) -> ServiceClient {
+    func client(_ connection: ServiceLink) -> ServiceClient {
         ServiceClient(
             connection: connection, checkoutToken: settings.checkoutToken, adminToken: settings.adminToken,
             timeout: settings.timeout)
     }
 
-    func connect(slot: Int = 0) async throws -> ServiceClient {
+    /// A connection to the slot's node; over RESP it speaks for the admin token or the checkout one.
+    func connect(slot: Int = 0, admin: Bool = false) async throws -> ServiceClient {
         let endpoint = settings.endpoints[slot % settings.endpoints.count]
-        return client(try await HTTPConnection.connect(host: endpoint.host, port: endpoint.port))
+        if settings.resp {
+            let token = admin ? settings.adminToken : settings.checkoutToken
+            return client(.resp(try await RESPConnection.connect(host: endpoint.host, port: endpoint.port, token: token)))
+        }
+        return client(.http(try await HTTPConnection.connect(host: endpoint.host, port: endpoint.port)))
     }
 
     public func run(_ workload: Workload) async throws -> RunResult {
-        let admin = try await connect()
+        let admin = try await connect(admin: true)
         try await stock(workload, admin: admin)
         if workload.hot { try await promote(workload, admin: admin) }
         var clients: [ServiceClient] = []

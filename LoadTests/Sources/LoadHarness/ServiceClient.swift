@@ -59,14 +59,29 @@ struct ErrorReply: Decodable, Equatable {
     var message: String?
 }
 
-/// Typed calls to the Stockade HTTP API over one keep-alive connection.
+/// One connection to a node: HTTP/1.1 keep-alive, or RESP (authenticated with one token).
+public enum ServiceLink: Sendable {
+    case http(HTTPConnection)
+    case resp(RESPConnection)
+
+    public func close() async {
+        switch self {
+        case .http(let connection): await connection.close()
+        case .resp(let connection): await connection.close()
+        }
+    }
+}
+
+/// Typed calls to a Stockade node over one connection. Over RESP each call is the HTTP route's
+/// command, and its answer is read in the HTTP API's shape (`RESPConnection.exchange`), so both
+/// transports are judged by the same code.
 public struct ServiceClient: Sendable {
-    public let connection: HTTPConnection
+    public let connection: ServiceLink
     let checkoutToken: String
     let adminToken: String
     let timeout: Duration
 
-    public init(connection: HTTPConnection, checkoutToken: String, adminToken: String, timeout: Duration) {
+    public init(connection: ServiceLink, checkoutToken: String, adminToken: String, timeout: Duration) {
         self.connection = connection
         self.checkoutToken = checkoutToken
         self.adminToken = adminToken
@@ -75,12 +90,21 @@ public struct ServiceClient: Sendable {
 
     static let decoder = JSONDecoder()
 
-    func send(_ method: String, _ path: String, body: [UInt8]? = nil, admin: Bool = false) async throws
+    /// `words` is the RESP spelling of the same call (a RESP link carries its token itself).
+    func send(_ method: String, _ path: String, body: [UInt8]? = nil, admin: Bool = false, words: [String]) async throws
         -> HTTPClientResponse
     {
-        try await connection.send(
-            method: .init(rawValue: method), path: path,
-            headers: [("Authorization", "Bearer \(admin ? adminToken : checkoutToken)")], body: body, timeout: timeout)
+        switch connection {
+        case .http(let http):
+            return try await http.send(
+                method: .init(rawValue: method), path: path,
+                headers: [("Authorization", "Bearer \(admin ? adminToken : checkoutToken)")], body: body, timeout: timeout)
+        case .resp(let resp):
+            var (status, body) = try await resp.exchange(words, timeout: timeout)
+            // A RESP answer does not say whether it created the reservation: every success counts as granted.
+            if status == 200 && words.first == "RESERVE" { status = 201 }
+            return HTTPClientResponse(status: status, body: body)
+        }
     }
 
     public func reserve(
@@ -90,7 +114,9 @@ public struct ServiceClient: Sendable {
         body += lines.map { #"{"sku":"\#($0.sku)","quantity":\#($0.quantity)}"# }.joined(separator: ",")
         body += #"],"ttlSeconds":\#(ttlSeconds),"allowSplit":\#(allowSplit)}"#
         do {
-            let response = try await send("POST", "/v1/reservations", body: Array(body.utf8))
+            var words = ["RESERVE", reservationId, orderId, region, String(ttlSeconds), allowSplit ? "1" : "0"]
+            for line in lines { words += [line.sku, String(line.quantity)] }
+            let response = try await send("POST", "/v1/reservations", body: Array(body.utf8), words: words)
             let reply =
                 response.body.withUnsafeBytes { ReplyScanner.reserveReply($0) }
                 ?? (try? Self.decoder.decode(ReserveReply.self, from: Data(response.body)))
@@ -111,38 +137,39 @@ public struct ServiceClient: Sendable {
 
     /// Confirms or releases; returns the HTTP status (0 when no answer came back).
     public func finish(_ reservationId: String, action: String) async -> Int {
-        (try? await send("POST", "/v1/reservations/\(reservationId)/\(action)").status) ?? 0
+        (try? await send("POST", "/v1/reservations/\(reservationId)/\(action)", words: [action.uppercased(), reservationId]).status) ?? 0
     }
 
     /// The reservation, or nil on 404. Throws when the service cannot be asked.
     public func reservation(_ reservationId: String) async throws -> FetchedReservation? {
-        let response = try await send("GET", "/v1/reservations/\(reservationId)")
+        let response = try await send("GET", "/v1/reservations/\(reservationId)", words: ["RESERVATION", reservationId])
         if response.status == 404 { return nil }
         guard response.status == 200 else { throw LoadError("GET reservation \(reservationId): \(response.status)") }
         return try Self.decoder.decode(FetchedReservation.self, from: Data(response.body))
     }
 
     public func rows(_ sku: String) async throws -> [FetchedRow] {
-        let response = try await send("GET", "/v1/skus/\(sku)", admin: true)
+        let response = try await send("GET", "/v1/skus/\(sku)", admin: true, words: ["SKU", sku])
         guard response.status == 200 else { throw LoadError("GET sku \(sku): \(response.status) \(response.bodyString)") }
         return try Self.decoder.decode(FetchedSKU.self, from: Data(response.body)).warehouses
     }
 
     public func setStock(_ sku: String, warehouse: String, total: Int) async throws {
         let body = #"{"warehouse":"\#(warehouse)","total":\#(total)}"#
-        let response = try await send("PUT", "/v1/skus/\(sku)/stock", body: Array(body.utf8), admin: true)
+        let response = try await send(
+            "PUT", "/v1/skus/\(sku)/stock", body: Array(body.utf8), admin: true, words: ["STOCK.SET", sku, warehouse, String(total)])
         guard response.status == 200 else { throw LoadError("set stock \(sku)@\(warehouse): \(response.status) \(response.bodyString)") }
     }
 
     /// Promotes a SKU to hot (admin).
     public func promote(_ sku: String) async throws {
-        let response = try await send("POST", "/v1/skus/\(sku)/hot", admin: true)
+        let response = try await send("POST", "/v1/skus/\(sku)/hot", admin: true, words: ["SKU.HOT", sku])
         guard response.status == 200 else { throw LoadError("promote \(sku): \(response.status) \(response.bodyString)") }
     }
 
     /// Decrement records not yet in the ledger, from `/v1/cluster` (nil without a cache).
     public func cacheBacklog() async throws -> Int? {
-        let response = try await send("GET", "/v1/cluster", admin: true)
+        let response = try await send("GET", "/v1/cluster", admin: true, words: ["CLUSTERINFO"])
         guard response.status == 200, let body = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
             let cache = body["cache"] as? [String: Any]
         else { return nil }
@@ -150,7 +177,7 @@ public struct ServiceClient: Sendable {
     }
 
     public func warehouses() async throws -> [(id: String, regions: [String])] {
-        let response = try await send("GET", "/v1/warehouses", admin: true)
+        let response = try await send("GET", "/v1/warehouses", admin: true, words: ["WAREHOUSES"])
         guard response.status == 200,
             let list = try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]]
         else { throw LoadError("GET /v1/warehouses: \(response.status) \(response.bodyString)") }

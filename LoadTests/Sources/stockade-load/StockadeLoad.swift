@@ -13,7 +13,7 @@ struct StockadeLoad: AsyncParsableCommand {
 
 /// Options every scenario takes.
 struct Common: ParsableArguments {
-    @Option(help: "The node's base URL, or several separated by commas (connections are spread over them).")
+    @Option(help: "The node's base URL (http://HOST:PORT, or resp://HOST:PORT for its RESP port), or several separated by commas (connections are spread over them).")
     var url = "http://127.0.0.1:7101"
 
     @Option(name: .customLong("report-dir"), help: "Where report.json and report.html are written.")
@@ -36,11 +36,15 @@ struct Common: ParsableArguments {
 
     func settings(connections: Int) throws -> RunSettings {
         var endpoints: [(host: String, port: Int)] = []
+        var schemes = Set<String>()
         for part in url.split(separator: ",") {
-            guard let components = URLComponents(string: String(part)), components.scheme == "http", let host = components.host
-            else { throw ValidationError("--url must look like http://HOST:PORT[,http://HOST:PORT...]") }
-            endpoints.append((host, components.port ?? 80))
+            guard let components = URLComponents(string: String(part)), let scheme = components.scheme,
+                ["http", "resp"].contains(scheme), let host = components.host
+            else { throw ValidationError("--url must look like http://HOST:PORT[,...] or resp://HOST:PORT[,...]") }
+            schemes.insert(scheme)
+            endpoints.append((host, components.port ?? (scheme == "resp" ? 7401 : 80)))
         }
+        guard schemes.count <= 1 else { throw ValidationError("--url: every URL must use the same scheme") }
         guard !endpoints.isEmpty, endpoints.count <= 16 else { throw ValidationError("--url takes 1 to 16 URLs") }
         let environment = ProcessInfo.processInfo.environment
         guard let checkout = environment["STOCKADE_CHECKOUT_TOKEN"], let admin = environment["STOCKADE_ADMIN_TOKEN"],
@@ -50,7 +54,7 @@ struct Common: ParsableArguments {
         guard timeoutMs > 0, ttlSeconds > 0, backlogMax > 0 else { throw ValidationError("limits must be positive") }
         let stamp = Int(Date().timeIntervalSince1970) % 1_000_000
         return RunSettings(
-            endpoints: endpoints, checkoutToken: checkout, adminToken: admin, connections: connections,
+            endpoints: endpoints, resp: schemes.contains("resp"), checkoutToken: checkout, adminToken: admin, connections: connections,
             timeout: .milliseconds(timeoutMs), ttlSeconds: ttlSeconds, backlogMax: backlogMax, progress: !noProgress,
             runID: "ld\(stamp)\(String(UInt32.random(in: 0...0xFFFF), radix: 16))")
     }
