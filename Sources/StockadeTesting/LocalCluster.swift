@@ -8,6 +8,8 @@ public final class LocalCluster: @unchecked Sendable {
     public let directory: String
     public let httpBase: Int
     public let peerBase: Int
+    /// Node I serves RESP on respBase + I (httpBase + 300 unless given).
+    public let respBase: Int
     public let adminToken = "test-admin-token"
     public let checkoutToken = "test-checkout-token"
 
@@ -18,8 +20,9 @@ public final class LocalCluster: @unchecked Sendable {
 
     public init(
         nodes: Int = 3, httpBase: Int, peerBase: Int, snapshotInterval: Int? = nil, logLevel: String = "notice",
-        redisPort: Int? = nil
+        redisPort: Int? = nil, respBase: Int? = nil
     ) {
+        self.respBase = respBase ?? httpBase + 300
         self.nodes = nodes
         self.redisPort = redisPort
         self.snapshotInterval = snapshotInterval
@@ -36,6 +39,7 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     public func httpPort(_ node: Int) -> Int { httpBase + node }
+    public func respPort(_ node: Int) -> Int { respBase + node }
 
     /// Runs `cluster.sh` with `arguments` on a thread of its own (it blocks) and returns its output.
     @discardableResult
@@ -45,6 +49,7 @@ public final class LocalCluster: @unchecked Sendable {
         environment["STOCKADE_CLUSTER_DIR"] = directory
         environment["STOCKADE_HTTP_PORT_BASE"] = String(httpBase)
         environment["STOCKADE_PEER_PORT_BASE"] = String(peerBase)
+        environment["STOCKADE_RESP_PORT_BASE"] = String(respBase)
         environment["STOCKADE_ADMIN_TOKEN"] = adminToken
         environment["STOCKADE_CHECKOUT_TOKEN"] = checkoutToken
         environment["STOCKADE_UP_TIMEOUT"] = "180"

@@ -1,4 +1,5 @@
 import Foundation
+import StockadeClient
 import StockadeTesting
 import Testing
 
@@ -88,5 +89,38 @@ import Testing
             let sku = try await Self.cli(node, token: node.adminToken, "SKU", "bench")
             #expect(sku.contains("held\n3000"), "every benchmark reserve held one unit: \(sku)")
         }
+    }
+}
+
+/// Any node of a cluster answers any RESP command: writes are forwarded to the leader as
+/// commands, linearizable reads relayed to it, as over HTTP.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct RESPClusterIntegrationTests {
+    @Test func aFollowerAnswersEveryCommand() async throws {
+        let cluster = LocalCluster(httpBase: 17_140, peerBase: 17_240)
+        do {
+            try await cluster.up()
+            let leader = try #require(await ClusterIntegrationTests.leader(cluster, among: [1, 2, 3]))
+            let follower = [1, 2, 3].first { $0 != leader }!
+            let admin = try StockadeClient(url: "resp://127.0.0.1:\(cluster.respPort(follower))", token: cluster.adminToken)
+            let checkout = try StockadeClient(url: "resp://127.0.0.1:\(cluster.respPort(follower))", token: cluster.checkoutToken)
+            _ = try await admin.setStock(sku: "tee", warehouse: "yiwu", total: 5)
+            let held = try await checkout.reserve(
+                .init(reservationId: "f-1", orderId: "o", region: "east", lines: [.init(sku: "tee", quantity: 2)], ttlSeconds: 60))
+            #expect(held.status == "held")
+            // Read back through the follower: relayed to the leader, so it sees its own write.
+            #expect(try await checkout.reservation("f-1") == held)
+            #expect(try await checkout.sku("tee").warehouses.first?.held == 2)
+            #expect(try await admin.holds(HoldsQuery(sku: "tee")).holds.map(\.reservationId) == ["f-1"])
+            #expect(try await checkout.confirm("f-1").status == "confirmed")
+            let view = try await checkout.cluster()
+            #expect(view.nodeId == "n\(follower)" && view.role == "follower" && view.leaderId == "n\(leader)")
+            // The leader's own RESP port agrees.
+            let atLeader = try StockadeClient(url: "resp://127.0.0.1:\(cluster.respPort(leader))", token: cluster.checkoutToken)
+            #expect(try await atLeader.sku("tee").warehouses.first?.sold == 2)
+            for client in [admin, checkout, atLeader] { await client.close() }
+        } catch {
+            Issue.record("\(error); leader log: \(cluster.logTail(1))")
+        }
+        await cluster.destroy()
     }
 }

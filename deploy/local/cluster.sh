@@ -10,12 +10,13 @@
 #   deploy/local/cluster.sh kill nI            SIGKILL one node
 #   deploy/local/cluster.sh start nI           start one node again with its existing data
 #
-# Node nI serves HTTP on 127.0.0.1:710I and peers on 127.0.0.1:720I. Everything (configs, data,
+# Node nI serves HTTP on 127.0.0.1:710I, RESP (the TCP API) on 127.0.0.1:740I and peers on 127.0.0.1:720I. Everything (configs, data,
 # logs, pid files, the cluster secret) lives under .local-cluster/ at the repository root.
 # Environment: STOCKADE_NODE_BIN (use this binary instead of building), STOCKADE_BUILD_CONFIG
 # (release by default), STOCKADE_ADMIN_TOKEN / STOCKADE_CHECKOUT_TOKEN (dev tokens by default),
-# STOCKADE_CLUSTER_DIR (another state directory), STOCKADE_HTTP_PORT_BASE / STOCKADE_PEER_PORT_BASE
-# (7100 / 7200: node nI uses base + I; tests move them out of the way of a running dev cluster),
+# STOCKADE_CLUSTER_DIR (another state directory), STOCKADE_HTTP_PORT_BASE / STOCKADE_PEER_PORT_BASE /
+# STOCKADE_RESP_PORT_BASE (7100 / 7200 / 7400: node nI uses base + I; tests move them out of the way
+# of a running dev cluster),
 # STOCKADE_SNAPSHOT_INTERVAL (log entries between snapshots, 200000 by default).
 set -euo pipefail
 
@@ -25,6 +26,7 @@ admin_token="${STOCKADE_ADMIN_TOKEN:-dev-admin-token}"
 checkout_token="${STOCKADE_CHECKOUT_TOKEN:-dev-checkout-token}"
 http_base="${STOCKADE_HTTP_PORT_BASE:-7100}"
 peer_base="${STOCKADE_PEER_PORT_BASE:-7200}"
+resp_base="${STOCKADE_RESP_PORT_BASE:-7400}"
 export PATH="/opt/swift/usr/bin:$PATH"
 
 die() { echo "cluster.sh: $*" >&2; exit 2; }
@@ -78,6 +80,7 @@ write_configs() {
 {
   "nodeId": "n$i",
   "http": "127.0.0.1:$((http_base + i))",
+  "resp": "127.0.0.1:$((resp_base + i))",
   "dataDir": "$state/n$i/data",
   "warehouses": [
     {"id": "yiwu", "regions": ["east"], "priority": 1},
