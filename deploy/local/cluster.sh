@@ -17,7 +17,8 @@
 # STOCKADE_CLUSTER_DIR (another state directory), STOCKADE_HTTP_PORT_BASE / STOCKADE_PEER_PORT_BASE /
 # STOCKADE_RESP_PORT_BASE (7100 / 7200 / 7400: node nI uses base + I; tests move them out of the way
 # of a running dev cluster),
-# STOCKADE_SNAPSHOT_INTERVAL (log entries between snapshots, 200000 by default).
+# STOCKADE_SNAPSHOT_INTERVAL (log entries between snapshots, 200000 by default),
+# STOCKADE_HOT_THRESHOLD (with --redis: reservations/s per SKU for automatic promotion; 0 turns it off).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -67,7 +68,7 @@ write_configs() {
     local redis_entry=""
     if [[ -f "$state/redis/password" ]]; then
         redis_entry=",
-  \"redis\": {\"port\": ${STOCKADE_REDIS_PORT:-7300}, \"username\": \"stockade\", \"passwordFile\": \"$state/redis/password\"}"
+  \"redis\": {\"port\": ${STOCKADE_REDIS_PORT:-7300}, \"username\": \"stockade\", \"passwordFile\": \"$state/redis/password\"${STOCKADE_HOT_THRESHOLD:+, \"hotThresholdPerSecond\": $STOCKADE_HOT_THRESHOLD}}"
     fi
     local threads_entry=""
     if [[ -n "${STOCKADE_EVENT_LOOP_THREADS:-}" ]]; then
