@@ -3,7 +3,20 @@ import NIOCore
 /// A minimal JSON writer for the hot responses (reservations and errors), which Foundation's
 /// `JSONEncoder` makes a large share of request cost. Keys are written in sorted order, matching
 /// `JSON.encoder`'s `.sortedKeys`, so both paths produce the same bytes.
-struct JSONWriter {
+/// Writes a payload in some encoding: objects of named fields, arrays, strings and integers.
+/// A payload described once through it (`ReservationPayload.write(into:)`) reads the same in JSON
+/// (`JSONWriter`) and in RESP (`RESPTreeWriter`).
+protocol PayloadWriter {
+    mutating func beginObject()
+    mutating func endObject()
+    mutating func beginArray(_ key: StaticString)
+    mutating func endArray()
+    mutating func field(_ key: StaticString, _ value: String)
+    mutating func field(_ key: StaticString, _ value: Int64)
+    mutating func field(_ key: StaticString, _ value: UInt64)
+}
+
+struct JSONWriter: PayloadWriter {
     var buffer: ByteBuffer
     private var needsComma = false
 
@@ -133,8 +146,9 @@ struct JSONWriter {
 }
 
 extension ReservationPayload {
-    /// Writes the same JSON as `JSONEncoder` with sorted keys, straight from the hold.
-    func write(into writer: inout JSONWriter) {
+    /// Writes the same JSON as `JSONEncoder` with sorted keys, straight from the hold (or the
+    /// same fields in RESP).
+    func write<Writer: PayloadWriter>(into writer: inout Writer) {
         writer.beginObject()
         writer.beginArray("allocations")
         for allocation in hold.allocations {

@@ -96,13 +96,26 @@ extension RESPValue {
         buffer.writeStaticString("\r\n")
     }
 
-    /// `value` in decimal, then CRLF.
+    /// `value` in decimal, then CRLF, in one write and without an intermediate String (this runs
+    /// for every length, count and integer of every reply).
     private static func decimal(_ value: Int64, to buffer: inout ByteBuffer) {
-        if value >= 0 && value < 10 {
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(value))
-        } else {
-            buffer.writeString(String(value))
+        var digits = 1
+        var rest = value.magnitude / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
         }
-        buffer.writeStaticString("\r\n")
+        let sign = value < 0 ? 1 : 0
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: sign + digits + 2) { out in
+            if sign == 1 { out[0] = UInt8(ascii: "-") }
+            var remaining = value.magnitude
+            for position in stride(from: sign + digits - 1, through: sign, by: -1) {
+                out[position] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: remaining % 10)
+                remaining /= 10
+            }
+            out[sign + digits] = UInt8(ascii: "\r")
+            out[sign + digits + 1] = UInt8(ascii: "\n")
+            return sign + digits + 2
+        }
     }
 }

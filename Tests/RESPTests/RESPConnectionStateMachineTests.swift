@@ -74,6 +74,17 @@ import Testing
         #expect(Self.reply(&machine, "RESERVE", "r", "o", "east", "60", "0", "tee") == "-ERR wrong number of arguments for 'reserve' command\r\n")
     }
 
+    @Test func argumentsThatAreNotUTF8AreRefused() {
+        var machine = Self.machine()
+        _ = Self.reply(&machine, "AUTH", "checkout-token")
+        var bad = ByteBuffer(string: "r")
+        bad.writeBytes([0xFF, 0xFE])
+        #expect(machine.received([ByteBuffer(string: "CONFIRM"), bad]) == .none)
+        var buffer = ByteBuffer()
+        _ = machine.takeReplies(into: &buffer)
+        #expect(String(buffer: buffer) == "-INVALID_REQUEST arguments must be UTF-8 text\r\n")
+    }
+
     @Test func reserveArgumentsAreCheckedLikeTheHTTPBody() {
         var machine = Self.machine()
         _ = Self.reply(&machine, "AUTH", "checkout-token")

@@ -1,4 +1,5 @@
 import DequeModule
+import Ledger
 import NIOCore
 import RESP
 import StockadeCore
@@ -31,8 +32,22 @@ struct RESPConnectionStateMachine {
         var local: String
     }
 
+    /// A reply waiting in its slot: a value, or a reservation written straight into the output
+    /// (the reserve path's answer; see `RESPReply.write(_:version:into:)`).
+    enum Reply: Sendable {
+        case value(RESPValue)
+        case reservation(Hold)
+
+        func write(to buffer: inout ByteBuffer, version: RESPVersion) {
+            switch self {
+            case .value(let value): value.write(to: &buffer, version: version)
+            case .reservation(let hold): RESPReply.write(hold, version: version, into: &buffer)
+            }
+        }
+    }
+
     private struct Slot {
-        var reply: RESPValue?
+        var reply: Reply?
         var version: RESPVersion
         var closeAfter: Bool
         /// Runs alone: nothing else of this connection's runs beside it.
@@ -127,6 +142,10 @@ struct RESPConnectionStateMachine {
         case "CONFIG": return config(rest)
         case "COMMAND": return commandInfo(rest)
         default:
+            // Identifiers are text: a byte sequence that is not UTF-8 is refused, not repaired.
+            guard arguments.allSatisfy({ $0.readableBytesView.withContiguousStorageIfAvailable { String(validating: $0, as: UTF8.self) != nil } ?? true }) else {
+                return answer(Self.error(StockadeError(.invalidRequest, "arguments must be UTF-8 text")))
+            }
             do {
                 let request = try RESPRequest.parse(command, rest, limits: limits)
                 let exclusive: Bool
@@ -156,6 +175,10 @@ struct RESPConnectionStateMachine {
 
     /// The answer to the request in `slot`; returns the commands that may start now.
     mutating func complete(_ slot: UInt64, with reply: RESPValue) -> [Dispatch] {
+        complete(slot, with: .value(reply))
+    }
+
+    mutating func complete(_ slot: UInt64, with reply: Reply) -> [Dispatch] {
         guard slot >= firstSlot, slot - firstSlot < UInt64(slots.count) else { return [] }  // reset by close
         let index = Int(slot - firstSlot)
         precondition(slots[index].reply == nil, "slot \(slot) answered twice")
@@ -200,13 +223,13 @@ struct RESPConnectionStateMachine {
 
     // MARK: - Housekeeping
 
-    private mutating func open(reply: RESPValue? = nil, closeAfter: Bool = false) -> UInt64 {
+    private mutating func open(reply: Reply? = nil, closeAfter: Bool = false) -> UInt64 {
         slots.append(Slot(reply: reply, version: version, closeAfter: closeAfter))
         return firstSlot + UInt64(slots.count - 1)
     }
 
     private mutating func answer(_ reply: RESPValue, closeAfter: Bool = false) -> Action {
-        _ = open(reply: reply, closeAfter: closeAfter)
+        _ = open(reply: .value(reply), closeAfter: closeAfter)
         return .none
     }
 

@@ -16,19 +16,35 @@ struct RESPExecutor: Sendable {
     let api: StockadeAPI
     let facts: ServerFacts
 
-    /// Runs `request` for the holder of `token`; `completion` gets the reply on some thread.
-    /// Reserves are queued from the caller's thread (the event loop) and answered from the commit
-    /// thread, as the HTTP fast path does; everything else runs in a task.
-    func execute(_ request: RESPRequest, token: String, completion: @escaping @Sendable (RESPValue) -> Void) {
+    /// What a command came to: a reply, or a reserve's outcome still to be said in RESP.
+    enum Answer: Sendable {
+        case reply(RESPValue)
+        case reserved(Outcome, ReserveRequest, start: ContinuousClock.Instant)
+    }
+
+    /// Runs `request` for the holder of `token`; `completion` gets the answer on some thread and
+    /// must only hand it on: a reserve's completes on the commit thread, so its reply is made by
+    /// `reply(_:)` on the connection's event loop, as the HTTP fast path does. Reserves are queued
+    /// from the caller's thread (the event loop); everything else runs in a task.
+    func execute(_ request: RESPRequest, token: String, completion: @escaping @Sendable (Answer) -> Void) {
         if case .reserve(let reserve) = request {
-            let endpoint = api.reserveEndpoint
             let start = ContinuousClock.now
-            endpoint.reserve(reserve) { outcome in
-                completion(RESPReply.from(endpoint.recorded(outcome, for: reserve, start: start)))
-            }
+            api.reserveEndpoint.reserve(reserve) { completion(.reserved($0, reserve, start: start)) }
             return
         }
-        Task { completion(await run(request, token: token)) }
+        Task { completion(.reply(await run(request, token: token))) }
+    }
+
+    /// The reply for an answer: counts a reserve's outcome; a reservation is left to be written
+    /// straight into the output.
+    func reply(_ answer: Answer) -> RESPConnectionStateMachine.Reply {
+        switch answer {
+        case .reply(let value): return .value(value)
+        case .reserved(let outcome, let request, let start):
+            let recorded = api.reserveEndpoint.recorded(outcome, for: request, start: start)
+            if case .reservation(let hold, _) = recorded { return .reservation(hold) }
+            return .value(RESPReply.from(recorded))
+        }
     }
 
     func run(_ request: RESPRequest, token: String) async -> RESPValue {

@@ -18,12 +18,32 @@ enum RESPReply {
         return refusal(value) ?? error(StockadeError(.internalError, "status \(answer.status.code)"))
     }
 
+    /// A reservation outcome: the reservation written straight into RESP by the payload that
+    /// writes its JSON (the reserve path's answer, so it skips the JSON), or the refusal.
     static func from(_ outcome: Outcome) -> RESPValue {
-        if case .rejected(let refusal, let detail) = outcome {
+        switch outcome {
+        case .reservation(let hold, _):
+            var writer = RESPTreeWriter()
+            ReservationPayload(hold).write(into: &writer)
+            return writer.value ?? error(StockadeError(.internalError, "empty reservation"))
+        case .rejected(let refusal, let detail):
             return error(refusal, sku: detail?.sku.rawValue, requested: detail?.requested, available: detail?.available)
+        default:
+            let rendered = ReserveEndpoint.rendered(outcome, createdStatus: .created)
+            return from(APIAnswer(status: rendered.status, body: rendered.body))
         }
-        let rendered = ReserveEndpoint.rendered(outcome, createdStatus: .created)
-        return from(APIAnswer(status: rendered.status, body: rendered.body))
+    }
+
+    /// Writes a reservation's reply straight into `buffer`: the bytes `from(.reservation(hold, …))`
+    /// encodes to, without building the value (this is every granted reserve's reply).
+    static func write(_ hold: Hold, version: RESPVersion, into buffer: inout ByteBuffer) {
+        let payload = ReservationPayload(hold)
+        var counter = RESPCountingWriter()
+        payload.write(into: &counter)
+        var writer = RESPByteWriter(buffer: buffer, version: version, counts: counter.counts)
+        buffer = ByteBuffer()  // one owner while writing, so the buffer is not copied
+        payload.write(into: &writer)
+        buffer = writer.buffer
     }
 
     static func error(_ error: StockadeError, sku: String? = nil, requested: Int64? = nil, available: Int64? = nil) -> RESPValue {
@@ -154,7 +174,11 @@ struct JSONToRESP {
         }
         guard position > start else { return nil }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
-        if integral, let value = Int64(text) { return .integer(value) }
+        if integral {
+            if let value = Int64(text) { return .integer(value) }
+            // Past Int64 (a fencing token may be): a big number, never a rounded double.
+            if UInt64(text) != nil || text.dropFirst(text.hasPrefix("-") ? 1 : 0).allSatisfy(\.isNumber) { return .bigNumber(text) }
+        }
         return Double(text).map { .double($0) }
     }
 
