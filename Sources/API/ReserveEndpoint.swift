@@ -18,8 +18,8 @@ struct ReserveEndpoint: Sendable {
     func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome) -> Void) {
         guard let cache else { return replica.reserve(request, completion: completion) }
         let replica = self.replica
-        Task {
-            if let answered = await cache.reserve(request) { return completion(answered) }
+        cache.reserve(request) { answered in
+            if let answered { return completion(answered) }
             replica.reserve(request, completion: completion)
         }
     }

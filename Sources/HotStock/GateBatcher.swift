@@ -19,7 +19,7 @@ final class GateBatcher: Sendable {
 
     private struct Waiting {
         var call: Call
-        var continuation: CheckedContinuation<RedisValue, any Error>
+        var completion: @Sendable (Result<RedisValue, any Error>) -> Void
     }
 
     private struct State {
@@ -57,23 +57,29 @@ final class GateBatcher: Sendable {
     /// error reply of the whole script call; throws what the Redis client threw for the call.
     func decide(_ call: Call) async throws -> RedisValue {
         try await withCheckedThrowingContinuation { continuation in
-            var armTimer = false
-            let batch: [Waiting]? = state.withLock { state in
-                state.queue.append(Waiting(call: call, continuation: continuation))
-                if state.inFlight < inFlightMax || state.queue.count >= batchMax {
-                    state.inFlight += 1
-                    return take(&state)
-                }
-                if !state.timerArmed {
-                    state.timerArmed = true
-                    armTimer = true
-                }
-                return nil
+            decide(call) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// `decide` for callers outside Swift concurrency: `completion` runs once, on a Redis
+    /// connection's thread (or the caller's), and must not block.
+    func decide(_ call: Call, completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void) {
+        var armTimer = false
+        let batch: [Waiting]? = state.withLock { state in
+            state.queue.append(Waiting(call: call, completion: completion))
+            if state.inFlight < inFlightMax || state.queue.count >= batchMax {
+                state.inFlight += 1
+                return take(&state)
             }
-            if let batch { send(batch) }
-            if armTimer {
-                DispatchQueue.global().asyncAfter(deadline: .now() + .microseconds(waitMicroseconds)) { self.waited() }
+            if !state.timerArmed {
+                state.timerArmed = true
+                armTimer = true
             }
+            return nil
+        }
+        if let batch { send(batch) }
+        if armTimer {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .microseconds(waitMicroseconds)) { self.waited() }
         }
     }
 
@@ -100,17 +106,17 @@ final class GateBatcher: Sendable {
         reservations.increment(by: batch.count)
         let (keys, arguments) = Self.scriptCall(
             batch.map(\.call), answerRetentionMs: answerRetentionMs, backlogMax: backlogMax)
-        Task {
-            do {
-                let reply = try await redis.evaluate(Scripts.gate, keys: keys, arguments: arguments)
+        redis.evaluate(Scripts.gate, keys: keys, arguments: arguments) { [self] result in
+            switch result {
+            case .success(let reply):
                 if let parts = reply.elements, parts.count == batch.count {
-                    for (waiting, part) in zip(batch, parts) { waiting.continuation.resume(returning: part) }
+                    for (waiting, part) in zip(batch, parts) { waiting.completion(.success(part)) }
                 } else {
                     // An error reply (or a malformed one) concerns the whole call: every reservation gets it.
-                    for waiting in batch { waiting.continuation.resume(returning: reply) }
+                    for waiting in batch { waiting.completion(.success(reply)) }
                 }
-            } catch {
-                for waiting in batch { waiting.continuation.resume(throwing: error) }
+            case .failure(let error):
+                for waiting in batch { waiting.completion(.failure(error)) }
             }
             // The slot this batch held goes to the calls that waited meanwhile, if any.
             let next: [Waiting]? = state.withLock { state in

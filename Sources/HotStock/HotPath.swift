@@ -124,9 +124,27 @@ public final class HotPath: CacheGate, @unchecked Sendable {
     // MARK: - CacheGate
 
     public func reserve(_ request: ReserveRequest) async -> Outcome? {
+        await withCheckedContinuation { continuation in
+            reserve(request) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// Runs on the caller's thread up to the gate call (it reads the applied state under the
+    /// ledger lock, held by the commit thread only while it applies); `completion` runs on a
+    /// Redis connection's thread, or the caller's when the cache does not take the request.
+    public func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome?) -> Void) {
+        guard let call = gateCall(for: request, answered: completion) else { return }
+        batcher.decide(call) { [self] result in completion(outcome(of: result, for: request)) }
+    }
+
+    /// The request's gate call, or nil after answering it (or sending it to the quorum path) here.
+    private func gateCall(for request: ReserveRequest, answered: (Outcome?) -> Void) -> GateBatcher.Call? {
         noteRate(request)
         if !redis.isConnected { breaker.trip(switches: counters, counter: degradeCounter, logger: logger) }
-        guard breaker.allows() else { return quorum() }
+        guard breaker.allows() else {
+            answered(quorum())
+            return nil
+        }
         // Decide from the applied state: ids the ledger knows, invalid bodies and anything not
         // entirely hot go the usual way.
         let plan: GatePlan? = replica.read { ledger in
@@ -140,19 +158,28 @@ public final class HotPath: CacheGate, @unchecked Sendable {
                     (line, order.filter { ledger.allotments[AllotmentKey(sku: line.sku, warehouse: $0, holder: .cache)] != nil })
                 })
         }
-        guard let plan else { return quorum() }
+        guard let plan else {
+            answered(quorum())
+            return nil
+        }
         if let sku = request.lines.map(\.sku).first(where: isSoldOut) {
             routed.soldOutMemory.increment()
             counters.cacheAnswered.add(1, ordering: .relaxed)
             let line = request.lines.first { $0.sku == sku }!
-            return .rejected(
-                StockadeError(.insufficientStock, "sku \(sku): sold out"),
-                detail: RejectionDetail(sku: sku, requested: line.quantity, available: 0))
+            answered(
+                .rejected(
+                    StockadeError(.insufficientStock, "sku \(sku): sold out"),
+                    detail: RejectionDetail(sku: sku, requested: line.quantity, available: 0)))
+            return nil
         }
-        let createdAtMs = replica.clock()
+        return Self.gateCall(request, plan: plan, createdAtMs: replica.clock())
+    }
+
+    /// What the gate's reply (or the failure of its call) means for the request.
+    private func outcome(of result: Result<RedisValue, any Error>, for request: ReserveRequest) -> Outcome? {
         let reply: RedisValue
         do {
-            reply = try await batcher.decide(Self.gateCall(request, plan: plan, createdAtMs: createdAtMs))
+            reply = try result.get()
         } catch let error as RedisError {
             breaker.record(success: false, switches: counters, counter: degradeCounter, logger: logger)
             if error.certainlyNotRun { return quorum() }

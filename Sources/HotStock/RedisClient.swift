@@ -93,19 +93,35 @@ public final class RedisClient: Sendable {
 
     /// `EVALSHA` of the script; on `NOSCRIPT`, loads it and tries once more.
     public func evaluate(_ script: RedisScript, keys: [String], arguments: RedisCommand) async throws -> RedisValue {
+        try await withCheckedThrowingContinuation { continuation in
+            evaluate(script, keys: keys, arguments: arguments) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// `evaluate` for callers outside Swift concurrency: `completion` runs once, on a connection's
+    /// thread (or the caller's, when the command cannot be queued), and must not block.
+    public func evaluate(
+        _ script: RedisScript, keys: [String], arguments: RedisCommand,
+        completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void
+    ) {
         var command = RedisCommand(["EVALSHA", script.sha, String(keys.count)])
         for key in keys { command.append(key) }
         command.bytes.append(contentsOf: arguments.bytes)
         command.lengths.append(contentsOf: arguments.lengths)
-        let value = try await send(command)
-        if case .error(let message) = value, message.hasPrefix("NOSCRIPT") {
-            let loaded = try await call(RedisCommand(["SCRIPT", "LOAD", script.source]))
-            guard loaded.string == script.sha else {
-                throw RedisError.unexpectedReply("SCRIPT LOAD returned \(String(describing: loaded)), expected \(script.sha)")
+        let finalCommand = command
+        pick().send(finalCommand) { [self] result in
+            guard case .success(.error(let message)) = result, message.hasPrefix("NOSCRIPT") else { return completion(result) }
+            pick().send(RedisCommand(["SCRIPT", "LOAD", script.source])) { [self] loaded in
+                switch loaded {
+                case .success(let value) where value.string == script.sha:
+                    pick().send(finalCommand, completion: completion)
+                case .success(let value):
+                    completion(.failure(RedisError.unexpectedReply("SCRIPT LOAD returned \(value), expected \(script.sha)")))
+                case .failure(let error):
+                    completion(.failure(error))
+                }
             }
-            return try await send(command)
         }
-        return value
     }
 
     /// Stops every connection; queued commands fail as not sent.

@@ -17,7 +17,8 @@ final class RedisConnection: @unchecked Sendable {
     struct Pending {
         var command: RedisCommand
         var deadline: ContinuousClock.Instant
-        var continuation: CheckedContinuation<RedisValue, any Error>
+        /// Called once, on the connection's thread: it must not block.
+        var completion: @Sendable (Result<RedisValue, any Error>) -> Void
     }
 
     private let configuration: RedisConfiguration
@@ -59,21 +60,25 @@ final class RedisConnection: @unchecked Sendable {
 
     func send(_ command: RedisCommand) async throws -> RedisValue {
         try await withCheckedThrowingContinuation { continuation in
-            condition.lock()
-            if stopped {
-                condition.unlock()
-                continuation.resume(throwing: RedisError.notSent("client stopped"))
-                return
-            }
-            if queue.count >= configuration.queueMax {
-                condition.unlock()
-                continuation.resume(throwing: RedisError.overloaded)
-                return
-            }
-            queue.append(Pending(command: command, deadline: .now + configuration.commandTimeout, continuation: continuation))
-            if queue.count == 1 { condition.signal() }
-            condition.unlock()
+            send(command) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Queues `command`; `completion` gets its reply (or why it failed) on this connection's
+    /// thread, or at once on the caller's when it cannot be queued.
+    func send(_ command: RedisCommand, completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void) {
+        condition.lock()
+        if stopped {
+            condition.unlock()
+            return completion(.failure(RedisError.notSent("client stopped")))
+        }
+        if queue.count >= configuration.queueMax {
+            condition.unlock()
+            return completion(.failure(RedisError.overloaded))
+        }
+        queue.append(Pending(command: command, deadline: .now + configuration.commandTimeout, completion: completion))
+        if queue.count == 1 { condition.signal() }
+        condition.unlock()
     }
 
     /// Fails what is queued and ends the thread after its current batch.
@@ -95,7 +100,7 @@ final class RedisConnection: @unchecked Sendable {
                 let leftover = queue
                 queue.removeAll()
                 condition.unlock()
-                for pending in leftover { pending.continuation.resume(throwing: RedisError.notSent("client stopped")) }
+                for pending in leftover { pending.completion(.failure(RedisError.notSent("client stopped"))) }
                 break
             }
             condition.unlock()
@@ -149,22 +154,22 @@ final class RedisConnection: @unchecked Sendable {
         }
         for (position, pending) in batch.enumerated() {
             guard position < appended else {
-                pending.continuation.resume(throwing: RedisError.notSent("could not buffer the command"))
+                pending.completion(.failure(RedisError.notSent("could not buffer the command")))
                 continue
             }
             var raw: UnsafeMutableRawPointer?
             if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
                 let reason = errorText(context)
                 // Everything buffered from here on may have reached Redis: its outcome is unknown.
-                for rest in batch[position..<appended] { rest.continuation.resume(throwing: RedisError.outcomeUnknown(reason)) }
-                for rest in batch[appended...] { rest.continuation.resume(throwing: RedisError.notSent(reason)) }
+                for rest in batch[position..<appended] { rest.completion(.failure(RedisError.outcomeUnknown(reason))) }
+                for rest in batch[appended...] { rest.completion(.failure(RedisError.notSent(reason))) }
                 drop(reason: reason)
                 return
             }
             let reply = raw!.assumingMemoryBound(to: redisReply.self)
             let value = Self.convert(reply)
             freeReplyObject(raw)
-            pending.continuation.resume(returning: value)
+            pending.completion(.success(value))
         }
     }
 
@@ -246,7 +251,7 @@ final class RedisConnection: @unchecked Sendable {
         var expired: [Pending] = []
         while let first = queue.first, first.deadline <= now { expired.append(queue.removeFirst()) }
         condition.unlock()
-        for pending in expired { pending.continuation.resume(throwing: RedisError.notSent(reason)) }
+        for pending in expired { pending.completion(.failure(RedisError.notSent(reason))) }
     }
 
     /// Sleeps for `duration`, waking early if the client stops.

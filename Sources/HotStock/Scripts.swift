@@ -12,7 +12,8 @@ public enum HotKeys {
     public static func grant(_ sku: SKU, _ warehouse: WarehouseID) -> String {
         "stockade:grant:" + sku.rawValue + separator + warehouse.rawValue
     }
-    public static func answer(_ id: ReservationID) -> String { "stockade:res:" + id.rawValue }
+    /// The cache's answer to a reservation: a string, the canonical body, 0x1C, the answer.
+    public static func answer(_ id: ReservationID) -> String { "stockade:ans:" + id.rawValue }
     public static let token = "stockade:token"
     public static let holds = "stockade:holds"
     public static let deadLetters = "stockade:holds:dead"
@@ -36,31 +37,54 @@ enum Scripts {
     /// Returns one reply per reservation: {'granted', stored}, {'replay', stored}, {'conflict'},
     /// {'backlog'}, {'not_hot', sku} or {'short', sku, available}. Each reservation checks every
     /// line before it writes anything.
+    ///
+    /// What a batch shares is read and written once: the hot flags and counters are read on first
+    /// use and kept in a table, the counters are written back by one DECRBY each at the end, the
+    /// token by one INCRBY, and the backlog is read once. What is each reservation's own is its
+    /// own: one answer key (`SET … PX`: the canonical body, 0x1C, the answer) and one decrement
+    /// record. A script runs alone, so nothing changes these keys between the reads and the writes.
     static let gate = RedisScript(
         """
+        local values, original, taken = {}, {}, {}
+        local function read(key)
+          local value = values[key]
+          if value == nil then
+            value = redis.call('GET', key) or false
+            values[key] = value
+          end
+          return value
+        end
+        local function left(key) return tonumber(read(key) or '0') end
+
+        local token = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local granted = 0
+        local backlog = redis.call('XLEN', KEYS[2])
+        local backlogMax = tonumber(ARGV[2])
+
         local function decide(answerKey, a, k)
-          local answer = redis.call('HGET', answerKey, 'd')
+          local answer = redis.call('GET', answerKey)
           if answer then
-            if answer == ARGV[a + 1] then return {'replay', redis.call('HGET', answerKey, 'a')} end
+            local cut = string.find(answer, '\\28', 1, true)
+            if string.sub(answer, 1, cut - 1) == ARGV[a + 1] then return {'replay', string.sub(answer, cut + 1)} end
             return {'conflict'}
           end
-          if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[2]) then return {'backlog'} end
+          if backlog + granted >= backlogMax then return {'backlog'} end
           local split = ARGV[a + 5] == '1'
           local lines = tonumber(ARGV[a + 7])
           local l = a + 8
           local plan = {}
           for i = 1, lines do
             local sku, quantity, count = ARGV[l], tonumber(ARGV[l + 1]), tonumber(ARGV[l + 2])
-            if redis.call('GET', KEYS[k]) ~= '1' then return {'not_hot', sku} end
+            if read(KEYS[k]) ~= '1' then return {'not_hot', sku} end
             if split then
               local remaining, total = quantity, 0
               for w = 1, count do
-                local left = tonumber(redis.call('GET', KEYS[k + w]) or '0')
-                if left > 0 then
-                  total = total + left
+                local units = left(KEYS[k + w])
+                if units > 0 then
+                  total = total + units
                   if remaining > 0 then
-                    local take = math.min(remaining, left)
-                    plan[#plan + 1] = {k + w, sku, ARGV[l + 2 + w], take}
+                    local take = math.min(remaining, units)
+                    plan[#plan + 1] = {KEYS[k + w], sku, ARGV[l + 2 + w], take}
                     remaining = remaining - take
                   end
                 end
@@ -69,26 +93,28 @@ enum Scripts {
             else
               local best, chosen = 0, nil
               for w = 1, count do
-                local left = tonumber(redis.call('GET', KEYS[k + w]) or '0')
-                if left >= quantity then chosen = w break end
-                if left > best then best = left end
+                local units = left(KEYS[k + w])
+                if units >= quantity then chosen = w break end
+                if units > best then best = units end
               end
               if not chosen then return {'short', sku, tostring(best)} end
-              plan[#plan + 1] = {k + chosen, sku, ARGV[l + 2 + chosen], quantity}
+              plan[#plan + 1] = {KEYS[k + chosen], sku, ARGV[l + 2 + chosen], quantity}
             end
             k = k + 1 + count
             l = l + 3 + count
           end
           local parts = {}
           for _, p in ipairs(plan) do
-            redis.call('DECRBY', KEYS[p[1]], p[4])
+            if original[p[1]] == nil then
+              original[p[1]] = left(p[1])
+              taken[#taken + 1] = p[1]
+            end
+            values[p[1]] = tostring(left(p[1]) - p[4])
             parts[#parts + 1] = p[2] .. '\\30' .. p[3] .. '\\30' .. p[4]
           end
-          local allocations = table.concat(parts, '\\29')
-          local n = redis.call('INCR', KEYS[1])
-          local stored = n .. '\\31' .. ARGV[a + 6] .. '\\31' .. allocations
-          redis.call('HSET', answerKey, 'd', ARGV[a + 1], 'a', stored)
-          redis.call('PEXPIRE', answerKey, ARGV[1])
+          granted = granted + 1
+          local stored = (token + granted) .. '\\31' .. ARGV[a + 6] .. '\\31' .. table.concat(parts, '\\29')
+          redis.call('SET', answerKey, ARGV[a + 1] .. '\\28' .. stored, 'PX', ARGV[1])
           redis.call('XADD', KEYS[2], '*', 'h', ARGV[a] .. '\\31' .. ARGV[a + 2] .. '\\31' .. ARGV[a + 3] .. '\\31' .. ARGV[a + 4] .. '\\31' .. ARGV[a + 5] .. '\\31' .. stored)
           return {'granted', stored}
         end
@@ -107,6 +133,8 @@ enum Scripts {
             k = k + 1 + count
           end
         end
+        for _, key in ipairs(taken) do redis.call('DECRBY', key, original[key] - tonumber(values[key])) end
+        if granted > 0 then redis.call('INCRBY', KEYS[1], granted) end
         return results
         """)
 

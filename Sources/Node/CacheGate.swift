@@ -6,6 +6,9 @@ public protocol CacheGate: Sendable {
     /// Answers a reservation from the cache, or nil when it must take the quorum path (a line is
     /// not hot, the cache is short, the breaker is open, the decrement queue is full).
     func reserve(_ request: ReserveRequest) async -> Outcome?
+    /// `reserve(_:)` for callers outside Swift concurrency (the event loops): `completion` gets
+    /// the answer, or nil for the quorum path, on some thread, and must not block.
+    func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome?) -> Void)
     /// Before a confirm, release or extend of an id the ledger does not know: if the cache granted
     /// it, returns once the decrement queue has brought it into the ledger (or a deadline passed).
     func settle(_ id: ReservationID) async
