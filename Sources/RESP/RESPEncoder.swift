@@ -96,9 +96,22 @@ extension RESPValue {
         buffer.writeStaticString("\r\n")
     }
 
+    /// `value` in decimal, then CRLF.
+    private static func decimal(_ value: Int64, to buffer: inout ByteBuffer) {
+        buffer.writeRESPDecimalLine(value)
+    }
+}
+
+extension ByteBuffer {
+    /// A RESP line of a type byte and a number (`*3`, `$11`, `:42`), then CRLF, in one write.
+    @inlinable public mutating func writeRESPHeader(_ type: UInt8, _ value: Int64) {
+        writeInteger(type)
+        writeRESPDecimalLine(value)
+    }
+
     /// `value` in decimal, then CRLF, in one write and without an intermediate String (this runs
     /// for every length, count and integer of every reply).
-    private static func decimal(_ value: Int64, to buffer: inout ByteBuffer) {
+    @inlinable public mutating func writeRESPDecimalLine(_ value: Int64) {
         var digits = 1
         var rest = value.magnitude / 10
         while rest > 0 {
@@ -106,7 +119,7 @@ extension RESPValue {
             rest /= 10
         }
         let sign = value < 0 ? 1 : 0
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: sign + digits + 2) { out in
+        writeWithUnsafeMutableBytes(minimumWritableBytes: sign + digits + 2) { out in
             if sign == 1 { out[0] = UInt8(ascii: "-") }
             var remaining = value.magnitude
             for position in stride(from: sign + digits - 1, through: sign, by: -1) {
@@ -117,5 +130,22 @@ extension RESPValue {
             out[sign + digits + 1] = UInt8(ascii: "\n")
             return sign + digits + 2
         }
+    }
+
+    /// A RESP bulk string of `text`'s UTF-8 bytes.
+    @inlinable public mutating func writeRESPBulk(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            writeRESPHeader(UInt8(ascii: "$"), Int64(bytes.count))
+            writeBytes(bytes)
+        }
+        writeInteger(UInt16(0x0D0A))
+    }
+
+    /// A RESP bulk string of a static string (a field name).
+    @inlinable public mutating func writeRESPBulk(_ text: StaticString) {
+        writeRESPHeader(UInt8(ascii: "$"), Int64(text.utf8CodeUnitCount))
+        writeStaticString(text)
+        writeInteger(UInt16(0x0D0A))
     }
 }

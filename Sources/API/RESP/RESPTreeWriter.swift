@@ -89,17 +89,12 @@ struct RESPByteWriter: PayloadWriter {
         self.counts = counts
     }
 
-    /// A type byte, a decimal number and CRLF (Swift keeps short strings inline: no allocation).
     private mutating func header(_ type: UInt8, _ number: Int) {
-        buffer.writeInteger(type)
-        buffer.writeString(String(number))
-        buffer.writeStaticString("\r\n")
+        buffer.writeRESPHeader(type, Int64(number))
     }
 
     private mutating func key(_ key: StaticString) {
-        header(UInt8(ascii: "$"), key.utf8CodeUnitCount)
-        buffer.writeStaticString(key)
-        buffer.writeStaticString("\r\n")
+        buffer.writeRESPBulk(key)
     }
 
     mutating func beginObject() {
@@ -119,9 +114,7 @@ struct RESPByteWriter: PayloadWriter {
 
     mutating func field(_ key: StaticString, _ value: String) {
         self.key(key)
-        header(UInt8(ascii: "$"), value.utf8.count)
-        buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
+        buffer.writeRESPBulk(value)
     }
 
     mutating func field(_ key: StaticString, _ value: Int64) {
