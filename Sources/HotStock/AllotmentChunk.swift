@@ -6,7 +6,7 @@ import Foundation
 /// turns and every reservation meanwhile takes the quorum path) or too large for a slow SKU
 /// (units parked in Redis that no other channel can sell until a reclaim). The coordinator
 /// therefore measures each row's sales from the cache counter between its turns and grants
-/// `chunkSeconds` of them, within `chunkMin…chunkMax` and `chunkPercent`% of what is available.
+/// `chunkSeconds` of them, up to `chunkMax` (see `size` for the floor and its `chunkPercent` cap).
 /// A row found empty had sales the counter could not show, so its next chunk is at least double
 /// the last one.
 ///
@@ -54,18 +54,24 @@ struct AllotmentChunk {
             configuration: configuration)
     }
 
-    /// `chunkSeconds` of sales at `perSecond`, at least `chunkMin` (and twice `starvedAfter`),
-    /// at most `chunkMax` and `chunkPercent`% of `available`; never below 1.
+    /// `chunkSeconds` of sales at `perSecond`, at most `chunkMax`; never below 1.
+    ///
+    /// The measured sales are evidence of what the row will sell within `chunkSeconds` anyway, so
+    /// they may take everything available: a 5,000-unit flash sale selling 6,000 a second gets the
+    /// whole row once the first reading shows it. The floor is advice without evidence (`chunkMin`,
+    /// or twice the last chunk after the row ran dry), so it is held to `chunkPercent`% of what is
+    /// available, keeping a slow SKU from parking its stock in Redis.
     static func size(
         available: Int64, perSecond: Double, starvedAfter lastChunk: Int64, configuration: HotPathConfiguration
     ) -> Int64 {
         let byRate = perSecond * Double(configuration.chunkSeconds)
-        var wanted = byRate >= Double(configuration.chunkMax) ? configuration.chunkMax : Int64(byRate.rounded(.up))
-        wanted = max(wanted, configuration.chunkMin)
-        if lastChunk > 0 { wanted = max(wanted, lastChunk.multipliedReportingOverflow(by: 2).overflow ? .max : lastChunk * 2) }
+        let sold = byRate >= Double(configuration.chunkMax) ? configuration.chunkMax : Int64(byRate.rounded(.up))
+        var floor = configuration.chunkMin
+        if lastChunk > 0 { floor = max(floor, lastChunk.multipliedReportingOverflow(by: 2).overflow ? .max : lastChunk * 2) }
         let share = available.multipliedReportingOverflow(by: configuration.chunkPercent).overflow
             ? available / 100 * configuration.chunkPercent : available * configuration.chunkPercent / 100
-        return max(1, min(wanted, configuration.chunkMax, share))
+        let sized = max(min(floor, share), min(sold, max(0, available)))
+        return max(1, min(sized, configuration.chunkMax))
     }
 
     /// 0.5^(elapsed / 1 s).
