@@ -1,4 +1,5 @@
 import NIOHTTP1
+import StockadeCore
 
 /// One call, as each transport says it: RESP words, or an HTTP method, path and JSON body.
 /// Both spellings of every call live here, side by side.
@@ -103,20 +104,5 @@ struct ClientOperation: Sendable {
         (try? Array(ClientJSON.encoder.encode(value))) ?? []
     }
 
-    /// Percent-encodes everything but unreserved characters (identifiers are arbitrary UTF-8).
-    static func escaped(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
-                UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                out += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 15)]], as: UTF8.self)
-            }
-        }
-        return out
-    }
+    static func escaped(_ text: String) -> String { PercentEncoding.encode(text) }
 }

@@ -77,21 +77,8 @@ public final class HTTPConnection: Sendable {
         }
         let promise = channel.eventLoop.makePromise(of: HTTPClientResponse.self)
         let request = OutboundRequest(head: head, body: body.map { ByteBuffer(bytes: $0) }, promise: promise)
-        let channel = self.channel
-        // Decide on the event loop: once a channel has closed its pipeline is gone, so a write would
-        // never reach `ResponseCollector` and the promise would never complete. While the channel is
-        // active, the collector takes the request and fails it if the connection later closes.
-        channel.eventLoop.execute {
-            guard channel.isActive else {
-                promise.fail(HTTPConnectionError(description: "connection closed", mayHaveBeenSent: false))
-                return
-            }
-            channel.writeAndFlush(request, promise: nil)
-            if let timeout {
-                let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-                let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { channel.close(promise: nil) }
-                promise.futureResult.whenComplete { _ in deadline.cancel() }
-            }
+        channel.write(request, promise: promise, timeout: timeout) {
+            HTTPConnectionError(description: "connection closed", mayHaveBeenSent: false)
         }
         return try await promise.futureResult.get()
     }
@@ -157,5 +144,26 @@ final class ResponseCollector: ChannelDuplexHandler {
 
     private func failAll(_ error: Error) {
         while let promise = waiting.popFirst() { promise.fail(error) }
+    }
+}
+
+extension Channel {
+    /// Writes a request whose handler completes `promise`, deciding on the event loop: once a
+    /// channel has closed its pipeline is gone, so a write would never reach the handler and the
+    /// promise would never complete; `closed()` fails it instead. While the channel is active the
+    /// handler takes the request and fails it if the connection later closes. With a `timeout`,
+    /// an unanswered request closes the connection: neither HTTP/1.1 nor RESP can skip one answer.
+    func write<Request: Sendable, Answer: Sendable>(
+        _ request: Request, promise: EventLoopPromise<Answer>, timeout: Duration?, closed: @escaping @Sendable () -> any Error
+    ) {
+        eventLoop.execute { [self] in
+            guard isActive else { return promise.fail(closed()) }
+            writeAndFlush(request, promise: nil)
+            if let timeout {
+                let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+                let deadline = eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { self.close(promise: nil) }
+                promise.futureResult.whenComplete { _ in deadline.cancel() }
+            }
+        }
     }
 }

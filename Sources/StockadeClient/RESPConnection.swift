@@ -53,18 +53,8 @@ public final class RESPConnection: Sendable {
     public func send(_ words: [String], timeout: Duration? = nil) async throws -> RESPValue {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
         let command = OutboundCommand(bytes: RESPValue.command(words).encoded(version: .resp2), promise: promise)
-        let channel = self.channel
-        channel.eventLoop.execute {
-            guard channel.isActive else {
-                promise.fail(TransportError(description: "connection closed", mayHaveBeenSent: false))
-                return
-            }
-            channel.writeAndFlush(command, promise: nil)
-            if let timeout {
-                let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-                let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { channel.close(promise: nil) }
-                promise.futureResult.whenComplete { _ in deadline.cancel() }
-            }
+        channel.write(command, promise: promise, timeout: timeout) {
+            TransportError(description: "connection closed", mayHaveBeenSent: false)
         }
         return try await promise.futureResult.get()
     }

@@ -23,31 +23,14 @@ enum RESPRequest: Sendable, Equatable {
     var leaderReadPath: String? {
         switch self {
         case .reservation(let id, let consistency) where consistency != "local":
-            "/v1/reservations/\(RESPRequest.percentEncoded(id.rawValue))"
+            "/v1/reservations/\(PercentEncoding.encode(id.rawValue))"
         case .sku(let sku, let consistency) where consistency != "local":
-            "/v1/skus/\(RESPRequest.percentEncoded(sku.rawValue))"
+            "/v1/skus/\(PercentEncoding.encode(sku.rawValue))"
         case .holds(let parameters, let consistency) where consistency != "local":
             "/v1/holds?" + parameters.sorted { $0.key < $1.key }
-                .map { "\($0.key)=\(RESPRequest.percentEncoded($0.value))" }.joined(separator: "&")
+                .map { "\($0.key)=\(PercentEncoding.encode($0.value))" }.joined(separator: "&")
         default: nil
         }
-    }
-
-    /// Unreserved characters stay; every other byte is %XX (identifiers are arbitrary UTF-8).
-    static func percentEncoded(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
-                UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                out += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 15)]], as: UTF8.self)
-            }
-        }
-        return out
     }
 
     /// Parses the arguments after the command name. Arity was checked already.
