@@ -9,7 +9,13 @@
 # (process CPU time from /proc and the shell's `time`), to show where a transport's or a path's
 # cost goes on a machine whose cores all of them share.
 #
-# Usage: scripts/bench/hot-cluster.sh   (CONNECTIONS=256 ATTEMPTS=60000 REPEATS=3 to change)
+# The harness's CPU figures cover its whole run, setting stock and reading every grant back for
+# the verdict included. For the cost of the load alone, a second part drives the same cluster with
+# redis-benchmark over RESP (one process per node, CONNECTIONS spread over them, unique ids), hot
+# SKU against cold SKU, REPEATS times, and reads the CPU of every process over exactly that load.
+#
+# Usage: scripts/bench/hot-cluster.sh   (CONNECTIONS=256 ATTEMPTS=60000 REPEATS=3 REQUESTS=90000 to change;
+#        PARTS="harness benchmark" runs both parts, the default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/setup.sh
@@ -59,19 +65,79 @@ print(f"{sys.argv[2]},{sys.argv[3]},{sys.argv[4]},{r['throughputPerSecond']:.0f}
 PY
 }
 
-echo "transport,kind,repeat,per_s,p50_ms,p99_ms,granted,cache,quorum,verdict,nodes_us,redis_us,harness_us" > "$OUT/runs.csv"
-for repeat in $(seq 1 "$REPEATS"); do
-  for transport in http resp; do
-    run "$transport" hot "$repeat" "$ATTEMPTS" "$ATTEMPTS" --hot
-    run "$transport" cold "$repeat" "$ATTEMPTS" "$ATTEMPTS"
-  done
-done
-for transport in http resp; do run "$transport" sale5000 1 5000 5000 --hot; done
+PARTS=${PARTS:-harness benchmark}
+REQUESTS=${REQUESTS:-90000}
 
-python3 - "$OUT/runs.csv" <<'PY'
+# Part 2: redis-benchmark over RESP, one process per node; CPU of the load alone.
+benchmark() {  # kind repeat → a row of bench.csv
+  local kind=$1 repeat=$2 per_node=$((REQUESTS / 3)) per_conn=$((CONNECTIONS / 3)) before after pids=() i start end
+  before=$(cpu_ticks)
+  start=$(date +%s.%N)
+  for i in 1 2 3; do
+    { time redis-benchmark -p "740$i" -a dev-checkout-token -c "$per_conn" -n "$per_node" -P 1 -r 2000000000 -q \
+        RESERVE "b$kind$repeat-$i-__rand_int__-__rand_int__" o east 3600 1 "bench-$kind" 1 > "$OUT/bench-$kind-$repeat-n$i.txt" 2>&1 ; } \
+      2> "$OUT/bench-$kind-$repeat-n$i.time" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  end=$(date +%s.%N)
+  after=$(cpu_ticks)
+  local load=0 f
+  for f in "$OUT"/bench-"$kind"-"$repeat"-n*.time; do load=$(awk -v a="$load" '{ print a + $1 + $2 }' "$f"); done
+  python3 - "$kind" "$repeat" "$REQUESTS" "$start" "$end" "$before" "$after" "$load" "$TICKS_PER_S" >> "$OUT/bench.csv" <<'PY'
+import sys
+kind, repeat, requests, start, end = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+before, after = [float(x) for x in sys.argv[6].split()], [float(x) for x in sys.argv[7].split()]
+load, ticks = float(sys.argv[8]), float(sys.argv[9])
+per = lambda seconds: seconds * 1e6 / requests
+print(f"{kind},{repeat},{requests / (end - start):.0f},{per((after[0] - before[0]) / ticks):.1f},{per((after[1] - before[1]) / ticks):.1f},{per(load):.1f}")
+PY
+}
+
+if [[ " $PARTS " == *" harness "* ]]; then
+  echo "transport,kind,repeat,per_s,p50_ms,p99_ms,granted,cache,quorum,verdict,nodes_us,redis_us,harness_us" > "$OUT/runs.csv"
+  for repeat in $(seq 1 "$REPEATS"); do
+    for transport in http resp; do
+      run "$transport" hot "$repeat" "$ATTEMPTS" "$ATTEMPTS" --hot
+      run "$transport" cold "$repeat" "$ATTEMPTS" "$ATTEMPTS"
+    done
+  done
+  for transport in http resp; do run "$transport" sale5000 1 5000 5000 --hot; done
+fi
+
+if [[ " $PARTS " == *" benchmark "* ]]; then
+  CLI=(redis-cli -p 7401 -a dev-admin-token --no-auth-warning)
+  for kind in hot cold; do
+    for warehouse in yiwu guangzhou; do "${CLI[@]}" STOCK.SET "bench-$kind" "$warehouse" 500000000 >/dev/null; done
+  done
+  "${CLI[@]}" SKU.HOT bench-hot >/dev/null
+  for _ in $(seq 1 100); do "${CLI[@]}" SKU bench-hot | grep -A1 -x allotted | tail -1 | grep -q '^[1-9]' && break; sleep 0.1; done
+  echo "kind,repeat,per_s,nodes_us,redis_us,load_us" > "$OUT/bench.csv"
+  for repeat in $(seq 1 "$REPEATS"); do
+    benchmark hot "$repeat"
+    benchmark cold "$repeat"
+  done
+  python3 - "$OUT/bench.csv" "$STOCKADE_CLUSTER_DIR" <<'PY'
+import csv, statistics, sys, subprocess
+rows = list(csv.DictReader(open(sys.argv[1])))
+print("redis-benchmark over RESP, three nodes (CPU µs per reservation: nodes together, redis-server, redis-benchmark):")
+for r in rows:
+    print(f"  {r['kind']:4} #{r['repeat']}: {float(r['per_s']):8.0f}/s  nodes {r['nodes_us']}  redis {r['redis_us']}  load {r['load_us']}")
+med = lambda kind, field: statistics.median(float(r[field]) for r in rows if r["kind"] == kind)
+for kind in ("hot", "cold"):
+    print(f"  {kind:4} medians: {med(kind, 'per_s'):.0f}/s, CPU nodes {med(kind, 'nodes_us'):.1f} + redis {med(kind, 'redis_us'):.1f}"
+          f" + load {med(kind, 'load_us'):.1f} = {med(kind, 'nodes_us') + med(kind, 'redis_us') + med(kind, 'load_us'):.1f} µs")
+print(f"  hot / cold: {med('hot', 'per_s') / med('cold', 'per_s'):.2f} (target 1.5)")
+PY
+  for kind in hot cold; do
+    "${CLI[@]}" SKU "bench-$kind" | python3 "$(dirname "$0")/rows_check.py" "bench-$kind"
+  done
+fi
+
+[[ -f "$OUT/runs.csv" ]] && python3 - "$OUT/runs.csv" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-print("runs:")
+print("harness runs:")
 for r in rows:
     print(f"  {r['transport']:4} {r['kind']:8} #{r['repeat']}: {float(r['per_s']):8.0f}/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms"
           f"  granted {r['granted']} (cache {r['cache']}, quorum {r['quorum']})  verdict {r['verdict']}"
