@@ -54,23 +54,22 @@ struct AllotmentChunk {
             configuration: configuration)
     }
 
-    /// `chunkSeconds` of sales at `perSecond`, at most `chunkMax`; never below 1.
+    /// `chunkSeconds` of sales at `perSecond`, at least twice the last chunk when the row ran dry,
+    /// at most `chunkMax`; never below 1.
     ///
-    /// The measured sales are evidence of what the row will sell within `chunkSeconds` anyway, so
-    /// they may take everything available: a 5,000-unit flash sale selling 6,000 a second gets the
-    /// whole row once the first reading shows it. The floor is advice without evidence (`chunkMin`,
-    /// or twice the last chunk after the row ran dry), so it is held to `chunkPercent`% of what is
-    /// available, keeping a slow SKU from parking its stock in Redis.
+    /// Both are evidence of what the row will sell within `chunkSeconds` anyway, so they may take
+    /// everything available: a 5,000-unit flash sale selling 6,000 a second gets the whole row
+    /// within a turn or two. Without evidence the chunk is `chunkMin`, held to `chunkPercent`% of
+    /// what is available, so a slow SKU does not park its stock in Redis.
     static func size(
         available: Int64, perSecond: Double, starvedAfter lastChunk: Int64, configuration: HotPathConfiguration
     ) -> Int64 {
         let byRate = perSecond * Double(configuration.chunkSeconds)
-        let sold = byRate >= Double(configuration.chunkMax) ? configuration.chunkMax : Int64(byRate.rounded(.up))
-        var floor = configuration.chunkMin
-        if lastChunk > 0 { floor = max(floor, lastChunk.multipliedReportingOverflow(by: 2).overflow ? .max : lastChunk * 2) }
+        var evidence = byRate >= Double(configuration.chunkMax) ? configuration.chunkMax : Int64(byRate.rounded(.up))
+        if lastChunk > 0 { evidence = max(evidence, lastChunk.multipliedReportingOverflow(by: 2).overflow ? .max : lastChunk * 2) }
         let share = available.multipliedReportingOverflow(by: configuration.chunkPercent).overflow
             ? available / 100 * configuration.chunkPercent : available * configuration.chunkPercent / 100
-        let sized = max(min(floor, share), min(sold, max(0, available)))
+        let sized = max(min(configuration.chunkMin, share), min(evidence, max(0, available)))
         return max(1, min(sized, configuration.chunkMax))
     }
 

@@ -34,10 +34,12 @@ import Testing
     @Test func theMaximumAndTheShareOfAvailableBound() {
         #expect(size(available: 1_000_000_000, perSecond: 5_000_000) == 100_000)
         #expect(size(available: 1_000_000_000, perSecond: .infinity) == 100_000)
-        // Without a measured rate a 5,000-unit row parks at most 10% of its units; once the rate
-        // shows the row selling out within chunkSeconds, the cache may take all of it.
-        #expect(size(available: 5_000, perSecond: 0, starvedAfter: 400) == 500)
+        // Without evidence a 5,000-unit row parks at most 10% of its units; once the rate (or a
+        // row that ran dry) shows it selling out within chunkSeconds, the cache may take all of it.
+        #expect(size(available: 5_000, perSecond: 0) == 500)
         #expect(size(available: 5_000, perSecond: 300) == 500)
+        #expect(size(available: 5_000, perSecond: 0, starvedAfter: 400) == 800)
+        #expect(size(available: 5_000, perSecond: 0, starvedAfter: 4_000) == 5_000)
         #expect(size(available: 5_000, perSecond: 3_000) == 3_000)
         #expect(size(available: 5_000, perSecond: 50_000) == 5_000)
         #expect(size(available: 3, perSecond: 0) == 1)
@@ -76,7 +78,7 @@ import Testing
         ) { available, perSecond, lastChunk in
             let size = size(available: Int64(available), perSecond: Double(perSecond), starvedAfter: Int64(lastChunk))
             #expect(size >= 1)
-            #expect(size <= max(1, Int64(available) / 10, min(Int64(available), Int64(perSecond))))
+            #expect(size <= max(1, Int64(available) / 10, min(Int64(available), max(Int64(perSecond), 2 * Int64(lastChunk)))))
             #expect(available == 0 || size <= Int64(available))
             #expect(size <= Self.configuration.chunkMax)
             if Int64(available) / 10 >= Self.configuration.chunkMax {
