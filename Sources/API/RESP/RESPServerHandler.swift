@@ -36,7 +36,11 @@ final class RESPServerHandler: ChannelDuplexHandler {
         executor.execute(dispatch.request, token: dispatch.token) { promise.succeed($0) }
         promise.futureResult.assumeIsolated().whenSuccess { answer in
             let reply = self.executor.reply(answer)
-            for next in self.machine.complete(dispatch.slot, with: reply) { self.run(next, context: context) }
+            let next = self.machine.complete(dispatch.slot, with: reply)
+            // Commands read but not started when the connection closed are not run: their client
+            // saw no answer, and retries them (with the same reservation id) where it reconnects.
+            guard !self.closed else { return }
+            for command in next { self.run(command, context: context) }
             self.scheduleWrite(context: context)
         }
     }
