@@ -93,7 +93,10 @@ public final class ClusterSimulator {
     /// Proposals waiting to be answered: (node, term, index) → the reserve it carries, if any.
     var awaiting: [LogIndex: (node: NodeID, term: Term, reservation: ReservationID?)] = [:]
     /// Reservations answered as granted to a client, with their token and expiry.
-    public private(set) var acknowledged: [ReservationID: (token: FencingToken, expiresAtMs: Int64)] = [:]
+    /// Every reservation acknowledged as granted, with what bounds when it may leave the ledger:
+    /// it is purged `finishedRetentionMs` after it finished, and it finishes when it is confirmed
+    /// or released, or by its (possibly extended) expiry at the latest.
+    public private(set) var acknowledged: [ReservationID: AcknowledgedHold] = [:]
     /// The latest command time any replica applied.
     var lastAppliedTimeMs: Int64 = 0
     public private(set) var violations: [String] = []
@@ -317,8 +320,14 @@ public final class ClusterSimulator {
             if waiting.term == entry.term, let reservation = waiting.reservation,
                 case .reservation(let hold, true)? = outcome
             {
-                acknowledged[reservation] = (token: hold.token, expiresAtMs: hold.expiresAtMs)
+                acknowledged[reservation] = AcknowledgedHold(token: hold.token, expiresAtMs: hold.expiresAtMs)
             }
+        }
+        // A confirm, release or extend of an acknowledged hold moves the earliest time it may be purged.
+        if case .reservation(let hold, _)? = outcome, var known = acknowledged[hold.reservationId], known.token == hold.token {
+            known.expiresAtMs = hold.expiresAtMs
+            if hold.status.isFinished { known.finishedAtMs = min(known.finishedAtMs ?? .max, hold.finishedAtMs) }
+            acknowledged[hold.reservationId] = known
         }
     }
 
@@ -402,11 +411,29 @@ public final class ClusterSimulator {
             if !problems.isEmpty { violations.append("node \(id) ledger: \(problems.prefix(3))") }
             for (reservation, acknowledgedHold) in acknowledged {
                 // Purge after retention is the only way an acknowledged hold may leave the ledger: it
-                // finishes by its expiry at the latest, and is purged `finishedRetentionMs` later.
-                let purgeable = lastAppliedTimeMs >= acknowledgedHold.expiresAtMs + Self.limits.finishedRetentionMs
+                // finishes when confirmed or released, or by its expiry at the latest, and is purged
+                // `finishedRetentionMs` later.
+                let purgeable = lastAppliedTimeMs >= acknowledgedHold.finishesByMs + Self.limits.finishedRetentionMs
                 if ledger.hold(reservation)?.token == acknowledgedHold.token || purgeable { continue }
                 violations.append("acknowledged reservation \(reservation) lost on node \(id)")
             }
         }
     }
+}
+
+/// An acknowledged reservation as the simulator's checker follows it.
+public struct AcknowledgedHold: Sendable, Equatable {
+    public var token: FencingToken
+    public var expiresAtMs: Int64
+    /// When a confirm or release finished it, once one was applied.
+    public var finishedAtMs: Int64?
+
+    public init(token: FencingToken, expiresAtMs: Int64, finishedAtMs: Int64? = nil) {
+        self.token = token
+        self.expiresAtMs = expiresAtMs
+        self.finishedAtMs = finishedAtMs
+    }
+
+    /// The latest time it finishes: its finish if known, its expiry otherwise.
+    public var finishesByMs: Int64 { min(expiresAtMs, finishedAtMs ?? .max) }
 }
