@@ -20,7 +20,7 @@ public struct ClusterRouting: Sendable {
         self.replica = replica
         self.httpAddresses = httpAddresses
         self.quorumDeadline = quorumDeadline
-        forwarder = LeaderForwarder(addresses: httpAddresses)
+        forwarder = LeaderForwarder(addresses: httpAddresses, idleMax: replica.limits.forwardIdleConnectionsMax)
     }
 }
 
@@ -123,13 +123,14 @@ final class LeaderForwarder: Sendable {
         case noAnswer(String)
     }
 
-    /// Idle connections kept per node; more are closed when returned.
-    static let idleMax = 512
+    /// Idle connections kept per node (`Limits.forwardIdleConnectionsMax`); more are closed when returned.
+    let idleMax: Int
     let addresses: [NodeID: (host: String, port: Int)]
     let idle = NIOLockedValueBox<[NodeID: [HTTPConnection]]>([:])
 
-    init(addresses: [NodeID: (host: String, port: Int)]) {
+    init(addresses: [NodeID: (host: String, port: Int)], idleMax: Int) {
         self.addresses = addresses
+        self.idleMax = idleMax
     }
 
     /// Relays a read (no body) to `node`.
@@ -163,7 +164,7 @@ final class LeaderForwarder: Sendable {
 
     private func checkIn(_ connection: HTTPConnection, _ node: NodeID) {
         let kept = idle.withLockedValue { idle -> Bool in
-            guard connection.isActive, (idle[node]?.count ?? 0) < Self.idleMax else { return false }
+            guard connection.isActive, (idle[node]?.count ?? 0) < idleMax else { return false }
             idle[node, default: []].append(connection)
             return true
         }

@@ -7,6 +7,7 @@ import Node
 import ServiceLifecycle
 import StockadeCore
 import Storage
+import Wire
 
 /// One node of a replicated ledger: the pure `RaftNode` driven by a single loop thread that owns
 /// the command log, the hard state, the snapshots and the ledger's writes.
@@ -38,13 +39,10 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         public var tickMs: Int
         /// How long a write may wait for a majority before it is answered.
         public var quorumDeadlineMs: Int
-        /// Peer messages waiting for the loop, beyond which new ones are dropped (the protocol resends).
-        public var inboxMax: Int
 
         public init(
             nodeID: NodeID, voters: [NodeID], dataDirectory: String, warehouses: [Warehouse], limits: Limits = .default,
-            consensus: ConsensusConfiguration = ConsensusConfiguration(), tickMs: Int = 50, quorumDeadlineMs: Int = 2_000,
-            inboxMax: Int = 65_536
+            consensus: ConsensusConfiguration = ConsensusConfiguration(), tickMs: Int = 50, quorumDeadlineMs: Int = 2_000
         ) {
             self.nodeID = nodeID
             self.voters = voters
@@ -54,7 +52,6 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
             self.consensus = consensus
             self.tickMs = tickMs
             self.quorumDeadlineMs = quorumDeadlineMs
-            self.inboxMax = inboxMax
         }
     }
 
@@ -338,7 +335,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     /// The leader's answer to commands this node forwarded (any thread).
     public func deliverForwardReply(requestID: UInt64, appliedIndex: LogIndex, outcomes: [[UInt8]]) {
         queueCondition.lock()
-        if forwardReplies.count < configuration.inboxMax {
+        if forwardReplies.count < configuration.limits.peerInboxMessagesMax {
             forwardReplies.append((requestID, appliedIndex, outcomes))
             if forwardReplies.count == 1 { queueCondition.signal() }
         }
@@ -397,7 +394,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     /// A message from a peer (any thread). Dropped when the inbox is full; the protocol resends.
     public func deliver(_ envelope: Envelope) {
         queueCondition.lock()
-        if inbox.count < configuration.inboxMax {
+        if inbox.count < configuration.limits.peerInboxMessagesMax {
             inbox.append(envelope)
             if inbox.count == 1 { queueCondition.signal() }
         }
@@ -617,7 +614,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     }
 
     /// A follower sends its proposals to the leader it knows, in frames of at most
-    /// `forwardBatchMax`; with no leader known, or no link to it, they wait for the next turn.
+    /// `PeerFrame.forwardBatchMax`; with no leader known, or no link to it, they wait for the next turn.
     private func forward(_ proposals: [Proposal]) {
         guard let leader = raft.leaderID, leader != configuration.nodeID else {
             awaitingLeader += proposals
@@ -625,7 +622,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         }
         var start = 0
         while start < proposals.count {
-            let chunk = Array(proposals[start..<min(start + Self.forwardBatchMax, proposals.count)])
+            let chunk = Array(proposals[start..<min(start + PeerFrame.forwardBatchMax, proposals.count)])
             start += chunk.count
             nextForwardID += 1
             let commands = chunk.map { TimedCommand($0.command, timeMs: 0).encoded() }
@@ -638,7 +635,6 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         }
     }
 
-    static let forwardBatchMax = 4_096
 
     /// The leader's outcomes for a forwarded batch. `not_leader` means it was not written: try
     /// again with whoever leads now.
@@ -782,7 +778,7 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
     private func persist(_ hardState: HardState) throws {
         let value = HardStateFile.Value(term: hardState.term, votedFor: hardState.votedFor ?? 0, commit: hardState.commit)
         let durable = value.term != persistedHardState.term || value.votedFor != persistedHardState.votedFor
-        guard durable || value.commit >= persistedHardState.commit + 4_096 else { return }
+        guard durable || value.commit >= persistedHardState.commit + limits.hardStateCommitLagMax else { return }
         try hardStateFile.save(value, durable: durable)
         persistedHardState = value
     }

@@ -23,7 +23,7 @@ public struct Limits: Sendable, Equatable {
     public var expireBatchMax: Int = 10_000
     /// Most warehouses in a layout.
     public var warehousesMax: Int = 256
-    /// Most commands waiting to enter the log; beyond it, requests are refused as `unavailable`.
+    /// Most commands waiting to enter the log; beyond it, requests are refused as `overloaded`.
     public var pendingCommandsMax: Int = 16_384
     /// Most commands written and fsynced together.
     public var commitBatchMax: Int = 1_024
@@ -45,6 +45,15 @@ public struct Limits: Sendable, Equatable {
     public var holdsScanMax: Int = 100_000
     /// Most open HTTP connections.
     public var connectionsMax: Int = 4_096
+    /// Peer messages waiting for a cluster member's loop thread; beyond it new ones are dropped
+    /// (the protocol resends what matters).
+    public var peerInboxMessagesMax: Int = 65_536
+    /// Log entries a cluster member's commit index may run ahead of its last hard-state write
+    /// before a write that only moves the commit index is made (the commit index may lag safely:
+    /// it is learnt again from the leader).
+    public var hardStateCommitLagMax: UInt64 = 4_096
+    /// Idle keep-alive HTTP connections a follower keeps to each other node for relaying reads.
+    public var forwardIdleConnectionsMax: Int = 512
     /// Most hot reserves sent to Redis in one gate call.
     public var cacheGateBatchMax: Int = 64
     /// Longest a hot reserve waits for its gate call to leave while earlier ones are at Redis
@@ -101,6 +110,9 @@ public struct Limits: Sendable, Equatable {
         if cacheGateWaitMicroseconds < 0 || cacheGateWaitMicroseconds > 1_000 {
             problems.append("cacheGateWaitMicroseconds must be in 0...1000")
         }
+        if peerInboxMessagesMax < 1 { problems.append("peerInboxMessagesMax must be ≥ 1") }
+        if hardStateCommitLagMax < 1 { problems.append("hardStateCommitLagMax must be ≥ 1") }
+        if forwardIdleConnectionsMax < 0 { problems.append("forwardIdleConnectionsMax must be ≥ 0") }
         if respConnectionsMax < 1 { problems.append("respConnectionsMax must be ≥ 1") }
         return problems
     }
