@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "StockadeCore", "Ledger", "Node", "Cluster", "Consensus", "StockadeClient", "RESP",
+                "StockadeCore", "Ledger", "Node", "StockadeClient", "RESP",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),

@@ -1,22 +1,24 @@
-import Cluster
-import Consensus
 import Foundation
 import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import Node
 import StockadeClient
 import StockadeCore
 
-/// What the API needs to run as one node of a cluster: the replica, where every node's HTTP
+/// A node's number in the cluster (`n3` is 3).
+public typealias NodeID = UInt64
+
+/// What the API needs to run as one node of a cluster: the member, where every node's HTTP
 /// API listens, and how long a write may wait for the leader.
 public struct ClusterRouting: Sendable {
-    public let replica: ClusterReplica
+    public let replica: any ClusterMember
     public let httpAddresses: [NodeID: (host: String, port: Int)]
     public let quorumDeadline: Duration
     let forwarder: LeaderForwarder
 
-    public init(replica: ClusterReplica, httpAddresses: [NodeID: (host: String, port: Int)], quorumDeadline: Duration) {
+    public init(replica: any ClusterMember, httpAddresses: [NodeID: (host: String, port: Int)], quorumDeadline: Duration) {
         self.replica = replica
         self.httpAddresses = httpAddresses
         self.quorumDeadline = quorumDeadline
@@ -78,10 +80,10 @@ extension ClusterRouting {
         path: String, authorization: String?, local: () async throws -> T, relayed: (HTTPClientResponse) -> T
     ) async throws -> T {
         let deadline = ContinuousClock.now + quorumDeadline
-        let me = replica.configuration.nodeID
+        let me = replica.memberStatus.nodeID
         while true {
-            let status = replica.currentStatus
-            if status.role == .leader {
+            let status = replica.memberStatus
+            if status.isLeader {
                 do {
                     return try await local()
                 } catch let error as StockadeError where error.code == .notLeader {

@@ -1,4 +1,3 @@
-import Cluster
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -186,9 +185,9 @@ public struct StockadeAPI: Sendable {
     func clusterPayload() -> ClusterPayload {
         var payload: ClusterPayload
         if let cluster {
-            let status = cluster.replica.currentStatus
+            let status = cluster.replica.memberStatus
             payload = ClusterPayload(
-                nodeId: "n\(status.nodeID)", role: status.role.rawValue, term: status.term,
+                nodeId: "n\(status.nodeID)", role: status.role, term: status.term,
                 leaderId: status.leaderID.map { "n\($0)" }, commitIndex: status.commitIndex, appliedIndex: status.appliedIndex,
                 peers: status.peers.map {
                     ClusterPayload.Peer(nodeId: "n\($0.nodeID)", matchIndex: $0.matchIndex, lastContactMs: $0.lastContactMs)

@@ -27,7 +27,7 @@ import Wire
 /// Threading: public methods may be called from any thread or task. Everything marked "loop" is
 /// touched only by the loop thread (and by `init`). The ledger is guarded by `ledgerLock`, the
 /// queues by `queueCondition`, the published status by `statusLock`.
-public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendable {
+public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var nodeID: NodeID
         public var voters: [NodeID]
@@ -259,6 +259,14 @@ public final class ClusterReplica: ReplicatedLedger, Service, @unchecked Sendabl
         statusLock.lock()
         defer { statusLock.unlock() }
         return status
+    }
+
+    public var memberStatus: MemberStatus {
+        let status = currentStatus
+        return MemberStatus(
+            nodeID: status.nodeID, role: status.role.rawValue, term: status.term, leaderID: status.leaderID,
+            commitIndex: status.commitIndex, appliedIndex: status.appliedIndex,
+            peers: status.peers.map { MemberStatus.Peer(nodeID: $0.nodeID, matchIndex: $0.matchIndex, lastContactMs: $0.lastContactMs) })
     }
 
     public func read<T>(_ body: (borrowing Ledger) throws -> T) rethrows -> T {

@@ -1,0 +1,49 @@
+import Ledger
+import StockadeCore
+
+/// A replica that is one member of a cluster, as the API sees it: which node it is, who leads,
+/// and how far the log has come. The API routes by this alone and does not know the runtime
+/// behind it (`Cluster.ClusterReplica` implements it).
+public protocol ClusterMember: ReplicatedLedger {
+    var memberStatus: MemberStatus { get }
+}
+
+/// A cluster member's view of the cluster (`GET /v1/cluster`, `CLUSTERINFO`).
+public struct MemberStatus: Sendable, Equatable {
+    public struct Peer: Sendable, Equatable {
+        public var nodeID: UInt64
+        /// Known on the leader only: the highest log index durable on that peer.
+        public var matchIndex: UInt64?
+        /// Milliseconds since this node last heard from the peer.
+        public var lastContactMs: Int64?
+
+        public init(nodeID: UInt64, matchIndex: UInt64?, lastContactMs: Int64?) {
+            self.nodeID = nodeID
+            self.matchIndex = matchIndex
+            self.lastContactMs = lastContactMs
+        }
+    }
+
+    public var nodeID: UInt64
+    /// leader, follower, candidate or preCandidate, as the protocol names its roles.
+    public var role: String
+    public var term: UInt64
+    public var leaderID: UInt64?
+    public var commitIndex: UInt64
+    public var appliedIndex: UInt64
+    public var peers: [Peer]
+
+    public init(
+        nodeID: UInt64, role: String, term: UInt64, leaderID: UInt64?, commitIndex: UInt64, appliedIndex: UInt64, peers: [Peer]
+    ) {
+        self.nodeID = nodeID
+        self.role = role
+        self.term = term
+        self.leaderID = leaderID
+        self.commitIndex = commitIndex
+        self.appliedIndex = appliedIndex
+        self.peers = peers
+    }
+
+    public var isLeader: Bool { role == "leader" }
+}
