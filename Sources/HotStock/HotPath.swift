@@ -133,13 +133,59 @@ public final class HotPath: CacheGate, @unchecked Sendable {
     /// ledger lock, held by the commit thread only while it applies); `completion` runs on a
     /// Redis connection's thread, or the caller's when the cache does not take the request.
     public func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome?) -> Void) {
-        guard let call = gateCall(for: request, answered: completion) else { return }
-        batcher.decide(call) { [self] result in completion(outcome(of: result, for: request)) }
+        reserve(request, retriesLeft: Self.inTransitRetries, completion: completion)
+    }
+
+    /// Gate calls a reservation may make again while the units it lacks are on their way to the
+    /// cache, and the wait before each: half a second at most, a coordinator turn and a commit.
+    static let inTransitRetries = 50
+    static let inTransitWait = DispatchTimeInterval.milliseconds(10)
+
+    private func reserve(_ request: ReserveRequest, retriesLeft: Int, completion: @escaping @Sendable (Outcome?) -> Void) {
+        guard let call = gateCall(for: request, counted: retriesLeft == Self.inTransitRetries, answered: completion) else { return }
+        batcher.decide(call) { [self] result in
+            // Short with nothing left in the ledger is "sold out", unless a grant the ledger has
+            // made is not yet credited in Redis: those units are on their way, and saying
+            // insufficient_stock would leave them unsold. Ask the gate again once they land.
+            guard retriesLeft > 0, case .success(let reply) = result, reply.elements?.first?.string == "short",
+                let sku = reply.elements?[1].string.map(SKU.init), ledgerAvailable(sku) == 0
+            else { return completion(outcome(of: result, for: request)) }
+            creditInTransit(sku) { [self] inTransit in
+                guard inTransit else { return completion(outcome(of: result, for: request)) }
+                wake.signal()
+                DispatchQueue.global().asyncAfter(deadline: .now() + Self.inTransitWait) {
+                    self.reserve(request, retriesLeft: retriesLeft - 1, completion: completion)
+                }
+            }
+        }
+    }
+
+    /// Units of `sku` the ledger could still sell outside its allotments.
+    func ledgerAvailable(_ sku: SKU) -> Int64 {
+        replica.read { ledger in (ledger.rows(of: sku) ?? []).reduce(Int64(0)) { $0 + max(0, $1.row.available) } }
+    }
+
+    /// Whether a cache grant of `sku` is in the ledger but not yet credited in Redis (its
+    /// `grant:*` marker is below the ledger's last grant index). Unknown counts as no.
+    private func creditInTransit(_ sku: SKU, answer: @escaping @Sendable (Bool) -> Void) {
+        let grants: [(key: String, index: UInt64)] = replica.read { ledger in
+            ledger.allotments.compactMap { key, allotment in
+                key.sku == sku && key.holder == .cache ? (HotKeys.grant(key.sku, key.warehouse), allotment.lastGrantIndex) : nil
+            }
+        }
+        guard !grants.isEmpty else { return answer(false) }
+        redis.send(RedisCommand(["MGET"] + grants.map(\.key))) { result in
+            guard case .success(let reply) = result, let markers = reply.elements, markers.count == grants.count else {
+                return answer(false)
+            }
+            answer(zip(grants, markers).contains { grant, marker in grant.index > UInt64(marker.string ?? "0") ?? 0 })
+        }
     }
 
     /// The request's gate call, or nil after answering it (or sending it to the quorum path) here.
-    private func gateCall(for request: ReserveRequest, answered: (Outcome?) -> Void) -> GateBatcher.Call? {
-        noteRate(request)
+    /// `counted`: whether this is the request's first call (its rate is counted once).
+    private func gateCall(for request: ReserveRequest, counted: Bool, answered: (Outcome?) -> Void) -> GateBatcher.Call? {
+        if counted { noteRate(request) }
         if !redis.isConnected { breaker.trip(switches: counters, counter: degradeCounter, logger: logger) }
         guard breaker.allows() else {
             answered(quorum())
@@ -212,8 +258,7 @@ public final class HotPath: CacheGate, @unchecked Sendable {
             let sku = SKU(parts.count > 1 ? parts[1].string ?? "" : "")
             wake.signal()
             // Sold out for good only when the ledger has nothing left outside the allotments either.
-            let ledgerAvailable = replica.read { ledger in (ledger.rows(of: sku) ?? []).reduce(Int64(0)) { $0 + max(0, $1.row.available) } }
-            if ledgerAvailable == 0 {
+            if ledgerAvailable(sku) == 0 {
                 markSoldOut(sku)
                 routed.cache.increment()
                 counters.cacheAnswered.add(1, ordering: .relaxed)

@@ -80,6 +80,12 @@ public final class RedisClient: Sendable {
         try await pick().send(command)
     }
 
+    /// `send` for callers outside Swift concurrency: `completion` runs once, on a connection's
+    /// thread (or the caller's, when the command cannot be queued), and must not block.
+    public func send(_ command: RedisCommand, completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void) {
+        pick().send(command, completion: completion)
+    }
+
     public func send(_ arguments: String...) async throws -> RedisValue {
         try await send(RedisCommand(arguments))
     }
