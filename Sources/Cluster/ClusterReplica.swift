@@ -27,6 +27,11 @@ import Wire
 /// Threading: public methods may be called from any thread or task. Everything marked "loop" is
 /// touched only by the loop thread (and by `init`). The ledger is guarded by `ledgerLock`, the
 /// queues by `queueCondition`, the published status by `statusLock`.
+///
+/// Why this file is long: recovery, admission, forwarding, read barriers, the protocol loop,
+/// storage, applying, deadlines and status are all decided inside this one class, interleaved with
+/// its I/O. Moving methods into extensions would only hide that; the split that helps is
+/// separating the decisions (a pure driver the simulator can run) from the I/O around them.
 public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var nodeID: NodeID
