@@ -35,6 +35,11 @@ let package = Package(
         ),
         // The pure replication protocol (Raft with pre-vote and check-quorum): events in, actions out.
         .target(name: "Consensus", dependencies: ["StockadeCore"]),
+        // One replica's decisions as a pure driver, run by the node's shell and by the simulator.
+        .target(
+            name: "Replication",
+            dependencies: ["StockadeCore", "Ledger", "Consensus", .product(name: "DequeModule", package: "swift-collections")]
+        ),
         // The Redis serialization protocol (RESP2/RESP3): values, a bounded parser, NIO decoders. NIOCore only.
         .target(name: "RESP", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
@@ -76,7 +81,7 @@ let package = Package(
         .target(
             name: "Cluster",
             dependencies: [
-                "StockadeCore", "Ledger", "Storage", "Node", "Consensus", "Wire",
+                "StockadeCore", "Ledger", "Storage", "Node", "Consensus", "Replication", "Wire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -117,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "stockade-node",
             dependencies: [
-                "StockadeCore", "Ledger", "Storage", "Node", "API", "Cluster", "Consensus", "Wire", "HotStock",
+                "StockadeCore", "Ledger", "Storage", "Node", "API", "Cluster", "Consensus", "Replication", "Wire", "HotStock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -149,7 +154,7 @@ let package = Package(
         // Test support: history generators, invariant checks, real-process launcher.
         .target(
             name: "StockadeTesting",
-            dependencies: ["StockadeCore", "Ledger", "Consensus", "StockadeClient"]
+            dependencies: ["StockadeCore", "Ledger", "Consensus", "Replication", "StockadeClient"]
         ),
         .testTarget(
             name: "ConsensusTests",
@@ -166,7 +171,7 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
-                "Cluster", "Consensus", "Wire", "StockadeTesting", "Ledger", "Node", "StockadeCore",
+                "Cluster", "Consensus", "Replication", "Wire", "StockadeTesting", "Ledger", "Node", "StockadeCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

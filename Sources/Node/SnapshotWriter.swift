@@ -23,6 +23,7 @@ public final class SnapshotWriter: @unchecked Sendable {
     private let lock = NSLock()
     private var inFlight = false
     private var durable: Durable?
+    private var failed = false
     private var written = 0
     private let keepsBytes: Bool
 
@@ -100,6 +101,7 @@ public final class SnapshotWriter: @unchecked Sendable {
             } catch {
                 logger.error("snapshot failed", metadata: ["index": "\(index)", "error": "\(error)"])
                 lock.lock()
+                failed = true
                 inFlight = false
                 lock.unlock()
             }
@@ -117,6 +119,14 @@ public final class SnapshotWriter: @unchecked Sendable {
         defer { lock.unlock() }
         defer { durable = nil }
         return durable
+    }
+
+    /// Whether a write failed since the last call.
+    public func takeFailure() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        defer { failed = false }
+        return failed
     }
 
     /// How many snapshots have been written.

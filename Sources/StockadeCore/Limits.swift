@@ -52,6 +52,11 @@ public struct Limits: Sendable, Equatable {
     /// before a write that only moves the commit index is made (the commit index may lag safely:
     /// it is learnt again from the leader).
     public var hardStateCommitLagMax: UInt64 = 4_096
+    /// Commands a follower forwards to the leader in one frame (at most `forwardFrameCommandsMax`,
+    /// which the peer frame decoder enforces).
+    public var forwardBatchMax: Int = 4_096
+    /// Commands or outcomes one forward frame may carry on the wire.
+    public static let forwardFrameCommandsMax = 4_096
     /// Idle keep-alive HTTP connections a follower keeps to each other node for relaying reads.
     public var forwardIdleConnectionsMax: Int = 512
     /// Most hot reserves sent to Redis in one gate call.
@@ -114,6 +119,9 @@ public struct Limits: Sendable, Equatable {
         if hardStateCommitLagMax < 1 { problems.append("hardStateCommitLagMax must be ≥ 1") }
         if forwardIdleConnectionsMax < 0 { problems.append("forwardIdleConnectionsMax must be ≥ 0") }
         if respConnectionsMax < 1 { problems.append("respConnectionsMax must be ≥ 1") }
+        if !(1...Self.forwardFrameCommandsMax).contains(forwardBatchMax) {
+            problems.append("forwardBatchMax must be in 1...\(Self.forwardFrameCommandsMax)")
+        }
         return problems
     }
 }

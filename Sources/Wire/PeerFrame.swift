@@ -26,7 +26,7 @@ public enum PeerFrame: Hashable, Sendable {
     public static let bytesMax = 64 << 20
     static let nonceBytesMax = 64
     /// Commands (or outcomes) in one forward frame.
-    public static let forwardBatchMax = 4_096
+    public static let forwardBatchMax = Limits.forwardFrameCommandsMax
     static let proofBytesMax = 64
 }
 

@@ -1,6 +1,7 @@
 import API
 import Cluster
 import Consensus
+import Replication
 import Wire
 import Foundation
 import Ledger

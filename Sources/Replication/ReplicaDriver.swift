@@ -1,0 +1,597 @@
+import Consensus
+import DequeModule
+import Ledger
+import StockadeCore
+
+/// Everything one replica decides, as a deterministic value: the pure `RaftNode`, the applied
+/// `Ledger`, and the runtime around them (admission, forwarding to the leader, read points,
+/// deadlines, applying, snapshot cadence, command time). The node's shell and the cluster
+/// simulator both run this same type; neither decides anything of its own.
+///
+/// It reads no clock, touches no file or socket, takes no lock and draws randomness only from the
+/// generator it was given. Time comes in with each turn (`nowMs`, a monotonic reading, and
+/// `wallMs`, the node's wall clock); callers are opaque values of type `Caller` that come back out
+/// with their answers.
+///
+/// One turn, in this order (the shell runs it on one thread; the simulator on its scheduler):
+/// 1. `beginTurn(...)` with the time and everything that arrived: peer messages, forwarded
+///    commands and replies, proposals, read requests;
+/// 2. while `nextWork()` is not empty: send its `messagesBeforePersist`, make its snapshot,
+///    entries and hard state durable (in that order), send its `messages`, then `persisted(_:)`;
+/// 3. `endTurn()`: answers everything past its deadline;
+/// 4. at any point, `takeOutput()` hands over the answers, forward frames and snapshot requests
+///    accumulated so far.
+///
+/// Answers: a proposal is answered only from its own applied entry, so every acknowledged
+/// command is on a majority's disks. One that cannot be appended (no leader, no recent majority)
+/// is refused at once with `quorum_unavailable`; one appended but not seen committed within the
+/// quorum deadline gets `outcome_unknown`, since it may still commit. Its entry being replaced
+/// by another at the same index is a definite failure (`quorum_unavailable`).
+public struct ReplicaDriver<Caller> {
+    public struct Configuration: Sendable {
+        public var nodeID: NodeID
+        public var voters: [NodeID]
+        public var warehouses: [Warehouse]
+        public var limits: Limits
+        public var consensus: ConsensusConfiguration
+        /// Length of one protocol tick.
+        public var tickMs: Int64
+        /// How long a write or a read point may wait for a majority before it is answered.
+        public var quorumDeadlineMs: Int64
+
+        public init(
+            nodeID: NodeID, voters: [NodeID], warehouses: [Warehouse], limits: Limits,
+            consensus: ConsensusConfiguration = ConsensusConfiguration(), tickMs: Int64 = 50, quorumDeadlineMs: Int64 = 2_000
+        ) {
+            self.nodeID = nodeID
+            self.voters = voters
+            self.warehouses = warehouses
+            self.limits = limits
+            self.consensus = consensus
+            self.tickMs = tickMs
+            self.quorumDeadlineMs = quorumDeadlineMs
+        }
+    }
+
+    /// A command to propose, with who asked.
+    public struct NewProposal {
+        public var command: Command
+        public var caller: Caller
+        /// The reserve fast path was already tried for it (by the shell, under its lock).
+        public var checked: Bool
+        /// Set for a leader's own decision: written only while this node leads in this term,
+        /// never forwarded.
+        public var leaderTerm: Term?
+
+        public init(_ command: Command, caller: Caller, checked: Bool = false, leaderTerm: Term? = nil) {
+            self.command = command
+            self.caller = caller
+            self.checked = checked
+            self.leaderTerm = leaderTerm
+        }
+    }
+
+    /// Commands a follower forwarded to this node.
+    public struct IncomingForward: Sendable {
+        public var from: NodeID
+        public var requestID: UInt64
+        public var commands: [[UInt8]]
+
+        public init(from: NodeID, requestID: UInt64, commands: [[UInt8]]) {
+            self.from = from
+            self.requestID = requestID
+            self.commands = commands
+        }
+    }
+
+    /// The leader's answer to commands this node forwarded.
+    public struct ForwardReply: Sendable {
+        public var requestID: UInt64
+        public var appliedIndex: LogIndex
+        public var outcomes: [[UInt8]]
+
+        public init(requestID: UInt64, appliedIndex: LogIndex, outcomes: [[UInt8]]) {
+            self.requestID = requestID
+            self.appliedIndex = appliedIndex
+            self.outcomes = outcomes
+        }
+    }
+
+    /// What changed that an operator should hear about.
+    public enum Event: Sendable, Equatable {
+        case leading(term: Term, lastIndex: LogIndex)
+        case stoppedLeading(term: Term)
+        case proposingWarehouses(count: Int)
+        case installedSnapshot(index: LogIndex, bytes: Int)
+    }
+
+    /// Work for the shell, taken from the protocol's `Ready`.
+    public struct Work {
+        /// Sent before the write: a leader's appends, so followers write in parallel with it.
+        public var messagesBeforePersist: [Envelope] = []
+        /// A leader's snapshot to install: store it, then restart the log after it with `entries`.
+        public var snapshot: Snapshot?
+        /// Entries to append, replacing any stored entries from the first one's index on.
+        public var entries: [Entry] = []
+        /// Hard state to write; `hardStateDurable` says whether it must be fsynced (term or vote
+        /// changed) or may lag (only the commit index moved).
+        public var hardState: HardState?
+        public var hardStateDurable = false
+        /// Sent after the write: votes and acknowledgements promise durable state.
+        public var messages: [Envelope] = []
+        var ready: Ready
+
+        public var isEmpty: Bool { ready.isEmpty }
+    }
+
+    /// A copy of the applied state for the shell to encode and write off its loop thread. Report
+    /// it with `snapshotDurable(_:)` once it is on disk (or `snapshotFailed()`).
+    public struct SnapshotRequest {
+        public var index: LogIndex
+        public var term: Term
+        public var ledger: Ledger
+    }
+
+    /// What the driver hands over: answers to run, frames to send, a snapshot to write, events to log.
+    public struct Output {
+        public var answers: [(Caller, Outcome)] = []
+        /// Read barriers: nil when the read may go ahead.
+        public var readAnswers: [(Caller, StockadeError?)] = []
+        public var frames: [(ForwardFrame, NodeID)] = []
+        public var snapshot: SnapshotRequest?
+        public var events: [Event] = []
+
+        public var isEmpty: Bool {
+            answers.isEmpty && readAnswers.isEmpty && frames.isEmpty && snapshot == nil && events.isEmpty
+        }
+    }
+
+    enum Origin {
+        case local(Caller)
+        /// Position `position` of incoming forward batch `batch`.
+        case forwarded(batch: UInt64, position: Int)
+
+        var isLocal: Bool {
+            if case .local = self { return true }
+            return false
+        }
+    }
+
+    struct Proposal {
+        var command: Command
+        var origin: Origin
+        var deadlineMs: Int64
+        var checked: Bool
+        var leaderTerm: Term?
+    }
+
+    struct Waiter {
+        var index: LogIndex
+        var term: Term
+        var origin: Origin
+        var deadlineMs: Int64
+    }
+
+    struct ReadWaiter {
+        var caller: Caller
+        var deadlineMs: Int64
+    }
+
+    struct ForwardBatch {
+        var from: NodeID
+        var requestID: UInt64
+        var outcomes: [Outcome?]
+        var remaining: Int
+    }
+
+    public let configuration: Configuration
+    let limits: Limits
+    public internal(set) var raft: RaftNode
+    /// The applied state.
+    public internal(set) var ledger: Ledger
+
+    /// The latest monotonic time, and the node's wall clock, as of the current turn.
+    public internal(set) var nowMs: Int64 = 0
+    public internal(set) var wallMs: Int64 = 0
+    /// When the protocol's next tick is due, in `nowMs` time.
+    public internal(set) var nextTickMs: Int64?
+    /// The latest command time stamped or applied: stamps never go backwards.
+    public internal(set) var lastTimeMs: Int64 = 0
+
+    var waiting = Deque<Waiter>()
+    /// A follower's proposals: waiting for a known, reachable leader, and sent to it.
+    var awaitingLeader: [Proposal] = []
+    var forwardedOut: [UInt64: [Proposal]] = [:]
+    var forwardedOrder = Deque<(id: UInt64, deadlineMs: Int64)>()
+    var nextForwardID: UInt64 = 0
+    var incoming: [UInt64: ForwardBatch] = [:]
+    var nextIncomingID: UInt64 = 0
+    var awaitingLocalApply: [(index: LogIndex, answers: [(Proposal, Outcome)])] = []
+    var readsNotYetAccepted: [ReadWaiter] = []
+    var readsAwaitingState: [UInt64: ReadWaiter] = [:]
+    var readsAwaitingApply: [(index: LogIndex, waiter: ReadWaiter)] = []
+    var nextReadID: UInt64 = 0
+    public internal(set) var lastContactMs: [NodeID: Int64] = [:]
+    var wasLeader = false
+    var termStartIndex: LogIndex = 0
+    var configuredInTerm: Term = 0
+    var persistedHardState: HardState
+    var snapshotIndex: LogIndex
+    /// Holds in the newest snapshot (taken, installed or loaded at start): see `snapshotDue`.
+    var snapshotHolds: Int
+    var snapshotInProgress = false
+    var output = Output()
+    /// Proposals refused because too many entries were uncommitted (for the shell's metrics).
+    public internal(set) var overloadRefusals = 0
+
+    /// Starts from what was recovered from disk: the applied state of the newest snapshot (or an
+    /// empty ledger), the hard state, and every log entry after the snapshot.
+    public init(
+        configuration: Configuration, ledger: Ledger, hardState: HardState, snapshot: Snapshot?, entries: [Entry],
+        random: SplitMix64
+    ) {
+        precondition(configuration.voters.contains(configuration.nodeID), "a node must be one of the voters")
+        self.configuration = configuration
+        limits = configuration.limits
+        self.ledger = ledger
+        persistedHardState = hardState
+        snapshotIndex = ledger.appliedIndex
+        snapshotHolds = ledger.holds.count
+        raft = RaftNode(
+            id: configuration.nodeID, voters: configuration.voters, configuration: configuration.consensus,
+            random: random, hardState: hardState, snapshot: snapshot, entries: entries)
+    }
+
+    public var nodeID: NodeID { configuration.nodeID }
+
+    /// A leader that has applied up to its term's start: it may answer from its applied state.
+    public var isCaughtUpLeader: Bool { raft.isLeader && ledger.appliedIndex >= termStartIndex }
+
+    /// Proposals appended and waiting for their entries to commit and apply.
+    public var waitingCount: Int { waiting.count }
+
+    public mutating func takeOutput() -> Output {
+        defer { output = Output() }
+        return output
+    }
+
+    static var unknown: StockadeError {
+        StockadeError(
+            .outcomeUnknown,
+            "the write reached the leader's log but its commit was not confirmed in time; it may still take effect. Retry with the same reservation id, or read it back, to learn the outcome"
+        )
+    }
+
+    // MARK: - A turn
+
+    /// Starts a turn at `nowMs` (monotonic) with the node's wall clock `wallMs`: ticks the protocol
+    /// as often as the time says, then takes what arrived.
+    public mutating func beginTurn(
+        nowMs: Int64, wallMs: Int64, messages: [Envelope] = [], forwards: [IncomingForward] = [],
+        replies: [ForwardReply] = [], proposals: [NewProposal] = [], reads: [Caller] = []
+    ) {
+        advanceClock(nowMs: nowMs, wallMs: wallMs)
+        for envelope in messages {
+            lastContactMs[envelope.from] = nowMs
+            raft.step(envelope)
+        }
+        noteLeadership()
+        for reply in replies { takeForwardReply(reply) }
+        var batch = awaitingLeader
+        awaitingLeader.removeAll()
+        let deadline = nowMs + configuration.quorumDeadlineMs
+        for proposal in proposals {
+            batch.append(
+                Proposal(
+                    command: proposal.command, origin: .local(proposal.caller), deadlineMs: deadline, checked: proposal.checked,
+                    leaderTerm: proposal.leaderTerm))
+        }
+        for forward in forwards { batch += admitForward(forward, deadlineMs: deadline) }
+        if !batch.isEmpty { proposeBatch(batch) }
+        readsNotYetAccepted += reads.map { ReadWaiter(caller: $0, deadlineMs: deadline) }
+        submitReads()
+        configureWarehousesIfNeeded()
+    }
+
+    mutating func advanceClock(nowMs: Int64, wallMs: Int64) {
+        self.nowMs = max(self.nowMs, nowMs)
+        self.wallMs = wallMs
+        let tick = configuration.tickMs
+        guard var next = nextTickMs else {
+            nextTickMs = self.nowMs + tick
+            return
+        }
+        guard self.nowMs >= next else { return }
+        // After a long stall, tick once rather than in a burst that would fire elections.
+        if self.nowMs - next > tick * 4 { next = self.nowMs }
+        while self.nowMs >= next {
+            raft.tick()
+            next += tick
+        }
+        nextTickMs = next
+    }
+
+    /// The protocol's next batch of work, or an empty one when there is none.
+    public mutating func nextWork() -> Work {
+        let ready = raft.ready()
+        var work = Work(ready: ready)
+        work.messagesBeforePersist = ready.messagesBeforePersist
+        work.messages = ready.messages
+        if let snapshot = ready.snapshot {
+            work.snapshot = snapshot
+            // The log restarts after the snapshot with whatever of the protocol's log follows it.
+            work.entries = raft.entries
+        } else {
+            work.entries = ready.entries
+        }
+        // Term and vote are fsynced before any message that depends on them leaves; the commit
+        // index is written along, and on its own only now and then (it may lag safely).
+        if let hardState = ready.hardState {
+            let durable = hardState.term != persistedHardState.term || hardState.votedFor != persistedHardState.votedFor
+            if durable || hardState.commit >= persistedHardState.commit + LogIndex(limits.hardStateCommitLagMax) {
+                work.hardState = hardState
+                work.hardStateDurable = durable
+                persistedHardState = hardState
+            }
+        }
+        return work
+    }
+
+    /// Everything in `work` is durable: install its snapshot, apply the committed entries, answer
+    /// their callers and the reads they release, and see whether a snapshot is due.
+    public mutating func persisted(_ work: Work) {
+        if let snapshot = work.snapshot { install(snapshot) }
+        apply(work.ready.committedEntries)
+        raft.advance(work.ready)
+        for state in work.ready.readStates {
+            if let read = readsAwaitingState.removeValue(forKey: state.requestID) {
+                readsAwaitingApply.append((index: state.index, waiter: read))
+            }
+        }
+        answerReads()
+        answerForwarded()
+        requestSnapshotIfDue()
+        assert(
+            !raft.isLeader || (ledger.appliedIndex <= raft.commitIndex && raft.commitIndex <= raft.stableIndex)
+                || ledger.appliedIndex <= raft.commitIndex,
+            "applied \(ledger.appliedIndex) commit \(raft.commitIndex) stable \(raft.stableIndex)")
+    }
+
+    /// Ends the turn: answers everything past its deadline.
+    public mutating func endTurn() {
+        expire()
+    }
+
+    /// Shutdown: whatever is still waiting gets its honest answer.
+    public mutating func shutDown() {
+        let closing = StockadeError(.unavailable, "the node is shutting down")
+        for proposal in awaitingLeader { answer(proposal.origin, .rejected(closing)) }
+        awaitingLeader.removeAll()
+        for proposal in forwardedOut.values.joined() { answer(proposal.origin, .rejected(Self.unknown)) }
+        forwardedOut.removeAll()
+        forwardedOrder.removeAll()
+        answerForwarded(force: true)
+        while let waiter = waiting.popFirst() { answer(waiter.origin, .rejected(Self.unknown)) }
+        for read in readsNotYetAccepted + Array(readsAwaitingState.values) + readsAwaitingApply.map(\.waiter) {
+            output.readAnswers.append((read.caller, closing))
+        }
+        readsNotYetAccepted.removeAll()
+        readsAwaitingState.removeAll()
+        readsAwaitingApply.removeAll()
+    }
+
+    // MARK: - Leadership and admission
+
+    /// Notes a change of leadership: a new leader learns the latest command time in its log (so
+    /// command times never go backwards) and answers locally only once it has applied up to its
+    /// term's start.
+    mutating func noteLeadership() {
+        let isLeader = raft.isLeader
+        if isLeader && !wasLeader {
+            termStartIndex = raft.lastIndex
+            for entry in raft.entries.reversed() where !entry.payload.isEmpty {
+                if let command = try? TimedCommand(decoding: entry.payload, limits: limits) {
+                    lastTimeMs = max(lastTimeMs, command.timeMs)
+                    break
+                }
+            }
+            output.events.append(.leading(term: raft.term, lastIndex: raft.lastIndex))
+        }
+        if !isLeader && wasLeader { output.events.append(.stoppedLeading(term: raft.term)) }
+        wasLeader = isLeader
+    }
+
+    /// A leader that has not heard from a majority lately refuses at once rather than append
+    /// entries that would only time out.
+    func hasRecentMajority() -> Bool {
+        let window = configuration.tickMs * Int64(configuration.consensus.electionTicksMin)
+        let heard = configuration.voters.filter { voter in
+            voter == configuration.nodeID || lastContactMs[voter].map { nowMs - $0 <= window } == true
+        }
+        return Quorum.size(of: configuration.voters.count) <= heard.count
+    }
+
+    mutating func proposeBatch(_ all: [Proposal]) {
+        // A leader's own decisions are written in the term they were taken in, or not at all.
+        let currentTerm: Term? = raft.isLeader ? raft.term : nil
+        var all = all
+        all.removeAll { proposal in
+            guard let term = proposal.leaderTerm, term != currentTerm else { return false }
+            answer(
+                proposal.origin,
+                .rejected(StockadeError(.notLeader, "node \(configuration.nodeID) does not lead in term \(term); not written")))
+            return true
+        }
+        guard raft.isLeader else {
+            // Commands forwarded to a node that no longer leads go back: the sender tries the
+            // next leader. Its own are forwarded.
+            var own: [Proposal] = []
+            for proposal in all {
+                if proposal.origin.isLocal {
+                    own.append(proposal)
+                } else {
+                    answer(proposal.origin, .rejected(StockadeError(.notLeader, "node \(configuration.nodeID) does not lead; not written")))
+                }
+            }
+            forward(own)
+            return
+        }
+        // The reserve fast path, for proposals that did not try it before being queued.
+        var batch: [Proposal] = []
+        batch.reserveCapacity(all.count)
+        let local = isCaughtUpLeader
+        for proposal in all {
+            if local && !proposal.checked, case .reserve(let request) = proposal.command,
+                let answer = ledger.answerWithoutLog(request)
+            {
+                self.answer(proposal.origin, answer)
+            } else {
+                batch.append(proposal)
+            }
+        }
+        guard !batch.isEmpty else { return }
+        guard hasRecentMajority() else {
+            let error = StockadeError(.quorumUnavailable, "the leader cannot reach a majority of the cluster; nothing was written")
+            for proposal in batch { answer(proposal.origin, .rejected(error)) }
+            return
+        }
+        lastTimeMs = max(lastTimeMs, wallMs)
+        let payloads = batch.map { TimedCommand($0.command, timeMs: lastTimeMs).encoded() }
+        switch raft.propose(payloads) {
+        case .appended(let term, let first, _):
+            // An older waiter at or after these indices lost its entry to a truncation; whether
+            // its entry commits elsewhere is not known here.
+            while let last = waiting.last, last.index >= first {
+                waiting.removeLast()
+                answer(last.origin, .rejected(Self.unknown))
+            }
+            for (offset, proposal) in batch.enumerated() {
+                let index = first + LogIndex(offset)
+                assert(waiting.last.map { $0.index < index } ?? true, "waiters out of index order")
+                waiting.append(Waiter(index: index, term: term, origin: proposal.origin, deadlineMs: proposal.deadlineMs))
+            }
+        case .notLeader(let leader):
+            let error = StockadeError(
+                .notLeader, "node \(configuration.nodeID) does not lead; leader is \(leader.map { "n\($0)" } ?? "unknown")")
+            for proposal in batch { answer(proposal.origin, .rejected(error)) }
+        case .overloaded:
+            overloadRefusals += batch.count
+            let error = StockadeError(.overloaded, "too many uncommitted entries; retry with backoff")
+            for proposal in batch { answer(proposal.origin, .rejected(error)) }
+        }
+    }
+
+    /// A new leader proposes the configured warehouse layout once per term if the ledger's differs.
+    mutating func configureWarehousesIfNeeded() {
+        guard isCaughtUpLeader, configuredInTerm != raft.term else { return }
+        configuredInTerm = raft.term
+        let layout = configuration.warehouses.sorted { $0.id < $1.id }
+        guard ledger.warehouses != layout else { return }
+        lastTimeMs = max(lastTimeMs, wallMs)
+        _ = raft.propose([TimedCommand(.configureWarehouses(layout), timeMs: lastTimeMs).encoded()])
+        output.events.append(.proposingWarehouses(count: layout.count))
+    }
+
+    // MARK: - Answers
+
+    mutating func answer(_ origin: Origin, _ outcome: Outcome) {
+        switch origin {
+        case .local(let caller):
+            output.answers.append((caller, outcome))
+        case .forwarded(let key, let position):
+            guard var batch = incoming[key], batch.outcomes[position] == nil else { return }
+            batch.outcomes[position] = outcome
+            batch.remaining -= 1
+            if batch.remaining == 0 {
+                incoming[key] = nil
+                output.frames.append(
+                    (
+                        .reply(
+                            requestID: batch.requestID, appliedIndex: ledger.appliedIndex,
+                            outcomes: batch.outcomes.map { $0!.encoded() }), batch.from
+                    ))
+            } else {
+                incoming[key] = batch
+            }
+        }
+    }
+
+    /// Answers everything past its deadline.
+    mutating func expire() {
+        while let first = waiting.first, first.deadlineMs <= nowMs {
+            waiting.removeFirst()
+            answer(first.origin, .rejected(Self.unknown))
+        }
+        let noLeader = StockadeError(
+            .quorumUnavailable,
+            "no leader reachable within \(configuration.quorumDeadlineMs) ms; a majority of nodes may be down. Nothing was written")
+        var stillWaiting: [Proposal] = []
+        for proposal in awaitingLeader {
+            if proposal.deadlineMs <= nowMs {
+                answer(proposal.origin, .rejected(noLeader))
+            } else {
+                stillWaiting.append(proposal)
+            }
+        }
+        awaitingLeader = stillWaiting
+        answerForwarded()
+        while let first = forwardedOrder.first, first.deadlineMs <= nowMs || forwardedOut[first.id] == nil {
+            forwardedOrder.removeFirst()
+            for proposal in forwardedOut.removeValue(forKey: first.id) ?? [] { answer(proposal.origin, .rejected(Self.unknown)) }
+        }
+        let late = StockadeError(.quorumUnavailable, "no read point from a majority within the deadline")
+        readsNotYetAccepted.removeAll { read in
+            guard read.deadlineMs <= nowMs else { return false }
+            output.readAnswers.append((read.caller, late))
+            return true
+        }
+        for (id, read) in readsAwaitingState where read.deadlineMs <= nowMs {
+            readsAwaitingState[id] = nil
+            output.readAnswers.append((read.caller, late))
+        }
+        readsAwaitingApply.removeAll { item in
+            guard item.waiter.deadlineMs <= nowMs else { return false }
+            output.readAnswers.append((item.waiter.caller, late))
+            return true
+        }
+    }
+
+    // MARK: - Read points
+
+    mutating func submitReads() {
+        guard !readsNotYetAccepted.isEmpty else { return }
+        if !raft.isLeader {
+            let error = StockadeError(.notLeader, "node \(configuration.nodeID) does not lead")
+            for read in readsNotYetAccepted { output.readAnswers.append((read.caller, error)) }
+            readsNotYetAccepted.removeAll()
+            return
+        }
+        var still: [ReadWaiter] = []
+        for read in readsNotYetAccepted {
+            nextReadID += 1
+            if raft.readIndex(nextReadID) {
+                readsAwaitingState[nextReadID] = read
+            } else {
+                // A new leader must commit in its term first; try again on the next turn.
+                still.append(read)
+            }
+        }
+        readsNotYetAccepted = still
+    }
+
+    mutating func answerReads() {
+        guard !readsAwaitingApply.isEmpty else { return }
+        let applied = ledger.appliedIndex
+        readsAwaitingApply.removeAll { item in
+            guard item.index <= applied else { return false }
+            output.readAnswers.append((item.waiter.caller, nil))
+            return true
+        }
+    }
+}
+
+/// A command batch a follower forwards to the leader, or the leader's answer.
+public enum ForwardFrame: Sendable, Equatable {
+    case forward(requestID: UInt64, commands: [[UInt8]])
+    case reply(requestID: UInt64, appliedIndex: UInt64, outcomes: [[UInt8]])
+}
