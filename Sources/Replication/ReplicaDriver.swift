@@ -122,6 +122,8 @@ public struct ReplicaDriver<Caller> {
         var ready: Ready
 
         public var isEmpty: Bool { ready.isEmpty }
+        /// Committed entries this work applies.
+        public var committedCount: Int { ready.committedEntries.count }
     }
 
     /// A copy of the applied state for the shell to encode and write off its loop thread. Report

@@ -1,13 +1,18 @@
 import Consensus
 import Ledger
+import Replication
 import StockadeCore
 
-/// The whole cluster in one process on a seeded scheduler: real `RaftNode`s and real `Ledger`s over
-/// a simulated network (delay, loss, duplication, reordering, symmetric and one-way partitions),
-/// simulated disks (crashes lose unsynced writes; a crash mid-write keeps a torn prefix), and
-/// skewed clocks. Every step checks election safety, log matching, leader completeness,
-/// state-machine safety and the ledger invariants; the end checks that no acknowledged
-/// reservation was lost and that every replica reached the same state, byte for byte.
+/// The whole cluster in one process on a seeded scheduler: each node is the production
+/// `ReplicaDriver` (the pure `RaftNode`, the real `Ledger`, and the runtime's admission,
+/// forwarding, deadlines, read points and snapshot cadence), over a simulated network (delay,
+/// loss, duplication, reordering, symmetric and one-way partitions), simulated disks (crashes lose
+/// unsynced writes; a crash mid-write keeps a torn prefix) and skewed clocks. Clients call any
+/// node, so followers forward to the leader and deadlines fire.
+///
+/// Every step checks election safety, log matching, leader completeness and the ledger
+/// invariants. The end heals everything, lets the cluster converge, and checks every answer a
+/// client got against the final state (see `ClusterSimulator+Checks.swift`).
 public final class ClusterSimulator {
     /// Fault rates, drawn per seed.
     public struct Faults: CustomStringConvertible, Sendable {
@@ -35,6 +40,14 @@ public final class ClusterSimulator {
         }
     }
 
+    /// A client's call, as the driver carries it back with its answer.
+    public struct Call: Sendable {
+        public var id: Int
+        public var command: Command
+    }
+
+    typealias Driver = ReplicaDriver<Call>
+
     struct Disk {
         var hardState = HardState()
         var snapshot: Snapshot?
@@ -45,31 +58,46 @@ public final class ClusterSimulator {
             entries.removeAll { $0.index >= first.index }
             entries.append(contentsOf: newEntries)
         }
+
+        mutating func install(_ snapshot: Snapshot) {
+            self.snapshot = snapshot
+            entries.removeAll()
+        }
     }
 
     struct SimulatedNode {
-        var raft: RaftNode?
+        var driver: Driver?
         var disk = Disk()
-        var ledger = Ledger(limits: ClusterSimulator.limits)
         var clockRate = 1.0
-        var clockDebt = 0.0
+        /// The node's monotonic clock; its wall clock is `wallBaseMs` plus this.
+        var nowMs: Double = 0
+        var messages: [Envelope] = []
+        var forwards: [Driver.IncomingForward] = []
+        var replies: [Driver.ForwardReply] = []
+        var proposals: [Driver.NewProposal] = []
+    }
+
+    enum Packet {
+        case raft(Envelope)
+        case forward(from: NodeID, to: NodeID, requestID: UInt64, commands: [[UInt8]])
+        case reply(to: NodeID, requestID: UInt64, appliedIndex: LogIndex, outcomes: [[UInt8]])
     }
 
     struct InFlight {
         var deliverAt: Int
         var order: UInt64
-        var envelope: Envelope
+        var packet: Packet
+        var from: NodeID
     }
 
-    static let limits: Limits = {
-        var limits = Limits()
-        limits.finishedRetentionMs = 60_000
-        return limits
-    }()
+    static let stepMs = 50.0
+    static let wallBaseMs: Int64 = 1_700_000_000_000
 
     public let seed: UInt64
     public let faults: Faults
     let nodeIDs: [NodeID]
+    let limits: Limits
+    let configuration: ConsensusConfiguration
     var random: SplitMix64
     var nodes: [NodeID: SimulatedNode] = [:]
     var network: [InFlight] = []
@@ -77,8 +105,7 @@ public final class ClusterSimulator {
     var step = 0
     var generator: HistoryGenerator
     var setupCommands: [TimedCommand]
-    let configuration: ConsensusConfiguration
-    let snapshotEvery: LogIndex
+    var nextCall = 0
 
     // What the checkers remember.
     var leaderOfTerm: [Term: NodeID] = [:]
@@ -89,19 +116,24 @@ public final class ClusterSimulator {
     /// least the term in which the entry was committed, so leader completeness is checked only
     /// against leaders of later terms (a stale leader of an older term may lack it).
     var committedBy: [LogIndex: (node: NodeID, term: Term, step: Int, commit: LogIndex)] = [:]
-    var appliedGlobally: [LogIndex: Entry] = [:]
-    /// Proposals waiting to be answered: (node, term, index) → the reserve it carries, if any.
-    var awaiting: [LogIndex: (node: NodeID, term: Term, reservation: ReservationID?)] = [:]
-    /// Reservations answered as granted to a client, with their token and expiry.
+    /// Reservation ids of every committed reserve.
+    var committedReserves = Set<ReservationID>()
+    /// Every call a client made, and the answers it got (in order).
+    var calls: [Int: Command] = [:]
+    var answers: [Int: [Outcome]] = [:]
+    /// How many calls named each reservation id in a reserve.
+    var reserveCalls: [ReservationID: Int] = [:]
     /// Every reservation acknowledged as granted, with what bounds when it may leave the ledger:
     /// it is purged `finishedRetentionMs` after it finished, and it finishes when it is confirmed
     /// or released, or by its (possibly extended) expiry at the latest.
-    public private(set) var acknowledged: [ReservationID: AcknowledgedHold] = [:]
-    /// The latest command time any replica applied.
-    var lastAppliedTimeMs: Int64 = 0
-    public private(set) var violations: [String] = []
-    public private(set) var leaderElections = 0
-    public private(set) var appliedEntries = 0
+    public internal(set) var acknowledged: [ReservationID: AcknowledgedHold] = [:]
+    /// The latest command time in any committed entry.
+    var lastCommittedTimeMs: Int64 = 0
+    public internal(set) var violations: [String] = []
+    public internal(set) var leaderElections = 0
+    public internal(set) var appliedEntries = 0
+    /// Answers by kind, for reports: granted, refused, quorum_unavailable, outcome_unknown, …
+    public internal(set) var answerCounts: [String: Int] = [:]
 
     public init(seed: UInt64, nodeCount: Int? = nil) {
         self.seed = seed
@@ -113,16 +145,22 @@ public final class ClusterSimulator {
         configuration.inflightAppendsMax = Int.random(in: 1...8, using: &random)
         configuration.entriesPerAppendMax = Int.random(in: 1...64, using: &random)
         self.configuration = configuration
-        snapshotEvery = LogIndex.random(in: 20...200, using: &random)
+        var limits = Limits()
+        limits.finishedRetentionMs = 60_000
+        limits.commitBatchMax = 16
+        limits.snapshotIntervalEntries = Int.random(in: 20...200, using: &random)
+        limits.hardStateCommitLagMax = UInt64.random(in: 1...64, using: &random)
+        limits.forwardBatchMax = Int.random(in: 1...8, using: &random)
+        self.limits = limits
         generator = HistoryGenerator(seed: random.next())
         setupCommands = generator.setup()
         self.random = random
         for id in nodeIDs {
             var node = SimulatedNode()
             node.clockRate = 1 + Double(Int.random(in: -faults.clockSkewPercent...faults.clockSkewPercent, using: &self.random)) / 100
-            checkedThrough[id] = node.disk.snapshot?.index ?? 0
-        node.raft = RaftNode(id: id, voters: nodeIDs, configuration: configuration, random: SplitMix64(seed: self.random.next()))
+            node.nowMs = Double(Int.random(in: 0...10_000, using: &self.random))
             nodes[id] = node
+            start(id)
         }
     }
 
@@ -137,7 +175,7 @@ public final class ClusterSimulator {
         }
         // Heal: every node up, no partitions, no loss; the cluster must converge.
         blocked.removeAll()
-        for id in nodeIDs where nodes[id]!.raft == nil { restart(id) }
+        for id in nodeIDs where nodes[id]!.driver == nil { start(id) }
         var quiet = 0
         while quiet < 4_000 {
             advance(lossless: true)
@@ -146,6 +184,7 @@ public final class ClusterSimulator {
             if quiet > 40 && quiet % 10 == 0 && converged() { break }
         }
         checkFinalState()
+        if violations.isEmpty { checkRetries() }
         return violations
     }
 
@@ -154,9 +193,9 @@ public final class ClusterSimulator {
     func faultStep() {
         if Int.random(in: 0..<1000, using: &random) < faults.crashPerMille {
             let id = nodeIDs.randomElement(using: &random)!
-            if nodes[id]!.raft != nil { crash(id) } else { restart(id) }
+            if nodes[id]!.driver != nil { crash(id) } else { start(id) }
         }
-        for id in nodeIDs where nodes[id]!.raft == nil && Int.random(in: 0..<100, using: &random) < 3 { restart(id) }
+        for id in nodeIDs where nodes[id]!.driver == nil && Int.random(in: 0..<100, using: &random) < 3 { start(id) }
         if Int.random(in: 0..<1000, using: &random) < faults.partitionPerMille {
             let isolated = nodeIDs.randomElement(using: &random)!
             let oneWay = Bool.random(using: &random)
@@ -168,73 +207,149 @@ public final class ClusterSimulator {
         if Int.random(in: 0..<1000, using: &random) < faults.healPerMille { blocked.removeAll() }
     }
 
+    /// A client calls a node: usually the one it believes leads, sometimes any other.
     func clientStep() {
         guard Int.random(in: 0..<100, using: &random) < faults.proposePercent else { return }
-        let leaders = nodeIDs.filter { nodes[$0]!.raft?.isLeader == true }
-        guard let leader = leaders.randomElement(using: &random) else { return }
-        let command: TimedCommand
-        if !setupCommands.isEmpty {
-            command = setupCommands.removeFirst()
-        } else {
-            var next = generator.next()
-            next.timeMs = Int64(step) * 50 + 1_700_000_000_000
-            command = next
-        }
-        var stamped = command
-        stamped.timeMs = Int64(step) * 50 + 1_700_000_000_000
-        guard case .appended(let term, let first, _) = nodes[leader]!.raft!.propose([stamped.encoded()]) else { return }
-        var reservation: ReservationID?
-        if case .reserve(let request) = stamped.command { reservation = request.reservationId }
-        awaiting[first] = (node: leader, term: term, reservation: reservation)
+        let live = nodeIDs.filter { nodes[$0]!.driver != nil }
+        let leaders = live.filter { nodes[$0]!.driver!.raft.isLeader }
+        let target = Int.random(in: 0..<3, using: &random) == 0 ? live.randomElement(using: &random) : leaders.randomElement(using: &random)
+        guard let target else { return }
+        let command = setupCommands.isEmpty ? generator.next().command : setupCommands.removeFirst().command
+        call(command, on: target)
+    }
+
+    func call(_ command: Command, on id: NodeID) {
+        nextCall += 1
+        calls[nextCall] = command
+        if case .reserve(let request) = command { reserveCalls[request.reservationId, default: 0] += 1 }
+        nodes[id]!.proposals.append(Driver.NewProposal(command, caller: Call(id: nextCall, command: command)))
     }
 
     func crash(_ id: NodeID) {
-        nodes[id]!.raft = nil
-        nodes[id]!.ledger = Ledger(limits: Self.limits)
-        network.removeAll { $0.envelope.to == id }
+        nodes[id]!.driver = nil
+        nodes[id]!.messages.removeAll()
+        nodes[id]!.forwards.removeAll()
+        nodes[id]!.replies.removeAll()
+        nodes[id]!.proposals.removeAll()
+        network.removeAll { $0.packet.to == id }
     }
 
-    func restart(_ id: NodeID) {
-        var node = nodes[id]!
-        node.ledger = Ledger(limits: Self.limits)
-        if let snapshot = node.disk.snapshot {
+    /// Starts (or restarts) a node from what its disk holds.
+    func start(_ id: NodeID) {
+        var ledger = Ledger(limits: limits)
+        let disk = nodes[id]!.disk
+        if let snapshot = disk.snapshot {
             do {
-                node.ledger = try Ledger(snapshot: snapshot.data, limits: Self.limits)
+                ledger = try Ledger(snapshot: snapshot.data, limits: limits)
             } catch {
                 violations.append("node \(id) cannot load its snapshot: \(error)")
             }
         }
-        checkedThrough[id] = node.disk.snapshot?.index ?? 0
-        node.raft = RaftNode(
-            id: id, voters: nodeIDs, configuration: configuration, random: SplitMix64(seed: random.next()),
-            hardState: node.disk.hardState, snapshot: node.disk.snapshot, entries: node.disk.entries)
-        nodes[id] = node
+        checkedThrough[id] = disk.snapshot?.index ?? 0
+        nodes[id]!.driver = Driver(
+            configuration: .init(
+                nodeID: id, voters: nodeIDs, warehouses: generator.warehouses, limits: limits, consensus: configuration,
+                tickMs: Int64(Self.stepMs), quorumDeadlineMs: 2_000),
+            ledger: ledger, hardState: disk.hardState, snapshot: disk.snapshot, entries: disk.entries,
+            random: SplitMix64(seed: random.next()))
     }
 
     // MARK: - One step of time
 
     func advance(lossless: Bool = false) {
         step += 1
-        for id in nodeIDs {
-            guard nodes[id]!.raft != nil else { continue }
-            nodes[id]!.clockDebt += nodes[id]!.clockRate
-            while nodes[id]!.clockDebt >= 1 {
-                nodes[id]!.clockDebt -= 1
-                nodes[id]!.raft!.tick()
-            }
-        }
         deliver(lossless: lossless)
-        for id in nodeIDs.shuffled(using: &random) { processReady(id, lossless: lossless) }
+        for id in nodeIDs.shuffled(using: &random) where nodes[id]!.driver != nil { turn(id, lossless: lossless) }
         checkStep()
     }
 
-    func send(_ envelope: Envelope, lossless: Bool) {
-        if blocked.contains([envelope.from, envelope.to]) { return }
+    /// One turn of node `id`, exactly as the shell runs it.
+    func turn(_ id: NodeID, lossless: Bool) {
+        nodes[id]!.nowMs += Self.stepMs * nodes[id]!.clockRate
+        var node = nodes[id]!
+        let nowMs = Int64(node.nowMs)
+        node.driver!.beginTurn(
+            nowMs: nowMs, wallMs: Self.wallBaseMs + nowMs, messages: node.messages, forwards: node.forwards,
+            replies: node.replies, proposals: node.proposals)
+        node.messages.removeAll()
+        node.forwards.removeAll()
+        node.replies.removeAll()
+        node.proposals.removeAll()
+        nodes[id] = node
+        while true {
+            let work = nodes[id]!.driver!.nextWork()
+            if work.isEmpty { break }
+            for envelope in work.messagesBeforePersist { send(.raft(envelope), from: id, lossless: lossless) }
+            if !write(work, on: id, lossless: lossless) { return }
+            for envelope in work.messages { send(.raft(envelope), from: id, lossless: lossless) }
+            appliedEntries += work.committedCount
+            nodes[id]!.driver!.persisted(work)
+            takeOutput(id, lossless: lossless)
+        }
+        nodes[id]!.driver!.endTurn()
+        takeOutput(id, lossless: lossless)
+    }
+
+    /// Writes `work` to the simulated disk; false if the node crashed in the middle of it (a
+    /// prefix of the entries reached the disk, nothing after it did).
+    func write(_ work: Driver.Work, on id: NodeID, lossless: Bool) -> Bool {
+        if !lossless && !work.entries.isEmpty && Int.random(in: 0..<1000, using: &random) < faults.crashPerMille
+            && Int.random(in: 0..<100, using: &random) < faults.tornWritePercent
+        {
+            // Write order is snapshot, entries, hard state: a torn write keeps a prefix of the
+            // entries and never the hard state after them (its commit index may cover them).
+            var kept = Int.random(in: 0..<work.entries.count, using: &random)
+            // Entries after an installed snapshot are written only once the snapshot is: the crash
+            // lands either before the snapshot (nothing after it is on disk) or after it.
+            if let snapshot = work.snapshot {
+                if Bool.random(using: &random) { nodes[id]!.disk.install(snapshot) } else { kept = 0 }
+            }
+            nodes[id]!.disk.persist(Array(work.entries.prefix(kept)))
+            crash(id)
+            return false
+        }
+        if let snapshot = work.snapshot { nodes[id]!.disk.install(snapshot) }
+        nodes[id]!.disk.persist(work.entries)
+        if let hardState = work.hardState { nodes[id]!.disk.hardState = hardState }
+        return true
+    }
+
+    /// Runs what the driver handed over: records answers, sends frames, writes snapshots.
+    func takeOutput(_ id: NodeID, lossless: Bool) {
+        guard nodes[id]!.driver != nil else { return }
+        let output = nodes[id]!.driver!.takeOutput()
+        for (call, outcome) in output.answers { record(call, outcome) }
+        for (frame, peer) in output.frames {
+            switch frame {
+            case .forward(let requestID, let commands):
+                // A peer link that is down refuses the frame at once; the driver keeps the commands.
+                if blocked.contains([id, peer]) || nodes[peer]!.driver == nil {
+                    nodes[id]!.driver!.forwardNotSent(requestID)
+                } else {
+                    send(.forward(from: id, to: peer, requestID: requestID, commands: commands), from: id, lossless: lossless)
+                }
+            case .reply(let requestID, let appliedIndex, let outcomes):
+                send(.reply(to: peer, requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes), from: id, lossless: lossless)
+            }
+        }
+        if let request = output.snapshot {
+            let snapshot = Snapshot(index: request.index, term: request.term, data: request.ledger.encodeSnapshot())
+            nodes[id]!.disk.snapshot = snapshot
+            nodes[id]!.disk.entries.removeAll { $0.index <= snapshot.index }
+            nodes[id]!.driver!.snapshotDurable(snapshot)
+        }
+    }
+
+    func send(_ packet: Packet, from: NodeID, lossless: Bool) {
+        let to = packet.to
+        if blocked.contains([from, to]) { return }
         if !lossless && Int.random(in: 0..<100, using: &random) < faults.dropPercent { return }
-        let copies = !lossless && Int.random(in: 0..<100, using: &random) < faults.duplicatePercent ? 2 : 1
+        // Protocol messages may be duplicated; frames travel on a stream and are not.
+        var copies = 1
+        if case .raft = packet, !lossless && Int.random(in: 0..<100, using: &random) < faults.duplicatePercent { copies = 2 }
         for _ in 0..<copies {
             let delay = lossless ? 1 : Int.random(in: 1...faults.delayMaxSteps, using: &random)
-            network.append(InFlight(deliverAt: step + delay, order: random.next(), envelope: envelope))
+            network.append(InFlight(deliverAt: step + delay, order: random.next(), packet: packet, from: from))
         }
     }
 
@@ -242,198 +357,25 @@ public final class ClusterSimulator {
         let due = network.filter { $0.deliverAt <= step }.sorted { $0.order < $1.order }
         network.removeAll { $0.deliverAt <= step }
         for item in due {
-            guard nodes[item.envelope.to]!.raft != nil, !blocked.contains([item.envelope.from, item.envelope.to]) else { continue }
-            nodes[item.envelope.to]!.raft!.step(item.envelope)
-        }
-    }
-
-    func processReady(_ id: NodeID, lossless: Bool) {
-        guard var raft = nodes[id]!.raft else { return }
-        let ready = raft.ready()
-        nodes[id]!.raft = raft
-        for envelope in ready.messagesBeforePersist { send(envelope, lossless: lossless) }
-        // A crash in the middle of the write: a prefix of the entries reaches the disk, nothing is sent or applied.
-        if !lossless && !ready.entries.isEmpty && Int.random(in: 0..<1000, using: &random) < faults.crashPerMille
-            && Int.random(in: 0..<100, using: &random) < faults.tornWritePercent
-        {
-            // Write order is snapshot, entries, hard state: a torn write keeps a prefix of the
-            // entries and never the hard state after them (its commit index may cover them).
-            var kept = Int.random(in: 0..<ready.entries.count, using: &random)
-            // Entries after an installed snapshot are written only once the snapshot is: the crash
-            // lands either before the snapshot (nothing after it is on disk) or after it.
-            if let snapshot = ready.snapshot {
-                if Bool.random(using: &random) {
-                    nodes[id]!.disk.snapshot = snapshot
-                    nodes[id]!.disk.entries.removeAll { $0.index <= snapshot.index }
-                } else {
-                    kept = 0
-                }
-            }
-            nodes[id]!.disk.persist(Array(ready.entries.prefix(kept)))
-            crash(id)
-            return
-        }
-        if let snapshot = ready.snapshot {
-            nodes[id]!.disk.snapshot = snapshot
-            nodes[id]!.disk.entries.removeAll { $0.index <= snapshot.index }
-            do {
-                nodes[id]!.ledger = try Ledger(snapshot: snapshot.data, limits: Self.limits)
-            } catch {
-                violations.append("node \(id) cannot install snapshot \(snapshot.index): \(error)")
-            }
-        }
-        if let hardState = ready.hardState { nodes[id]!.disk.hardState = hardState }
-        nodes[id]!.disk.persist(ready.entries)
-        for envelope in ready.messages { send(envelope, lossless: lossless) }
-        for entry in ready.committedEntries { apply(entry, on: id) }
-        nodes[id]!.raft!.advance(ready)
-        maybeCompact(id)
-    }
-
-    func apply(_ entry: Entry, on id: NodeID) {
-        appliedEntries += 1
-        if let earlier = appliedGlobally[entry.index], earlier != entry {
-            violations.append("state-machine safety: index \(entry.index) applied as term \(earlier.term) and as term \(entry.term)")
-            return
-        }
-        appliedGlobally[entry.index] = entry
-        guard nodes[id]!.ledger.appliedIndex + 1 == entry.index else {
-            violations.append("node \(id) applies \(entry.index) after \(nodes[id]!.ledger.appliedIndex)")
-            return
-        }
-        var outcome: Outcome?
-        if entry.payload.isEmpty {
-            nodes[id]!.ledger.skip(index: entry.index)
-        } else {
-            do {
-                let command = try TimedCommand(decoding: entry.payload, limits: Self.limits)
-                lastAppliedTimeMs = max(lastAppliedTimeMs, command.timeMs)
-                outcome = nodes[id]!.ledger.apply(command, index: entry.index)
-            } catch {
-                violations.append("index \(entry.index) does not decode: \(error)")
-                return
-            }
-        }
-        // The proposing leader answers its client once it applies its own entry.
-        if let waiting = awaiting[entry.index], waiting.node == id {
-            awaiting[entry.index] = nil
-            if waiting.term == entry.term, let reservation = waiting.reservation,
-                case .reservation(let hold, true)? = outcome
-            {
-                acknowledged[reservation] = AcknowledgedHold(token: hold.token, expiresAtMs: hold.expiresAtMs)
-            }
-        }
-        // A confirm, release or extend of an acknowledged hold moves the earliest time it may be purged.
-        if case .reservation(let hold, _)? = outcome, var known = acknowledged[hold.reservationId], known.token == hold.token {
-            known.expiresAtMs = hold.expiresAtMs
-            if hold.status.isFinished { known.finishedAtMs = min(known.finishedAtMs ?? .max, hold.finishedAtMs) }
-            acknowledged[hold.reservationId] = known
-        }
-    }
-
-    func maybeCompact(_ id: NodeID) {
-        guard let raft = nodes[id]!.raft else { return }
-        let applied = nodes[id]!.ledger.appliedIndex
-        guard applied >= raft.compactedThrough + snapshotEvery, let term = raft.term(at: applied) else { return }
-        let snapshot = Snapshot(index: applied, term: term, data: nodes[id]!.ledger.encodeSnapshot())
-        nodes[id]!.disk.snapshot = snapshot
-        nodes[id]!.disk.entries.removeAll { $0.index <= applied }
-        nodes[id]!.raft!.compact(snapshot)
-    }
-
-    // MARK: - Checks
-
-    func checkStep() {
-        for id in nodeIDs {
-            guard let raft = nodes[id]!.raft else { continue }
-            if raft.isLeader {
-                if let other = leaderOfTerm[raft.term], other != id {
-                    violations.append("election safety: nodes \(other) and \(id) both lead term \(raft.term)")
-                }
-                let newLeader = leaderOfTerm[raft.term] == nil
-                if newLeader { leaderElections += 1 }
-                leaderOfTerm[raft.term] = id
-                // Leader completeness: the leader holds every committed entry (or has it in its snapshot).
-                for (index, entry) in committed
-                where (newLeader || step % 25 == 0) && index > raft.compactedThrough
-                    && (committedBy[index]?.term ?? .max) < raft.term
-                {
-                    if raft.term(at: index) != entry.term {
-                        let source = committedBy[index]
-                        violations.append(
-                            "leader completeness: leader \(id) of term \(raft.term) lacks committed \(index) (term \(entry.term), first seen committed on n\(source?.node ?? 0) at step \(source?.step ?? 0) with commit \(source?.commit ?? 0)); leader: \(String(reflecting: raft)); step \(step)")
-                        break
-                    }
-                }
-            }
-            // Log matching over committed prefixes, and remember what is committed.
-            let from = checkedThrough[id] ?? 0
-            for entry in raft.entries where entry.index > from && entry.index <= raft.commitIndex {
-                if let known = committed[entry.index] {
-                    if known != entry {
-                        violations.append("log matching: committed \(entry.index) differs on node \(id)")
-                        break
-                    }
-                } else {
-                    committed[entry.index] = entry
-                    committedBy[entry.index] = (node: id, term: raft.term, step: step, commit: raft.commitIndex)
-                }
-            }
-            checkedThrough[id] = max(from, raft.commitIndex)
-            if step % 100 == 0 {
-                let problems = nodes[id]!.ledger.invariantViolations()
-                if !problems.isEmpty { violations.append("node \(id) ledger: \(problems.prefix(3))") }
-            }
-        }
-    }
-
-    func converged() -> Bool {
-        let applied = nodeIDs.map { nodes[$0]!.ledger.appliedIndex }
-        let commits = nodeIDs.compactMap { nodes[$0]!.raft?.commitIndex }
-        let hasLeader = nodeIDs.contains { nodes[$0]!.raft?.isLeader == true }
-        let leaderLast = nodeIDs.compactMap { nodes[$0]!.raft }.first { $0.isLeader }?.lastIndex
-        return hasLeader && Set(applied).count == 1 && commits.allSatisfy { $0 == applied[0] } && leaderLast == applied[0]
-    }
-
-    func checkFinalState() {
-        guard converged() else {
-            let state = nodeIDs.map { "applied \(nodes[$0]!.ledger.appliedIndex): \(nodes[$0]!.raft.map { String(reflecting: $0) } ?? "down")" }
-            violations.append("cluster did not converge after healing: \(state)")
-            return
-        }
-        let reference = nodes[nodeIDs[0]]!.ledger.encodeSnapshot()
-        for id in nodeIDs.dropFirst() where nodes[id]!.ledger.encodeSnapshot() != reference {
-            violations.append("replicas differ after converging: node \(id) vs node \(nodeIDs[0])")
-        }
-        for id in nodeIDs {
-            let ledger = nodes[id]!.ledger
-            let problems = ledger.invariantViolations()
-            if !problems.isEmpty { violations.append("node \(id) ledger: \(problems.prefix(3))") }
-            for (reservation, acknowledgedHold) in acknowledged {
-                // Purge after retention is the only way an acknowledged hold may leave the ledger: it
-                // finishes when confirmed or released, or by its expiry at the latest, and is purged
-                // `finishedRetentionMs` later.
-                let purgeable = lastAppliedTimeMs >= acknowledgedHold.finishesByMs + Self.limits.finishedRetentionMs
-                if ledger.hold(reservation)?.token == acknowledgedHold.token || purgeable { continue }
-                violations.append("acknowledged reservation \(reservation) lost on node \(id)")
+            let to = item.packet.to
+            guard nodes[to]!.driver != nil, !blocked.contains([item.from, to]) else { continue }
+            switch item.packet {
+            case .raft(let envelope): nodes[to]!.messages.append(envelope)
+            case .forward(let from, _, let requestID, let commands):
+                nodes[to]!.forwards.append(Driver.IncomingForward(from: from, requestID: requestID, commands: commands))
+            case .reply(_, let requestID, let appliedIndex, let outcomes):
+                nodes[to]!.replies.append(Driver.ForwardReply(requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes))
             }
         }
     }
 }
 
-/// An acknowledged reservation as the simulator's checker follows it.
-public struct AcknowledgedHold: Sendable, Equatable {
-    public var token: FencingToken
-    public var expiresAtMs: Int64
-    /// When a confirm or release finished it, once one was applied.
-    public var finishedAtMs: Int64?
-
-    public init(token: FencingToken, expiresAtMs: Int64, finishedAtMs: Int64? = nil) {
-        self.token = token
-        self.expiresAtMs = expiresAtMs
-        self.finishedAtMs = finishedAtMs
+extension ClusterSimulator.Packet {
+    var to: NodeID {
+        switch self {
+        case .raft(let envelope): envelope.to
+        case .forward(_, let to, _, _): to
+        case .reply(let to, _, _, _): to
+        }
     }
-
-    /// The latest time it finishes: its finish if known, its expiry otherwise.
-    public var finishesByMs: Int64 { min(expiresAtMs, finishedAtMs ?? .max) }
 }

@@ -22,6 +22,7 @@ struct StockadeSim: ParsableCommand {
             let violations = simulator.run(steps: steps)
             print("seed \(seed): faults \(simulator.faults)")
             print("elections \(simulator.leaderElections), applied \(simulator.appliedEntries), acknowledged \(simulator.acknowledged.count)")
+            print("answers: " + simulator.answerCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if violations.isEmpty { print("ok") } else {
                 for violation in violations { print("VIOLATION: \(violation)") }
                 throw ExitCode(1)

@@ -1,0 +1,208 @@
+import Consensus
+import Ledger
+import Replication
+import StockadeCore
+
+extension ClusterSimulator {
+    // MARK: - Answers
+
+    /// A client's answer: each call is answered at most once; grants become acknowledged holds.
+    func record(_ call: Call, _ outcome: Outcome) {
+        answers[call.id, default: []].append(outcome)
+        if answers[call.id]!.count > 1 { violations.append("call \(call.id) (\(call.command)) answered twice: \(answers[call.id]!)") }
+        answerCounts[Self.kind(of: outcome), default: 0] += 1
+        guard case .reservation(let hold, _) = outcome else { return }
+        switch call.command {
+        case .reserve(let request):
+            guard hold.reservationId == request.reservationId else {
+                violations.append("reserve \(request.reservationId) answered with hold \(hold.reservationId)")
+                return
+            }
+            acknowledged[hold.reservationId] = AcknowledgedHold(hold)
+        case .confirm, .release, .extend:
+            if let known = acknowledged[hold.reservationId], known.token == hold.token { acknowledged[hold.reservationId] = AcknowledgedHold(hold) }
+        default:
+            break
+        }
+    }
+
+    static func kind(of outcome: Outcome) -> String {
+        switch outcome {
+        case .reservation(_, let created): created ? "granted" : "replayed"
+        case .rejected(let error, _): error.code.rawValue
+        default: "applied"
+        }
+    }
+
+    /// Follows acknowledged holds on the most advanced live replica: a confirm, release or extend
+    /// (answered or not) moves the earliest time the hold may be purged.
+    func observeAcknowledged() {
+        guard
+            let ledger = nodeIDs.compactMap({ nodes[$0]!.driver?.ledger }).max(by: { $0.appliedIndex < $1.appliedIndex })
+        else { return }
+        for (reservation, known) in acknowledged {
+            guard let hold = ledger.hold(reservation), hold.token == known.token else { continue }
+            acknowledged[reservation] = AcknowledgedHold(hold)
+        }
+    }
+
+    // MARK: - Every step
+
+    func checkStep() {
+        for id in nodeIDs {
+            guard let driver = nodes[id]!.driver else { continue }
+            let raft = driver.raft
+            if raft.isLeader {
+                if let other = leaderOfTerm[raft.term], other != id {
+                    violations.append("election safety: nodes \(other) and \(id) both lead term \(raft.term)")
+                }
+                let newLeader = leaderOfTerm[raft.term] == nil
+                if newLeader { leaderElections += 1 }
+                leaderOfTerm[raft.term] = id
+                // Leader completeness: the leader holds every committed entry (or has it in its snapshot).
+                for (index, entry) in committed
+                where (newLeader || step % 25 == 0) && index > raft.compactedThrough
+                    && (committedBy[index]?.term ?? .max) < raft.term
+                {
+                    if raft.term(at: index) != entry.term {
+                        let source = committedBy[index]
+                        violations.append(
+                            "leader completeness: leader \(id) of term \(raft.term) lacks committed \(index) (term \(entry.term), first seen committed on n\(source?.node ?? 0) at step \(source?.step ?? 0) with commit \(source?.commit ?? 0)); leader: \(String(reflecting: raft)); step \(step)")
+                        break
+                    }
+                }
+            }
+            if driver.ledger.appliedIndex > raft.commitIndex {
+                violations.append("node \(id) applied \(driver.ledger.appliedIndex) beyond its commit index \(raft.commitIndex)")
+            }
+            // Log matching over committed prefixes, and remember what is committed.
+            let from = checkedThrough[id] ?? 0
+            for entry in raft.entries where entry.index > from && entry.index <= raft.commitIndex {
+                if let known = committed[entry.index] {
+                    if known != entry {
+                        violations.append("log matching: committed \(entry.index) differs on node \(id)")
+                        break
+                    }
+                } else {
+                    committed[entry.index] = entry
+                    committedBy[entry.index] = (node: id, term: raft.term, step: step, commit: raft.commitIndex)
+                    if !entry.payload.isEmpty, let command = try? TimedCommand(decoding: entry.payload, limits: limits) {
+                        lastCommittedTimeMs = max(lastCommittedTimeMs, command.timeMs)
+                        if case .reserve(let request) = command.command { committedReserves.insert(request.reservationId) }
+                    }
+                }
+            }
+            checkedThrough[id] = max(from, raft.commitIndex)
+            if step % 100 == 0 {
+                let problems = driver.ledger.invariantViolations()
+                if !problems.isEmpty { violations.append("node \(id) ledger: \(problems.prefix(3))") }
+            }
+        }
+        if step % 20 == 0 { observeAcknowledged() }
+    }
+
+    func converged() -> Bool {
+        let drivers = nodeIDs.compactMap { nodes[$0]!.driver }
+        guard drivers.count == nodeIDs.count else { return false }
+        let applied = drivers.map(\.ledger.appliedIndex)
+        let leaderLast = drivers.first { $0.raft.isLeader }?.raft.lastIndex
+        return Set(applied).count == 1 && drivers.allSatisfy { $0.raft.commitIndex == applied[0] } && leaderLast == applied[0]
+    }
+
+    // MARK: - The end
+
+    func checkFinalState() {
+        guard converged() else {
+            let state = nodeIDs.map {
+                "applied \(nodes[$0]!.driver?.ledger.appliedIndex ?? 0): \(nodes[$0]!.driver.map { String(reflecting: $0.raft) } ?? "down")"
+            }
+            violations.append("cluster did not converge after healing: \(state)")
+            return
+        }
+        observeAcknowledged()
+        let reference = nodes[nodeIDs[0]]!.driver!.ledger.encodeSnapshot()
+        for id in nodeIDs.dropFirst() where nodes[id]!.driver!.ledger.encodeSnapshot() != reference {
+            violations.append("replicas differ after converging: node \(id) vs node \(nodeIDs[0])")
+        }
+        for id in nodeIDs {
+            let ledger = nodes[id]!.driver!.ledger
+            let problems = ledger.invariantViolations()
+            if !problems.isEmpty { violations.append("node \(id) ledger: \(problems.prefix(3))") }
+            for (reservation, acknowledgedHold) in acknowledged {
+                // Purge after retention is the only way an acknowledged hold may leave the ledger: it
+                // finishes when confirmed or released, or by its expiry at the latest, and is purged
+                // `finishedRetentionMs` later.
+                let purgeable = lastCommittedTimeMs >= acknowledgedHold.finishesByMs + limits.finishedRetentionMs
+                if let hold = ledger.hold(reservation), hold.token == acknowledgedHold.token {
+                    if hold.allocations != acknowledgedHold.allocations {
+                        violations.append("acknowledged reservation \(reservation) has other allocations on node \(id)")
+                    }
+                    continue
+                }
+                if purgeable { continue }
+                violations.append("acknowledged reservation \(reservation) lost on node \(id)")
+            }
+        }
+        // A reserve answered as not written never took effect.
+        for (id, command) in calls {
+            guard case .reserve(let request) = command, reserveCalls[request.reservationId] == 1,
+                case .rejected(let error, _)? = answers[id]?.first,
+                [.quorumUnavailable, .notLeader, .unavailable, .overloaded].contains(error.code),
+                committedReserves.contains(request.reservationId)
+            else { continue }
+            violations.append("reserve \(request.reservationId) was answered \(error.code.rawValue) but committed")
+        }
+    }
+
+    /// Every `outcome_unknown` reserve resolved one way or the other: retried with the same id on
+    /// the healed cluster, it returns the hold that committed, if one did.
+    func checkRetries() {
+        let unknown = calls.compactMap { id, command -> ReserveRequest? in
+            guard case .reserve(let request) = command, reserveCalls[request.reservationId] == 1,
+                case .rejected(let error, _)? = answers[id]?.first, error.code == .outcomeUnknown
+            else { return nil }
+            return request
+        }
+        guard !unknown.isEmpty, let leader = nodeIDs.first(where: { nodes[$0]!.driver!.raft.isLeader }) else { return }
+        let ledger = nodes[leader]!.driver!.ledger
+        var expected: [Int: Hold?] = [:]
+        for request in unknown.sorted(by: { $0.reservationId.rawValue < $1.reservationId.rawValue }) {
+            let before = committedReserves.contains(request.reservationId) ? ledger.hold(request.reservationId) : nil
+            call(.reserve(request), on: leader)
+            expected[nextCall] = before
+        }
+        for _ in 0..<200 where expected.keys.contains(where: { answers[$0] == nil }) {
+            advance(lossless: true)
+        }
+        for (id, before) in expected {
+            guard let answer = answers[id]?.first else {
+                violations.append("retry \(id) of an outcome_unknown reserve was never answered")
+                continue
+            }
+            guard let before else { continue }
+            guard case .reservation(let hold, false) = answer, hold.token == before.token else {
+                violations.append("retry of outcome_unknown reserve \(before.reservationId) answered \(answer), not its committed hold")
+                continue
+            }
+        }
+    }
+}
+
+/// An acknowledged reservation as the simulator's checker follows it.
+public struct AcknowledgedHold: Sendable, Equatable {
+    public var token: FencingToken
+    public var allocations: [Allocation]
+    public var expiresAtMs: Int64
+    /// When a confirm or release finished it, once one was seen.
+    public var finishedAtMs: Int64?
+
+    init(_ hold: Hold) {
+        token = hold.token
+        allocations = hold.allocations
+        expiresAtMs = hold.expiresAtMs
+        finishedAtMs = hold.status.isFinished ? hold.finishedAtMs : nil
+    }
+
+    /// The latest time it finishes: its finish if known, its expiry otherwise.
+    public var finishesByMs: Int64 { min(expiresAtMs, finishedAtMs ?? .max) }
+}
