@@ -158,7 +158,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConsensusTests",
-            dependencies: ["StockadeCore", "Consensus", "Ledger", "StockadeTesting"]
+            dependencies: ["StockadeCore", "Consensus", "Ledger", "Replication", "StockadeTesting"]
         ),
         // Runs the cluster simulator over ranges of seeds, or replays one.
         .executableTarget(

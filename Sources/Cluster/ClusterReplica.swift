@@ -438,8 +438,13 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     private func write(_ work: Driver.Work) throws {
         if let snapshot = work.snapshot {
             try snapshotWriter.saveNow(index: snapshot.index, term: snapshot.term, bytes: snapshot.data)
-            try log.reset(after: snapshot.index, term: snapshot.term)
-        } else if let first = work.entries.first?.index, first <= log.lastIndex {
+            if work.snapshotKeepsLog && log.lastIndex >= snapshot.index {
+                try log.compact(through: snapshot.index)
+            } else {
+                try log.reset(after: snapshot.index, term: snapshot.term)
+            }
+        }
+        if let first = work.entries.first?.index, first <= log.lastIndex {
             let previousTerm = first - 1 == 0 ? 0 : withDriver { $0.raft.term(at: first - 1) } ?? 0
             try log.truncate(after: first - 1, term: previousTerm)
         }

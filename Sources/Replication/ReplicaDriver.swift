@@ -109,8 +109,12 @@ public struct ReplicaDriver<Caller> {
     public struct Work {
         /// Sent before the write: a leader's appends, so followers write in parallel with it.
         public var messagesBeforePersist: [Envelope] = []
-        /// A leader's snapshot to install: store it, then restart the log after it with `entries`.
+        /// A leader's snapshot to install: store it; then, if `snapshotKeepsLog` and the stored log
+        /// reaches the snapshot's index, drop the entries it covers and keep the rest (they are
+        /// durable and may have been acknowledged), else empty the log and restart it after the
+        /// snapshot. `entries` follow as usual.
         public var snapshot: Snapshot?
+        public var snapshotKeepsLog = false
         /// Entries to append, replacing any stored entries from the first one's index on.
         public var entries: [Entry] = []
         /// Hard state to write; `hardStateDurable` says whether it must be fsynced (term or vote
@@ -205,7 +209,7 @@ public struct ReplicaDriver<Caller> {
     var awaitingLeader: [Proposal] = []
     var forwardedOut: [UInt64: [Proposal]] = [:]
     var forwardedOrder = Deque<(id: UInt64, deadlineMs: Int64)>()
-    var nextForwardID: UInt64 = 0
+    var nextForwardID: UInt64
     var incoming: [UInt64: ForwardBatch] = [:]
     var nextIncomingID: UInt64 = 0
     var awaitingLocalApply: [(index: LogIndex, answers: [(Proposal, Outcome)])] = []
@@ -239,6 +243,10 @@ public struct ReplicaDriver<Caller> {
         persistedHardState = hardState
         snapshotIndex = ledger.appliedIndex
         snapshotHolds = ledger.holds.count
+        var random = random
+        // Forward request ids start at a random point so that a leader's late reply to a frame
+        // this node sent before it restarted cannot match one it sends now.
+        nextForwardID = random.next() >> 1
         raft = RaftNode(
             id: configuration.nodeID, voters: configuration.voters, configuration: configuration.consensus,
             random: random, hardState: hardState, snapshot: snapshot, entries: entries)
@@ -319,12 +327,13 @@ public struct ReplicaDriver<Caller> {
         var work = Work(ready: ready)
         work.messagesBeforePersist = ready.messagesBeforePersist
         work.messages = ready.messages
+        work.entries = ready.entries
         if let snapshot = ready.snapshot {
             work.snapshot = snapshot
-            // The log restarts after the snapshot with whatever of the protocol's log follows it.
-            work.entries = raft.entries
-        } else {
-            work.entries = ready.entries
+            // The protocol kept its log after the snapshot when it matched. Rewriting those
+            // entries instead would open a window in which a crash loses entries this node has
+            // already acknowledged as durable.
+            work.snapshotKeepsLog = !raft.entries.isEmpty
         }
         // Term and vote are fsynced before any message that depends on them leaves; the commit
         // index is written along, and on its own only now and then (it may lag safely).

@@ -59,9 +59,16 @@ public final class ClusterSimulator {
             entries.append(contentsOf: newEntries)
         }
 
-        mutating func install(_ snapshot: Snapshot) {
+        /// As the shell installs a leader's snapshot: the stored log is kept after it when the
+        /// protocol kept its own and the stored log reaches that far, else emptied.
+        mutating func install(_ snapshot: Snapshot, keepingLog: Bool) {
+            let lastIndex = entries.last?.index ?? self.snapshot?.index ?? 0
+            if keepingLog && lastIndex >= snapshot.index {
+                entries.removeAll { $0.index <= snapshot.index }
+            } else {
+                entries.removeAll()
+            }
             self.snapshot = snapshot
-            entries.removeAll()
         }
     }
 
@@ -302,13 +309,13 @@ public final class ClusterSimulator {
             // Entries after an installed snapshot are written only once the snapshot is: the crash
             // lands either before the snapshot (nothing after it is on disk) or after it.
             if let snapshot = work.snapshot {
-                if Bool.random(using: &random) { nodes[id]!.disk.install(snapshot) } else { kept = 0 }
+                if Bool.random(using: &random) { nodes[id]!.disk.install(snapshot, keepingLog: work.snapshotKeepsLog) } else { kept = 0 }
             }
             nodes[id]!.disk.persist(Array(work.entries.prefix(kept)))
             crash(id)
             return false
         }
-        if let snapshot = work.snapshot { nodes[id]!.disk.install(snapshot) }
+        if let snapshot = work.snapshot { nodes[id]!.disk.install(snapshot, keepingLog: work.snapshotKeepsLog) }
         nodes[id]!.disk.persist(work.entries)
         if let hardState = work.hardState { nodes[id]!.disk.hardState = hardState }
         return true
