@@ -57,7 +57,14 @@ extension ClusterSimulator {
                     violations.append("election safety: nodes \(other) and \(id) both lead term \(raft.term)")
                 }
                 let newLeader = leaderOfTerm[raft.term] == nil
-                if newLeader { leaderElections += 1 }
+                if newLeader {
+                    leaderElections += 1
+                    // Sometimes cut a new leader off before its first appends land: its own entries
+                    // stay on it alone, and a later leader must overwrite them (Raft's Figure 8).
+                    if !healing && Int.random(in: 0..<100, using: &random) < faults.leaderFaultPerMille * 2 {
+                        for other in nodeIDs where other != id { blocked.formUnion([[id, other], [other, id]]) }
+                    }
+                }
                 leaderOfTerm[raft.term] = id
                 // Leader completeness: the leader holds every committed entry (or has it in its snapshot).
                 for (index, entry) in committed

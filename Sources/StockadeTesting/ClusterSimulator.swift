@@ -25,9 +25,12 @@ public final class ClusterSimulator {
         public var healPerMille: Int
         public var clockSkewPercent: Int
         public var proposePercent: Int
+        /// Per step, the chance that the leader crashes or is cut off: leadership changes while
+        /// entries of older terms sit on a minority, the ground of Raft's Figure 8.
+        public var leaderFaultPerMille: Int
 
         public var description: String {
-            "drop \(dropPercent)% dup \(duplicatePercent)% delay≤\(delayMaxSteps) crash \(crashPerMille)‰ torn \(tornWritePercent)% partition \(partitionPerMille)‰ heal \(healPerMille)‰ skew \(clockSkewPercent)% propose \(proposePercent)%"
+            "drop \(dropPercent)% dup \(duplicatePercent)% delay≤\(delayMaxSteps) crash \(crashPerMille)‰ torn \(tornWritePercent)% partition \(partitionPerMille)‰ heal \(healPerMille)‰ skew \(clockSkewPercent)% propose \(proposePercent)% leader \(leaderFaultPerMille)‰"
         }
 
         static func draw(_ random: inout SplitMix64) -> Faults {
@@ -36,7 +39,8 @@ public final class ClusterSimulator {
                 delayMaxSteps: Int.random(in: 1...6, using: &random), crashPerMille: Int.random(in: 0...8, using: &random),
                 tornWritePercent: Int.random(in: 0...50, using: &random),
                 partitionPerMille: Int.random(in: 0...10, using: &random), healPerMille: Int.random(in: 5...40, using: &random),
-                clockSkewPercent: Int.random(in: 0...30, using: &random), proposePercent: Int.random(in: 10...60, using: &random))
+                clockSkewPercent: Int.random(in: 0...30, using: &random), proposePercent: Int.random(in: 10...60, using: &random),
+                leaderFaultPerMille: Int.random(in: 0...20, using: &random))
         }
     }
 
@@ -113,6 +117,8 @@ public final class ClusterSimulator {
     var generator: HistoryGenerator
     var setupCommands: [TimedCommand]
     var nextCall = 0
+    /// Set once the faulty steps are over.
+    var healing = false
 
     // What the checkers remember.
     var leaderOfTerm: [Term: NodeID] = [:]
@@ -181,6 +187,7 @@ public final class ClusterSimulator {
             if !violations.isEmpty { return violations }
         }
         // Heal: every node up, no partitions, no loss; the cluster must converge.
+        healing = true
         blocked.removeAll()
         for id in nodeIDs where nodes[id]!.driver == nil { start(id) }
         var quiet = 0
@@ -212,6 +219,15 @@ public final class ClusterSimulator {
             }
         }
         if Int.random(in: 0..<1000, using: &random) < faults.healPerMille { blocked.removeAll() }
+        if Int.random(in: 0..<1000, using: &random) < faults.leaderFaultPerMille,
+            let leader = nodeIDs.first(where: { nodes[$0]!.driver?.raft.isLeader == true })
+        {
+            if Bool.random(using: &random) {
+                crash(leader)
+            } else {
+                for other in nodeIDs where other != leader { blocked.formUnion([[leader, other], [other, leader]]) }
+            }
+        }
     }
 
     /// A client calls a node: usually the one it believes leads, sometimes any other.
