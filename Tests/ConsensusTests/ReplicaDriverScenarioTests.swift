@@ -47,11 +47,12 @@ import Testing
         cluster.cut = nil
         cluster.run(rounds: 10)
         let answer = try #require(cluster.answers[1])
-        guard case .applied = answer else {
+        guard case .stockRow(_, _, let row) = answer else {
             Issue.record("unexpected answer \(answer)")
             return
         }
-        #expect(cluster.answeredWithTotal[1] == 42)
+        #expect(row.total == 42)
+        #expect(cluster.answeredWithTotal[1] == 42, "answered before the follower's own rows showed the change")
     }
 }
 
@@ -71,11 +72,16 @@ struct DriverCluster {
     var answers: [Int: Outcome] = [:]
     var answeredWithTotal: [Int: Int64] = [:]
     var repliesDelivered = 0
+    /// While set, forward replies are kept here instead of delivered.
+    var holdReplies = false
+    var heldReplies: [(to: NodeID, reply: Driver.ForwardReply)] = []
+    let limits: Limits
 
     init(size: Int) {
         ids = (1...size).map(NodeID.init)
         var limits = Limits()
         limits.commitBatchMax = 16
+        self.limits = limits
         for id in ids {
             drivers[id] = Driver(
                 configuration: .init(nodeID: id, voters: ids, warehouses: warehouses, limits: limits),
@@ -84,6 +90,19 @@ struct DriverCluster {
     }
 
     var leader: NodeID? { ids.first { drivers[$0]!.raft.isLeader } }
+
+    /// Restarts a node from its own state as if from disk (everything it had was durable), with
+    /// a fresh runtime: what it was waiting for is forgotten.
+    mutating func restart(_ id: NodeID) {
+        let old = drivers[id]!
+        drivers[id] = Driver(
+            configuration: old.configuration, ledger: Ledger(limits: limits), hardState: old.raft.hardState, snapshot: nil,
+            entries: old.raft.entries, random: SplitMix64(seed: id &* 7_919 &+ UInt64(nowMs)))
+        mail[id] = nil
+        forwards[id] = nil
+        replies[id] = nil
+        proposals[id] = nil
+    }
 
     mutating func propose(_ command: Command, on id: NodeID, caller: Int) {
         proposals[id, default: []].append(Driver.NewProposal(command, caller: caller))
@@ -128,8 +147,41 @@ struct DriverCluster {
             case .forward(let requestID, let commands):
                 forwards[peer, default: []].append(.init(from: id, requestID: requestID, commands: commands))
             case .reply(let requestID, let appliedIndex, let outcomes):
-                replies[peer, default: []].append(.init(requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes))
+                let reply = Driver.ForwardReply(requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes)
+                if holdReplies { heldReplies.append((peer, reply)) } else { replies[peer, default: []].append(reply) }
             }
         }
+    }
+}
+
+extension ReplicaDriverScenarioTests {
+    /// A leader's late reply to a frame a follower sent before it restarted must not answer a
+    /// frame the restarted follower sends (the first sweep of the production driver found a
+    /// reserve answered with another reservation's hold this way).
+    @Test func aReplyFromBeforeARestartAnswersNothingAfterIt() throws {
+        var cluster = DriverCluster(size: 3)
+        cluster.run(rounds: 40)
+        let leader = try #require(cluster.leader)
+        let follower = cluster.ids.first { $0 != leader }!
+        cluster.holdReplies = true
+        cluster.propose(.setStock(sku: SKU("sku-1"), warehouse: cluster.warehouses[0].id, total: 5), on: follower, caller: 1)
+        cluster.run(rounds: 4)
+        let late = cluster.heldReplies
+        #expect(!late.isEmpty, "the leader did not answer the first forward")
+        cluster.restart(follower)
+        cluster.holdReplies = false
+        cluster.run(rounds: 4)  // the restarted follower learns who leads
+        #expect(cluster.drivers[follower]!.raft.leaderID == leader)
+        cluster.propose(.setStock(sku: SKU("sku-2"), warehouse: cluster.warehouses[0].id, total: 7), on: follower, caller: 2)
+        cluster.run(rounds: 1)
+        cluster.replies[follower, default: []] += late.map(\.reply)
+        cluster.run(rounds: 10)
+        #expect(cluster.answers[1] == nil, "the restarted follower answered a call it never had")
+        let answer = try #require(cluster.answers[2])
+        guard case .stockRow(let sku, _, let row) = answer else {
+            Issue.record("unexpected answer \(answer)")
+            return
+        }
+        #expect(sku == SKU("sku-2") && row.total == 7, "answered with \(answer)")
     }
 }
