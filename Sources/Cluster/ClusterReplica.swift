@@ -6,7 +6,6 @@ import Node
 import Replication
 import ServiceLifecycle
 import StockadeCore
-import Storage
 
 /// One node of a replicated ledger: the thin shell around a `ReplicaDriver`. It owns the loop
 /// thread, the command log, the hard-state file, the snapshot files, the link to the peer
@@ -20,8 +19,8 @@ import Storage
 ///
 /// Threading: public methods may be called from any thread or task. The driver (and with it the
 /// ledger) is guarded by `driverLock`, which the loop releases during its disk writes so reads
-/// and the reserve fast path are not held up by an fsync; the queues are guarded by
-/// `queueCondition`, the published status by `statusLock`. (`NSLock`, not `Mutex`: the reserve
+/// and the reserve fast path are not held up by an fsync; the queues are `ReplicaQueues`, the
+/// published status is guarded by `statusLock`. (`NSLock`, not `Mutex`: the reserve
 /// fast path must only *try* the lock, and reads return values derived from the guarded ledger.)
 public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     public struct Configuration: Sendable {
@@ -67,14 +66,7 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     private let driverLock = NSLock()
     private var driver: Driver
 
-    private let queueCondition = NSCondition()
-    private var proposals: [Driver.NewProposal] = []
-    private var inbox: [Envelope] = []
-    private var forwards: [Driver.IncomingForward] = []
-    private var readRequests: [Caller] = []
-    private var forwardReplies: [Driver.ForwardReply] = []
-    private var accepting = true
-    private var stopping = false
+    private let queues: ReplicaQueues<Caller>
 
     private let statusLock = NSLock()
     private var status: ReplicaStatus
@@ -85,12 +77,9 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     private var frameSender: (@Sendable (ForwardFrame, NodeID) -> Bool)?
 
     // Owned by the loop thread.
-    private let log: CommandLog
-    private let snapshotWriter: SnapshotWriter
-    private let hardStateFile: HardStateFile
+    private let storage: ReplicaStorage
     private let started = ContinuousClock.now
     private var overloadsCounted = 0
-    private var turnFsync = Duration.zero
     private let loopThread = WorkerThread(name: "stockade-raft")
 
     /// Opens the data directory: newest snapshot, hard state, and every log entry after the
@@ -104,46 +93,30 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
         self.logger = logger
         self.metrics = metrics
         self.clock = clock
+        queues = ReplicaQueues(limits: configuration.limits, readsMax: configuration.consensus.pendingReadsMax)
         let problems = limits.violations()
         guard problems.isEmpty else { throw StockadeError(.invalidRequest, "bad limits: \(problems)") }
         guard configuration.voters.contains(configuration.nodeID), !configuration.voters.contains(0) else {
             throw StockadeError(.invalidRequest, "node \(configuration.nodeID) must be one of the voters, ids from 1")
         }
-        let directory = configuration.dataDirectory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let snapshots = try SnapshotStore(directory: directory + "/snapshots")
-        snapshotWriter = SnapshotWriter(
-            store: snapshots, metrics: metrics, logger: logger, label: "stockade-snapshot",
-            keepsBytes: configuration.voters.count > 1)
-        log = try CommandLog(
-            directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax, segmentBytes: limits.logSegmentBytes)
-        hardStateFile = try HardStateFile(directory: directory)
-        let stored = try hardStateFile.load()
-
-        var ledger = Ledger(limits: limits)
-        var snapshot: Snapshot?
-        if let latest = try snapshots.loadLatest() {
-            ledger = try Ledger(snapshot: latest.bytes, limits: limits)
-            snapshot = Snapshot(index: latest.index, term: latest.term, data: latest.bytes)
-        }
-        var entries: [Entry] = []
-        try log.recover(after: snapshot?.index ?? 0, snapshotTerm: snapshot?.term ?? 0) { entry in
-            entries.append(Entry(index: entry.index, term: entry.term, payload: entry.payload))
-        }
-        let hardState = HardState(term: stored.term, votedFor: stored.votedFor == 0 ? nil : stored.votedFor, commit: stored.commit)
+        storage = try ReplicaStorage(
+            directory: configuration.dataDirectory, limits: limits, keepsSnapshotBytes: configuration.voters.count > 1,
+            metrics: metrics, logger: logger)
+        let recovered = try storage.recover(limits: limits)
         var seed = SystemRandomNumberGenerator()
         driver = Driver(
             configuration: .init(
                 nodeID: configuration.nodeID, voters: configuration.voters, warehouses: configuration.warehouses,
                 limits: limits, consensus: configuration.consensus, tickMs: Int64(configuration.tickMs),
                 quorumDeadlineMs: Int64(configuration.quorumDeadlineMs)),
-            ledger: ledger, hardState: hardState, snapshot: snapshot, entries: entries, random: SplitMix64(seed: seed.next()))
+            ledger: recovered.ledger, hardState: recovered.hardState, snapshot: recovered.snapshot, entries: recovered.entries,
+            random: SplitMix64(seed: seed.next()))
         status = driver.status
         logger.info(
             "recovered",
             metadata: [
-                "snapshotIndex": "\(snapshot?.index ?? 0)", "logEntries": "\(entries.count)", "term": "\(hardState.term)",
-                "commit": "\(hardState.commit)",
+                "snapshotIndex": "\(recovered.snapshot?.index ?? 0)", "logEntries": "\(recovered.entries.count)",
+                "term": "\(recovered.hardState.term)", "commit": "\(recovered.hardState.commit)",
             ])
     }
 
@@ -160,11 +133,7 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
 
     // MARK: - ClusterMember
 
-    public var isAccepting: Bool {
-        queueCondition.lock()
-        defer { queueCondition.unlock() }
-        return accepting
-    }
+    public var isAccepting: Bool { queues.isAccepting }
 
     public var currentStatus: ReplicaStatus {
         statusLock.lock()
@@ -229,71 +198,29 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     }
 
     private func enqueue(_ proposal: Driver.NewProposal) {
-        queueCondition.lock()
-        let refusal: StockadeError?
-        if !accepting {
-            refusal = StockadeError(.unavailable, "the node is shutting down")
-        } else if proposals.count >= limits.pendingCommandsMax {
-            refusal = StockadeError(.overloaded, "too many commands waiting for the log; retry with backoff")
-        } else {
-            refusal = nil
-            proposals.append(proposal)
-            if proposals.count == 1 { queueCondition.signal() }
-        }
-        queueCondition.unlock()
-        guard let refusal, case .proposal(let complete) = proposal.caller else { return }
+        guard let refusal = queues.propose(proposal), case .proposal(let complete) = proposal.caller else { return }
         if refusal.code == .overloaded { metrics.refusedOverload.increment() }
         complete(.rejected(refusal))
     }
 
     public func readBarrier() async throws {
         let error: StockadeError? = await withCheckedContinuation { continuation in
-            queueCondition.lock()
-            let refusal: StockadeError?
-            if !accepting {
-                refusal = StockadeError(.unavailable, "the node is shutting down")
-            } else if readRequests.count >= configuration.consensus.pendingReadsMax {
-                refusal = StockadeError(.overloaded, "too many reads waiting for a read point")
-            } else {
-                refusal = nil
-                readRequests.append(.read(continuation))
-                if readRequests.count == 1 { queueCondition.signal() }
-            }
-            queueCondition.unlock()
-            if let refusal { continuation.resume(returning: refusal) }
+            if let refusal = queues.read(.read(continuation)) { continuation.resume(returning: refusal) }
         }
         if let error { throw error }
     }
 
     /// A message from a peer (any thread). Dropped when the inbox is full; the protocol resends.
-    public func deliver(_ envelope: Envelope) {
-        queueCondition.lock()
-        if inbox.count < limits.peerInboxMessagesMax {
-            inbox.append(envelope)
-            if inbox.count == 1 { queueCondition.signal() }
-        }
-        queueCondition.unlock()
-    }
+    public func deliver(_ envelope: Envelope) { queues.deliver(envelope) }
 
-    /// Commands forwarded by a follower (any thread); answered in one reply frame. Dropped when
-    /// the inbox is full: the follower answers its callers `outcome_unknown` at its deadline.
+    /// Commands forwarded by a follower (any thread); answered in one reply frame.
     public func deliverForward(from peer: NodeID, requestID: UInt64, commands: [[UInt8]]) {
-        queueCondition.lock()
-        if forwards.count < limits.peerInboxMessagesMax {
-            forwards.append(Driver.IncomingForward(from: peer, requestID: requestID, commands: commands))
-            if forwards.count == 1 { queueCondition.signal() }
-        }
-        queueCondition.unlock()
+        queues.deliver(Driver.IncomingForward(from: peer, requestID: requestID, commands: commands))
     }
 
     /// The leader's answer to commands this node forwarded (any thread).
     public func deliverForwardReply(requestID: UInt64, appliedIndex: LogIndex, outcomes: [[UInt8]]) {
-        queueCondition.lock()
-        if forwardReplies.count < limits.peerInboxMessagesMax {
-            forwardReplies.append(Driver.ForwardReply(requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes))
-            if forwardReplies.count == 1 { queueCondition.signal() }
-        }
-        queueCondition.unlock()
+        queues.deliver(Driver.ForwardReply(requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes))
     }
 
     // MARK: - Service
@@ -312,13 +239,7 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     }
 
     /// Stops taking commands. Commands already appended get up to the quorum deadline to commit.
-    public func stop() {
-        queueCondition.lock()
-        accepting = false
-        stopping = true
-        queueCondition.broadcast()
-        queueCondition.unlock()
-    }
+    public func stop() { queues.stop() }
 
     public func waitForLoop() async {
         await loopThread.finished()
@@ -335,39 +256,13 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
         var wasLeader = false
         while true {
             let nextTick = withDriver { $0.nextTickMs } ?? 0
-            queueCondition.lock()
-            while proposals.isEmpty && inbox.isEmpty && readRequests.isEmpty && forwardReplies.isEmpty && forwards.isEmpty
-                && nowMs(.now) < nextTick && !stopping
-            {
-                let wait = Double(nextTick - nowMs(.now)) / 1_000 + 0.0005
-                _ = queueCondition.wait(until: Date(timeIntervalSinceNow: wait))
-            }
-            if wasLeader && !proposals.isEmpty && proposals.count < limits.commitBatchMax && limits.commitWaitMicroseconds > 0
-                && inbox.isEmpty
-            {
-                _ = queueCondition.wait(until: Date(timeIntervalSinceNow: Double(limits.commitWaitMicroseconds) / 1e6))
-            }
-            let take = min(proposals.count, limits.commitBatchMax)
-            let batch = Array(proposals.prefix(take))
-            proposals.removeFirst(take)
-            let messages = inbox
-            inbox.removeAll(keepingCapacity: true)
-            let reads = readRequests
-            readRequests.removeAll()
-            let replies = forwardReplies
-            forwardReplies.removeAll()
-            let incoming = forwards
-            forwards.removeAll()
-            let isStopping = stopping
-            queueCondition.unlock()
-
+            let turn = queues.take(until: self.started + .milliseconds(nextTick), gather: wasLeader)
             let started = ContinuousClock.now
             let now = nowMs(started)
-            turnFsync = .zero
             withDriver {
                 $0.beginTurn(
-                    nowMs: now, wallMs: clock(), messages: messages, forwards: incoming, replies: replies, proposals: batch,
-                    reads: reads)
+                    nowMs: now, wallMs: clock(), messages: turn.messages, forwards: turn.forwards, replies: turn.replies,
+                    proposals: turn.proposals, reads: turn.reads)
             }
             do {
                 try work()
@@ -377,31 +272,29 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
                 logger.critical("storage failed", metadata: ["error": "\(error)"])
                 fatalError("storage failed: \(error)")
             }
-            let (waiting, leading) = withDriver { driver in
+            let (waiting, status) = withDriver { driver in
                 driver.endTurn()
-                return (driver.waitingCount, driver.raft.isLeader)
+                return (driver.waitingCount, driver.status)
             }
-            wasLeader = leading
+            statusLock.lock()
+            self.status = status
+            statusLock.unlock()
+            wasLeader = status.role == .leader
             deliverOutput()
-            noteTurn(started: started, proposals: batch.count, messages: messages.count)
-            if isStopping {
+            noteTurn(started: started, proposals: turn.proposals.count, messages: turn.messages.count)
+            if turn.stopping {
                 if stopDeadline == nil { stopDeadline = now + Int64(configuration.quorumDeadlineMs) }
                 if waiting == 0 || now >= stopDeadline! { break }
             }
         }
         // Shutdown: nothing new is accepted; whatever is still waiting gets its honest answer.
-        queueCondition.lock()
-        let leftover = proposals
-        proposals.removeAll()
-        let leftoverReads = readRequests
-        readRequests.removeAll()
-        queueCondition.unlock()
+        let leftover = queues.drain()
         let closing = StockadeError(.unavailable, "the node is shutting down")
-        for proposal in leftover { run(proposal.caller, .rejected(closing)) }
-        for read in leftoverReads { run(read, closing) }
+        for proposal in leftover.proposals { run(proposal.caller, .rejected(closing)) }
+        for read in leftover.reads { run(read, closing) }
         withDriver { $0.shutDown() }
         deliverOutput()
-        snapshotWriter.drain()
+        storage.drain()
     }
 
     private func withDriver<T>(_ body: (inout Driver) throws -> T) rethrows -> T {
@@ -412,16 +305,16 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
 
     /// Works off the driver's `Work` until it has none; the disk writes run outside the lock.
     private func work() throws {
-        if let durable = snapshotWriter.takeDurable() {
-            withDriver { $0.snapshotDurable(Snapshot(index: durable.index, term: durable.term, data: durable.bytes)) }
-            try log.compact(through: durable.index)
+        switch try storage.takeFinishedSnapshot() {
+        case .durable(let snapshot): withDriver { $0.snapshotDurable(snapshot) }
+        case .failed: withDriver { $0.snapshotFailed() }
+        case nil: break
         }
-        if snapshotWriter.takeFailure() { withDriver { $0.snapshotFailed() } }
         while true {
             let work = withDriver { $0.nextWork() }
             if work.isEmpty { return }
             send(work.messagesBeforePersist)
-            try write(work)
+            try storage.write(work) { index in withDriver { $0.raft.term(at: index) } }
             send(work.messages)
             let (applied, active) = withDriver { driver in
                 driver.persisted(work)
@@ -433,52 +326,16 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
         }
     }
 
-    /// Snapshot before entries before hard state: a commit index on disk must never cover entries
-    /// that are not.
-    private func write(_ work: Driver.Work) throws {
-        if let snapshot = work.snapshot {
-            try snapshotWriter.saveNow(index: snapshot.index, term: snapshot.term, bytes: snapshot.data)
-            if work.snapshotKeepsLog && log.lastIndex >= snapshot.index {
-                try log.compact(through: snapshot.index)
-            } else {
-                try log.reset(after: snapshot.index, term: snapshot.term)
-            }
-        }
-        if let first = work.entries.first?.index, first <= log.lastIndex {
-            let previousTerm = first - 1 == 0 ? 0 : withDriver { $0.raft.term(at: first - 1) } ?? 0
-            try log.truncate(after: first - 1, term: previousTerm)
-        }
-        if !work.entries.isEmpty || work.snapshot != nil {
-            for entry in work.entries { log.append(LogEntry(index: entry.index, term: entry.term, payload: entry.payload)) }
-            let start = ContinuousClock.now
-            try log.sync()
-            let fsync = ContinuousClock.now - start
-            turnFsync += fsync
-            metrics.fsyncDuration.recordNanoseconds(fsync.nanoseconds)
-            metrics.commitBatchSize.record(work.entries.count)
-        }
-        if let hardState = work.hardState {
-            try hardStateFile.save(
-                HardStateFile.Value(term: hardState.term, votedFor: hardState.votedFor ?? 0, commit: hardState.commit),
-                durable: work.hardStateDurable)
-        }
-    }
-
     /// Runs what the driver handed over: answers, frames, a snapshot to write, events to log.
     private func deliverOutput() {
-        let (output, overloads, status) = withDriver { driver in (driver.takeOutput(), driver.overloadRefusals, driver.status) }
-        statusLock.lock()
-        self.status = status
-        statusLock.unlock()
+        let (output, overloads) = withDriver { driver in (driver.takeOutput(), driver.overloadRefusals) }
         if overloads > overloadsCounted {
             metrics.refusedOverload.increment(by: overloads - overloadsCounted)
             overloadsCounted = overloads
         }
         if let request = output.snapshot {
             do {
-                try log.startSegment(firstIndex: log.lastIndex + 1)
-                guard snapshotWriter.begin() else { preconditionFailure("the driver asked for a snapshot while one is being written") }
-                snapshotWriter.write(request.ledger, term: request.term)
+                try storage.startSnapshot(request)
             } catch {
                 logger.error("cannot start a snapshot", metadata: ["error": "\(error)"])
                 withDriver { $0.snapshotFailed() }
@@ -528,12 +385,13 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     /// logged with where its time went.
     private func noteTurn(started: ContinuousClock.Instant, proposals: Int, messages: Int) {
         let took = ContinuousClock.now - started
+        let fsync = storage.takeFsyncTime()
         metrics.loopTurnDuration.recordNanoseconds(took.nanoseconds)
         guard took >= ReplicaMetrics.slowTurn else { return }
         logger.notice(
             "slow loop turn",
             metadata: [
-                "ms": "\(took.nanoseconds / 1_000_000)", "fsyncMs": "\(turnFsync.nanoseconds / 1_000_000)",
+                "ms": "\(took.nanoseconds / 1_000_000)", "fsyncMs": "\(fsync.nanoseconds / 1_000_000)",
                 "proposals": "\(proposals)", "messages": "\(messages)",
             ])
     }

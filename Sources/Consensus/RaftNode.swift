@@ -79,6 +79,8 @@ public struct RaftNode: Sendable {
         commitIndex = min(max(hardState.commit, snapshotIndex), lastIndex)
         appliedHandedOut = snapshotIndex
         resetElectionTimeout()
+        // A voter alone needs nobody's answer: it campaigns on its first tick.
+        if self.voters.count == 1 { electionElapsed = randomizedElectionTimeout - 1 }
     }
 
     var quorum: Int { Quorum.size(of: voters.count) }

@@ -122,3 +122,15 @@ extension Ledger {
         }
     }
 }
+
+extension Ledger {
+    /// Whether a replica is due a snapshot: `interval` entries after the last one at least, and at
+    /// least as many entries as that snapshot held holds. A snapshot costs O(holds), and the holds
+    /// of the next one are at most the last one's plus what the entries since added, so the cost
+    /// stays O(1) per entry. (Comparing with the holds *now* never fires again while every entry
+    /// adds a hold: the threshold grows as fast as the distance to it, and the log grew without
+    /// a snapshot for as long as holds kept growing.)
+    public static func snapshotDue(applied: LogIndex, lastIndex: LogIndex, lastHolds: Int, interval: Int) -> Bool {
+        applied >= lastIndex && applied - lastIndex >= LogIndex(max(interval, lastHolds))
+    }
+}

@@ -52,7 +52,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
     private let snapshots: SnapshotStore
     private let snapshotWriter: SnapshotWriter
     private var snapshotIndex: LogIndex
-    /// Holds in the newest snapshot (or the one loaded at start): see `SnapshotWriter.due`.
+    /// Holds in the newest snapshot (or the one loaded at start): see `Ledger.snapshotDue`.
     private var snapshotHolds = 0
     private var lastTimeMs: Int64 = 0
     private let statsLock = NSLock()
@@ -330,7 +330,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         metrics.appliedIndex.record(Int64(applied))
 
         try compactIfSnapshotDurable()
-        if SnapshotWriter.due(
+        if Ledger.snapshotDue(
             applied: applied, lastIndex: snapshotIndex, lastHolds: snapshotHolds, interval: limits.snapshotIntervalEntries),
             snapshotWriter.begin()
         {

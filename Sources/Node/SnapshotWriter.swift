@@ -40,16 +40,6 @@ public final class SnapshotWriter: @unchecked Sendable {
         queue = DispatchQueue(label: label)
     }
 
-    /// Whether a replica is due a snapshot: `interval` entries after the last one at least, and at
-    /// least as many entries as that snapshot held holds. A snapshot costs O(holds), and the holds
-    /// of the next one are at most the last one's plus what the entries since added, so the cost
-    /// stays O(1) per entry. (Comparing with the holds *now* never fires again while every entry
-    /// adds a hold: the threshold grows as fast as the distance to it, and the log grew without
-    /// a snapshot for as long as holds kept growing.)
-    public static func due(applied: LogIndex, lastIndex: LogIndex, lastHolds: Int, interval: Int) -> Bool {
-        applied >= lastIndex && applied - lastIndex >= LogIndex(max(interval, lastHolds))
-    }
-
     /// Claims the writer for a new snapshot; false while one is still being written.
     public func begin() -> Bool {
         lock.lock()

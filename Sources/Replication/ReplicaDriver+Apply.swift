@@ -137,10 +137,14 @@ extension ReplicaDriver {
                 ledger.skip(index: entry.index)
             } else {
                 let command: TimedCommand
-                do {
-                    command = try TimedCommand(decoding: entry.payload, limits: limits)
-                } catch {
-                    preconditionFailure("committed entry \(entry.index) does not decode: \(error)")
+                if let first = waiting.first, first.index == entry.index, first.term == entry.term {
+                    command = first.command
+                } else {
+                    do {
+                        command = try TimedCommand(decoding: entry.payload, limits: limits)
+                    } catch {
+                        preconditionFailure("committed entry \(entry.index) does not decode: \(error)")
+                    }
                 }
                 lastTimeMs = max(lastTimeMs, command.timeMs)
                 outcome = ledger.apply(command, index: entry.index)
@@ -167,13 +171,13 @@ extension ReplicaDriver {
 
     // MARK: - Snapshots
 
-    /// When due (`snapshotDue`) and none is being written: hands a copy of the applied state to
+    /// When due (`Ledger.snapshotDue`) and none is being written: hands a copy of the applied state to
     /// the shell, which encodes and writes it in the background. The protocol compacts to it (and
     /// may send it to a follower) only once it is on disk.
     mutating func requestSnapshotIfDue() {
         let applied = ledger.appliedIndex
         guard !snapshotInProgress,
-            Self.snapshotDue(
+            Ledger.snapshotDue(
                 applied: applied, lastIndex: snapshotIndex, lastHolds: snapshotHolds, interval: limits.snapshotIntervalEntries),
             let term = raft.term(at: applied)
         else { return }
@@ -193,16 +197,6 @@ extension ReplicaDriver {
     /// Writing the requested snapshot failed; the next one will be asked for when due.
     public mutating func snapshotFailed() {
         snapshotInProgress = false
-    }
-
-    /// Whether a replica is due a snapshot: `interval` entries after the last one at least, and at
-    /// least as many entries as that snapshot held holds. A snapshot costs O(holds), and the holds
-    /// of the next one are at most the last one's plus what the entries since added, so the cost
-    /// stays O(1) per entry. (Comparing with the holds *now* never fires again while every entry
-    /// adds a hold: the threshold grows as fast as the distance to it, and the log grew without
-    /// a snapshot for as long as holds kept growing.)
-    public static func snapshotDue(applied: LogIndex, lastIndex: LogIndex, lastHolds: Int, interval: Int) -> Bool {
-        applied >= lastIndex && applied - lastIndex >= LogIndex(max(interval, lastHolds))
     }
 
     // MARK: - Status

@@ -176,6 +176,8 @@ public struct ReplicaDriver<Caller> {
         var term: Term
         var origin: Origin
         var deadlineMs: Int64
+        /// The command as proposed, so the proposer applies its own entry without decoding it.
+        var command: TimedCommand
     }
 
     struct ReadWaiter {
@@ -223,7 +225,7 @@ public struct ReplicaDriver<Caller> {
     var configuredInTerm: Term = 0
     var persistedHardState: HardState
     var snapshotIndex: LogIndex
-    /// Holds in the newest snapshot (taken, installed or loaded at start): see `snapshotDue`.
+    /// Holds in the newest snapshot (taken, installed or loaded at start): see `Ledger.snapshotDue`.
     var snapshotHolds: Int
     var snapshotInProgress = false
     var output = Output()
@@ -467,8 +469,8 @@ public struct ReplicaDriver<Caller> {
             return
         }
         lastTimeMs = max(lastTimeMs, wallMs)
-        let payloads = batch.map { TimedCommand($0.command, timeMs: lastTimeMs).encoded() }
-        switch raft.propose(payloads) {
+        let commands = batch.map { TimedCommand($0.command, timeMs: lastTimeMs) }
+        switch raft.propose(commands.map { $0.encoded() }) {
         case .appended(let term, let first, _):
             // An older waiter at or after these indices lost its entry to a truncation; whether
             // its entry commits elsewhere is not known here.
@@ -479,7 +481,8 @@ public struct ReplicaDriver<Caller> {
             for (offset, proposal) in batch.enumerated() {
                 let index = first + LogIndex(offset)
                 assert(waiting.last.map { $0.index < index } ?? true, "waiters out of index order")
-                waiting.append(Waiter(index: index, term: term, origin: proposal.origin, deadlineMs: proposal.deadlineMs))
+                waiting.append(
+                    Waiter(index: index, term: term, origin: proposal.origin, deadlineMs: proposal.deadlineMs, command: commands[offset]))
             }
         case .notLeader(let leader):
             let error = StockadeError(

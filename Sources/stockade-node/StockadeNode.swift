@@ -106,6 +106,12 @@ struct StockadeNode: AsyncParsableCommand {
             replica = setup.replica
             routing = setup.routing
             services = [.init(service: setup.replica), .init(service: setup.transport)]
+        } else if environment["STOCKADE_ONE_VOTER"] == "1" {
+            let single = try ClusterReplica(
+                configuration: .init(nodeID: 1, voters: [1], dataDirectory: dataDirectory, warehouses: warehouses, limits: limits),
+                logger: logger, metrics: ReplicaMetrics(factory: factory))
+            replica = single
+            services = [.init(service: single)]
         } else {
             let single = try Replica(
                 configuration: .init(dataDirectory: dataDirectory, warehouses: warehouses, limits: limits),

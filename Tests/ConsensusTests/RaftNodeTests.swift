@@ -137,6 +137,20 @@ import Testing
         #expect(refused)
     }
 
+    @Test func aVoterAloneLeadsOnItsFirstTick() {
+        var node = RaftNode(id: 1, voters: [1], configuration: ConsensusConfiguration(), random: SplitMix64(seed: 9))
+        node.tick()
+        #expect(node.isLeader)
+        guard case .appended(_, let index, _) = node.propose([[1]]) else {
+            Issue.record("proposal refused")
+            return
+        }
+        let ready = node.ready()
+        #expect(node.commitIndex < index, "committed before its own write")
+        node.advance(ready)
+        #expect(node.commitIndex == index)
+    }
+
     @Test func quorumArithmetic() {
         #expect(Quorum.size(of: 3) == 2)
         #expect(Quorum.size(of: 5) == 3)

@@ -294,7 +294,9 @@ import Testing
                 }
             }
             group.addTask {
-                for _ in 0..<150 {
+                // 16 s of load at full speed; on a machine busy with other tests the attempts come
+                // late, so the check waits up to a minute for the promotion.
+                for _ in 0..<600 {
                     try await Task.sleep(for: .milliseconds(100))
                     let (_, json) = try await admin.call("GET", "/v1/skus/spread?consistency=local")
                     if json["hot"] as? Bool == true { return true }
@@ -310,7 +312,7 @@ import Testing
         let (_, sku) = try await admin.call("GET", "/v1/skus/spread?consistency=local")
         #expect(
             promoted,
-            "spread over three nodes, the SKU was not promoted within 15 s (\(sku), \(ContinuousClock.now - start))\n\(cluster.logTail(1))")
+            "spread over three nodes, the SKU was not promoted within 60 s (\(sku), \(ContinuousClock.now - start))\n\(cluster.logTail(1))")
         for (_, _, client) in clients { await client.connection.close() }
         await admin.connection.close()
     }

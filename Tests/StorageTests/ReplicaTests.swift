@@ -106,11 +106,11 @@ import Testing
     }
 
     @Test func snapshotCadence() {
-        #expect(!SnapshotWriter.due(applied: 1_000, lastIndex: 0, lastHolds: 0, interval: 1_024))
-        #expect(SnapshotWriter.due(applied: 1_024, lastIndex: 0, lastHolds: 0, interval: 1_024))
-        #expect(!SnapshotWriter.due(applied: 5_000, lastIndex: 1_024, lastHolds: 5_000, interval: 1_024))
-        #expect(SnapshotWriter.due(applied: 6_024, lastIndex: 1_024, lastHolds: 5_000, interval: 1_024))
-        #expect(!SnapshotWriter.due(applied: 10, lastIndex: 20, lastHolds: 0, interval: 1))
+        #expect(!Ledger.snapshotDue(applied: 1_000, lastIndex: 0, lastHolds: 0, interval: 1_024))
+        #expect(Ledger.snapshotDue(applied: 1_024, lastIndex: 0, lastHolds: 0, interval: 1_024))
+        #expect(!Ledger.snapshotDue(applied: 5_000, lastIndex: 1_024, lastHolds: 5_000, interval: 1_024))
+        #expect(Ledger.snapshotDue(applied: 6_024, lastIndex: 1_024, lastHolds: 5_000, interval: 1_024))
+        #expect(!Ledger.snapshotDue(applied: 10, lastIndex: 20, lastHolds: 0, interval: 1))
     }
 
     @Test func aChangedLayoutIsLoggedAndARemovalWithStockIsRefused() async throws {

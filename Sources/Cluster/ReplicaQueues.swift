@@ -1,0 +1,145 @@
+import Consensus
+import Foundation
+import Ledger
+import Replication
+import StockadeCore
+
+/// The bounded queues between callers and peers on any thread and a replica's loop thread:
+/// proposals, read requests, peer messages, forwarded commands and forward replies. Each has its
+/// bound in `Limits`; a proposal or read over its bound is refused, a peer message over its bound
+/// is dropped (the protocol resends; a dropped forward is answered `outcome_unknown` by its sender
+/// at the deadline).
+///
+/// Threading: every method may be called from any thread; state is guarded by one condition,
+/// which also wakes the loop.
+final class ReplicaQueues<Caller>: @unchecked Sendable {
+    typealias Driver = ReplicaDriver<Caller>
+
+    /// What the loop takes in one turn.
+    struct Turn {
+        var proposals: [Driver.NewProposal] = []
+        var messages: [Envelope] = []
+        var forwards: [Driver.IncomingForward] = []
+        var replies: [Driver.ForwardReply] = []
+        var reads: [Caller] = []
+        var stopping = false
+    }
+
+    private let limits: Limits
+    private let readsMax: Int
+    private let condition = NSCondition()
+    private var queued = Turn()
+    private var accepting = true
+
+    init(limits: Limits, readsMax: Int) {
+        self.limits = limits
+        self.readsMax = readsMax
+    }
+
+    var isAccepting: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return accepting
+    }
+
+    /// Queues a proposal, or returns why it was refused.
+    func propose(_ proposal: Driver.NewProposal) -> StockadeError? {
+        condition.lock()
+        defer { condition.unlock() }
+        if !accepting { return StockadeError(.unavailable, "the node is shutting down") }
+        if queued.proposals.count >= limits.pendingCommandsMax {
+            return StockadeError(.overloaded, "too many commands waiting for the log; retry with backoff")
+        }
+        queued.proposals.append(proposal)
+        if queued.proposals.count == 1 { condition.signal() }
+        return nil
+    }
+
+    /// Queues a read request, or returns why it was refused.
+    func read(_ caller: Caller) -> StockadeError? {
+        condition.lock()
+        defer { condition.unlock() }
+        if !accepting { return StockadeError(.unavailable, "the node is shutting down") }
+        if queued.reads.count >= readsMax { return StockadeError(.overloaded, "too many reads waiting for a read point") }
+        queued.reads.append(caller)
+        if queued.reads.count == 1 { condition.signal() }
+        return nil
+    }
+
+    func deliver(_ envelope: Envelope) {
+        condition.lock()
+        if queued.messages.count < limits.peerInboxMessagesMax {
+            queued.messages.append(envelope)
+            if queued.messages.count == 1 { condition.signal() }
+        }
+        condition.unlock()
+    }
+
+    func deliver(_ forward: Driver.IncomingForward) {
+        condition.lock()
+        if queued.forwards.count < limits.peerInboxMessagesMax {
+            queued.forwards.append(forward)
+            if queued.forwards.count == 1 { condition.signal() }
+        }
+        condition.unlock()
+    }
+
+    func deliver(_ reply: Driver.ForwardReply) {
+        condition.lock()
+        if queued.replies.count < limits.peerInboxMessagesMax {
+            queued.replies.append(reply)
+            if queued.replies.count == 1 { condition.signal() }
+        }
+        condition.unlock()
+    }
+
+    /// Stops taking proposals and reads, and wakes the loop.
+    func stop() {
+        condition.lock()
+        accepting = false
+        queued.stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits until something arrives or `deadline` passes, then takes it (at most
+    /// `commitBatchMax` proposals). When `gather` is set and only a few proposals wait, it waits up
+    /// to `commitWaitMicroseconds` more so that one append and one fsync carry more of them.
+    func take(until deadline: ContinuousClock.Instant, gather: Bool) -> Turn {
+        condition.lock()
+        defer { condition.unlock() }
+        while isEmpty && !queued.stopping && ContinuousClock.now < deadline {
+            _ = condition.wait(until: Date(timeIntervalSinceNow: (deadline - .now).secondsValue + 0.0005))
+        }
+        if gather && !queued.proposals.isEmpty && queued.proposals.count < limits.commitBatchMax
+            && limits.commitWaitMicroseconds > 0 && queued.messages.isEmpty
+        {
+            _ = condition.wait(until: Date(timeIntervalSinceNow: Double(limits.commitWaitMicroseconds) / 1e6))
+        }
+        var turn = queued
+        let take = min(queued.proposals.count, limits.commitBatchMax)
+        turn.proposals = Array(queued.proposals.prefix(take))
+        queued.proposals.removeFirst(take)
+        queued.messages.removeAll(keepingCapacity: true)
+        queued.forwards.removeAll()
+        queued.replies.removeAll()
+        queued.reads.removeAll()
+        return turn
+    }
+
+    /// Everything still queued, at shutdown.
+    func drain() -> (proposals: [Driver.NewProposal], reads: [Caller]) {
+        condition.lock()
+        defer { condition.unlock() }
+        defer {
+            queued.proposals.removeAll()
+            queued.reads.removeAll()
+        }
+        return (queued.proposals, queued.reads)
+    }
+
+    private var isEmpty: Bool {
+        queued.proposals.isEmpty && queued.messages.isEmpty && queued.forwards.isEmpty && queued.replies.isEmpty
+            && queued.reads.isEmpty
+    }
+}
