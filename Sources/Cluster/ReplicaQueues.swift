@@ -66,29 +66,16 @@ final class ReplicaQueues<Caller>: @unchecked Sendable {
         return nil
     }
 
-    func deliver(_ envelope: Envelope) {
-        condition.lock()
-        if queued.messages.count < limits.peerInboxMessagesMax {
-            queued.messages.append(envelope)
-            if queued.messages.count == 1 { condition.signal() }
-        }
-        condition.unlock()
-    }
+    func deliver(_ envelope: Envelope) { append(envelope, to: \.messages) }
+    func deliver(_ forward: Driver.IncomingForward) { append(forward, to: \.forwards) }
+    func deliver(_ reply: Driver.ForwardReply) { append(reply, to: \.replies) }
 
-    func deliver(_ forward: Driver.IncomingForward) {
+    /// Queues something a peer sent, unless `peerInboxMessagesMax` of its kind already wait.
+    private func append<Item>(_ item: Item, to queue: WritableKeyPath<Turn, [Item]>) {
         condition.lock()
-        if queued.forwards.count < limits.peerInboxMessagesMax {
-            queued.forwards.append(forward)
-            if queued.forwards.count == 1 { condition.signal() }
-        }
-        condition.unlock()
-    }
-
-    func deliver(_ reply: Driver.ForwardReply) {
-        condition.lock()
-        if queued.replies.count < limits.peerInboxMessagesMax {
-            queued.replies.append(reply)
-            if queued.replies.count == 1 { condition.signal() }
+        if queued[keyPath: queue].count < limits.peerInboxMessagesMax {
+            queued[keyPath: queue].append(item)
+            if queued[keyPath: queue].count == 1 { condition.signal() }
         }
         condition.unlock()
     }
