@@ -31,14 +31,16 @@ let package = Package(
             dependencies: [
                 "StockadeCore",
                 .product(name: "HeapModule", package: "swift-collections"),
-            ]
+            ],
+            swiftSettings: optimizedEvenInDebug
         ),
         // The pure replication protocol (Raft with pre-vote and check-quorum): events in, actions out.
-        .target(name: "Consensus", dependencies: ["StockadeCore"]),
+        .target(name: "Consensus", dependencies: ["StockadeCore"], swiftSettings: optimizedEvenInDebug),
         // One replica's decisions as a pure driver, run by the node's shell and by the simulator.
         .target(
             name: "Replication",
-            dependencies: ["StockadeCore", "Ledger", "Consensus", .product(name: "DequeModule", package: "swift-collections")]
+            dependencies: ["StockadeCore", "Ledger", "Consensus", .product(name: "DequeModule", package: "swift-collections")],
+            swiftSettings: optimizedEvenInDebug
         ),
         // The Redis serialization protocol (RESP2/RESP3): values, a bounded parser, NIO decoders. NIOCore only.
         .target(name: "RESP", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
@@ -154,7 +156,8 @@ let package = Package(
         // Test support: history generators, invariant checks, real-process launcher.
         .target(
             name: "StockadeTesting",
-            dependencies: ["StockadeCore", "Ledger", "Consensus", "Replication", "StockadeClient"]
+            dependencies: ["StockadeCore", "Ledger", "Consensus", "Replication", "StockadeClient"],
+            swiftSettings: optimizedEvenInDebug
         ),
         .testTarget(
             name: "ConsensusTests",
@@ -236,3 +239,9 @@ let package = Package(
         ),
     ]
 )
+
+/// The deterministic core (ledger, protocol, driver, simulator) is optimized in debug builds too:
+/// the test suite runs thousands of simulated clusters and property histories through it, and at
+/// -Onone that work starved the real-process tests running beside it on a 2-core machine.
+/// Preconditions still hold in optimized code; the core asserts with `precondition`.
+var optimizedEvenInDebug: [SwiftSetting] { [.unsafeFlags(["-O"], .when(configuration: .debug))] }

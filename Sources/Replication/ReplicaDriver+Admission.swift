@@ -91,7 +91,7 @@ extension ReplicaDriver {
             }
             for (offset, proposal) in batch.enumerated() {
                 let index = first + LogIndex(offset)
-                assert(waiting.last.map { $0.index < index } ?? true, "waiters out of index order")
+                precondition(waiting.last.map { $0.index < index } ?? true, "waiters out of index order")
                 waiting.append(
                     Waiter(index: index, term: term, origin: proposal.origin, deadlineMs: proposal.deadlineMs, command: commands[offset]))
             }

@@ -364,9 +364,11 @@ public struct ReplicaDriver<Caller> {
         answerReads()
         answerForwarded()
         requestSnapshotIfDue()
-        assert(
-            !raft.isLeader || (ledger.appliedIndex <= raft.commitIndex && raft.commitIndex <= raft.stableIndex)
-                || ledger.appliedIndex <= raft.commitIndex,
+        // Nothing is applied before it is committed, and a leader commits nothing it has not
+        // itself made durable (it writes what it appends within the same turn, before it reads
+        // the acknowledgements that could commit it).
+        precondition(
+            ledger.appliedIndex <= raft.commitIndex && (!raft.isLeader || raft.commitIndex <= raft.stableIndex),
             "applied \(ledger.appliedIndex) commit \(raft.commitIndex) stable \(raft.stableIndex)")
     }
 

@@ -10,7 +10,7 @@ import Testing
 
 /// The batched gate against a real redis-server: a batch decides each reservation in order,
 /// all-or-nothing, exactly as the same reservations sent one by one would be decided.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct GateBatchTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct GateBatchTests {
     static let order = [WarehouseID("yiwu"), WarehouseID("guangzhou")]
     static let createdAtMs: Int64 = 1_800_000_000_000
 

@@ -17,7 +17,7 @@ import Testing
 }
 
 /// The hiredis client against a real redis-server started with deploy/redis/redis.conf.
-@Suite(.serialized, .timeLimit(.minutes(3))) struct RedisClientTests {
+@Suite(.serialized, .timeLimit(.minutes(8))) struct RedisClientTests {
     static func client(_ server: RedisServerProcess, password: String? = nil, configure: (inout RedisConfiguration) -> Void = { _ in })
         -> RedisClient
     {
