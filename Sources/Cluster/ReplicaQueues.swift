@@ -95,7 +95,9 @@ final class ReplicaQueues<Caller>: @unchecked Sendable {
     func take(until deadline: ContinuousClock.Instant, gather: Bool) -> Turn {
         condition.lock()
         defer { condition.unlock() }
-        while isEmpty && !queued.stopping && ContinuousClock.now < deadline {
+        // After `stop()` the loop learns of it at its next tick at the latest, and while it
+        // drains it still waits for its ticks rather than spinning.
+        while isEmpty && ContinuousClock.now < deadline {
             _ = condition.wait(until: Date(timeIntervalSinceNow: (deadline - .now).secondsValue + 0.0005))
         }
         if gather && !queued.proposals.isEmpty && queued.proposals.count < limits.commitBatchMax
