@@ -254,8 +254,6 @@ public struct ReplicaDriver<Caller> {
             random: random, hardState: hardState, snapshot: snapshot, entries: entries)
     }
 
-    public var nodeID: NodeID { configuration.nodeID }
-
     /// A leader that has applied up to its term's start: it may answer from its applied state.
     public var isCaughtUpLeader: Bool { raft.isLeader && ledger.appliedIndex >= termStartIndex }
 
