@@ -123,14 +123,30 @@ struct ClusterPayload: Encodable {
         var matchIndex: UInt64?
         /// Milliseconds since this node last heard from the peer.
         var lastContactMs: Int64?
+        /// The peer's wall clock minus this node's, as last measured.
+        var clockOffsetMs: Int64?
 
         func encode(to encoder: Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(nodeId, forKey: .nodeId)
             try container.encode(matchIndex, forKey: .matchIndex)
             try container.encode(lastContactMs, forKey: .lastContactMs)
+            try container.encode(clockOffsetMs, forKey: .clockOffsetMs)
         }
-        enum CodingKeys: String, CodingKey { case nodeId, matchIndex, lastContactMs }
+        enum CodingKeys: String, CodingKey { case nodeId, matchIndex, lastContactMs, clockOffsetMs }
+    }
+    struct Clock: Encodable {
+        var agreed: Bool
+        var distanceMs: Int64?
+        var offClock: [String]
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(agreed, forKey: .agreed)
+            try container.encode(distanceMs, forKey: .distanceMs)
+            try container.encode(offClock, forKey: .offClock)
+        }
+        enum CodingKeys: String, CodingKey { case agreed, distanceMs, offClock }
     }
     var nodeId: String
     var role: String
@@ -139,6 +155,7 @@ struct ClusterPayload: Encodable {
     var commitIndex: UInt64
     var appliedIndex: UInt64
     var peers: [Peer]
+    var clock: Clock?
     var cache: CachePayload?
 
     func encode(to encoder: Encoder) throws {
@@ -150,7 +167,8 @@ struct ClusterPayload: Encodable {
         try container.encode(commitIndex, forKey: .commitIndex)
         try container.encode(appliedIndex, forKey: .appliedIndex)
         try container.encode(peers, forKey: .peers)
+        try container.encodeIfPresent(clock, forKey: .clock)
         try container.encodeIfPresent(cache, forKey: .cache)
     }
-    enum CodingKeys: String, CodingKey { case nodeId, role, term, leaderId, commitIndex, appliedIndex, peers, cache }
+    enum CodingKeys: String, CodingKey { case nodeId, role, term, leaderId, commitIndex, appliedIndex, peers, clock, cache }
 }

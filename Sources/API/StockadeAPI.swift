@@ -190,7 +190,12 @@ public struct StockadeAPI: Sendable {
                 nodeId: "n\(status.nodeID)", role: status.role, term: status.term,
                 leaderId: status.leaderID.map { "n\($0)" }, commitIndex: status.commitIndex, appliedIndex: status.appliedIndex,
                 peers: status.peers.map {
-                    ClusterPayload.Peer(nodeId: "n\($0.nodeID)", matchIndex: $0.matchIndex, lastContactMs: $0.lastContactMs)
+                    ClusterPayload.Peer(
+                        nodeId: "n\($0.nodeID)", matchIndex: $0.matchIndex, lastContactMs: $0.lastContactMs,
+                        clockOffsetMs: $0.clockOffsetMs)
+                },
+                clock: status.clock.map {
+                    ClusterPayload.Clock(agreed: $0.agreed, distanceMs: $0.distanceMs, offClock: $0.offClock.map { "n\($0)" })
                 })
         } else {
             let applied = replica.read { $0.appliedIndex }

@@ -151,7 +151,14 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
         return MemberStatus(
             nodeID: status.nodeID, role: status.role.rawValue, term: status.term, leaderID: status.leaderID,
             commitIndex: status.commitIndex, appliedIndex: status.appliedIndex,
-            peers: status.peers.map { MemberStatus.Peer(nodeID: $0.nodeID, matchIndex: $0.matchIndex, lastContactMs: $0.lastContactMs) })
+            peers: status.peers.map {
+                MemberStatus.Peer(
+                    nodeID: $0.nodeID, matchIndex: $0.matchIndex, lastContactMs: $0.lastContactMs,
+                    clockOffsetMs: status.clock.peerOffsetsMs[$0.nodeID])
+            },
+            clock: MemberStatus.Clock(
+                agreed: status.clock.agreement != nil, distanceMs: status.clock.ownDistanceMs,
+                offClock: (status.clock.ownClockOff ? [status.nodeID] : []) + status.clock.peersOff))
     }
 
     public func read<T>(_ body: (borrowing Ledger) throws -> T) rethrows -> T {
@@ -218,6 +225,11 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
         queues.deliver(Driver.IncomingForward(from: peer, requestID: requestID, commands: commands))
     }
 
+    /// A peer's clock reading (any thread).
+    public func deliverClock(_ ping: ClockPing, from peer: NodeID) {
+        queues.deliver(ping, from: peer)
+    }
+
     /// The leader's answer to commands this node forwarded (any thread).
     public func deliverForwardReply(requestID: UInt64, appliedIndex: LogIndex, outcomes: [[UInt8]]) {
         queues.deliver(Driver.ForwardReply(requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes))
@@ -262,7 +274,7 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
             withDriver {
                 $0.beginTurn(
                     nowMs: now, wallMs: clock(), messages: turn.messages, forwards: turn.forwards, replies: turn.replies,
-                    proposals: turn.proposals, reads: turn.reads)
+                    proposals: turn.proposals, reads: turn.reads, pings: turn.pings)
             }
             do {
                 try work()
@@ -279,6 +291,10 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
             statusLock.lock()
             self.status = status
             statusLock.unlock()
+            let reading = status.clock
+            metrics.clockDistanceMs.record(reading.ownDistanceMs ?? 0)
+            metrics.clockAgreed.record(reading.agreement != nil && !reading.ownClockOff ? 1 : 0)
+            metrics.clockPeersOff.record(reading.peersOff.count)
             wasLeader = status.role == .leader
             deliverOutput()
             noteTurn(started: started, proposals: turn.proposals.count, messages: turn.messages.count)
@@ -370,6 +386,12 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
             logger.info("proposing the configured warehouse layout", metadata: ["warehouses": "\(count)"])
         case .installedSnapshot(let index, let bytes):
             logger.info("installed snapshot", metadata: ["index": "\(index)", "bytes": "\(bytes)"])
+        case .ownClockOff(let distanceMs):
+            logger.error(
+                "this node's wall clock is off the time a majority of the cluster agrees on; it will not lead until it is back",
+                metadata: ["offByMs": "\(distanceMs)"])
+        case .ownClockAgreed:
+            logger.notice("this node's wall clock agrees with the cluster's again")
         }
     }
 

@@ -63,16 +63,19 @@ public final class PeerTransport: Service, @unchecked Sendable {
         links = Dictionary(uniqueKeysWithValues: peers.map { ($0.id, PeerLink(peer: $0)) })
     }
 
-    /// Where forwarded commands and their answers go.
+    /// Where forwarded commands, their answers and clock readings go.
     public struct Forwarding: Sendable {
         public var onForward: @Sendable (_ from: NodeID, _ requestID: UInt64, _ commands: [[UInt8]]) -> Void
         public var onReply: @Sendable (_ requestID: UInt64, _ appliedIndex: UInt64, _ outcomes: [[UInt8]]) -> Void
+        public var onClock: @Sendable (_ from: NodeID, _ ping: ClockPing) -> Void
         public init(
             onForward: @escaping @Sendable (NodeID, UInt64, [[UInt8]]) -> Void = { _, _, _ in },
-            onReply: @escaping @Sendable (UInt64, UInt64, [[UInt8]]) -> Void = { _, _, _ in }
+            onReply: @escaping @Sendable (UInt64, UInt64, [[UInt8]]) -> Void = { _, _, _ in },
+            onClock: @escaping @Sendable (NodeID, ClockPing) -> Void = { _, _ in }
         ) {
             self.onForward = onForward
             self.onReply = onReply
+            self.onClock = onClock
         }
     }
 
@@ -352,6 +355,8 @@ final class AcceptorHandler: ChannelInboundHandler {
             forwarding.onForward(peer, requestID, commands)
         case (.authenticated, .forwardReply(let requestID, let appliedIndex, let outcomes)):
             forwarding.onReply(requestID, appliedIndex, outcomes)
+        case (.authenticated(let peer), .clock(let ping)):
+            forwarding.onClock(peer, ping)
         case (.awaitingHello, .hello(let peer, let theirNonce)):
             guard voters.contains(peer), theirNonce.count == PeerHandshake.nonceBytes else {
                 refuse(context, "hello from unknown node n\(peer)")

@@ -5,7 +5,7 @@ import Replication
 import StockadeCore
 
 /// The bounded queues between callers and peers on any thread and a replica's loop thread:
-/// proposals, read requests, peer messages, forwarded commands and forward replies. Each has its
+/// proposals, read requests, peer messages, forwarded commands, forward replies and clock pings. Each has its
 /// bound in `Limits`; a proposal or read over its bound is refused, a peer message over its bound
 /// is dropped (the protocol resends; a dropped forward is answered `outcome_unknown` by its sender
 /// at the deadline).
@@ -22,6 +22,7 @@ final class ReplicaQueues<Caller>: @unchecked Sendable {
         var forwards: [Driver.IncomingForward] = []
         var replies: [Driver.ForwardReply] = []
         var reads: [Caller] = []
+        var pings: [(from: NodeID, ping: ClockPing)] = []
         var stopping = false
     }
 
@@ -69,6 +70,7 @@ final class ReplicaQueues<Caller>: @unchecked Sendable {
     func deliver(_ envelope: Envelope) { append(envelope, to: \.messages) }
     func deliver(_ forward: Driver.IncomingForward) { append(forward, to: \.forwards) }
     func deliver(_ reply: Driver.ForwardReply) { append(reply, to: \.replies) }
+    func deliver(_ ping: ClockPing, from peer: NodeID) { append((from: peer, ping: ping), to: \.pings) }
 
     /// Queues something a peer sent, unless `peerInboxMessagesMax` of its kind already wait.
     private func append<Item>(_ item: Item, to queue: WritableKeyPath<Turn, [Item]>) {
@@ -113,6 +115,7 @@ final class ReplicaQueues<Caller>: @unchecked Sendable {
         queued.forwards.removeAll()
         queued.replies.removeAll()
         queued.reads.removeAll()
+        queued.pings.removeAll()
         return turn
     }
 
@@ -129,6 +132,6 @@ final class ReplicaQueues<Caller>: @unchecked Sendable {
 
     private var isEmpty: Bool {
         queued.proposals.isEmpty && queued.messages.isEmpty && queued.forwards.isEmpty && queued.replies.isEmpty
-            && queued.reads.isEmpty
+            && queued.reads.isEmpty && queued.pings.isEmpty
     }
 }

@@ -34,6 +34,9 @@ public struct RaftNode: Sendable {
     var electionElapsed = 0
     var heartbeatElapsed = 0
     var randomizedElectionTimeout = 0
+    /// Set by the runtime: false holds this node back from campaigning when its election timeout
+    /// passes (its wall clock is off the cluster's). It still votes and follows.
+    public var mayCampaign = true
     var votes: [NodeID: Bool] = [:]
     var progress: [NodeID: Progress] = [:]
     /// The newest snapshot, sent to followers that fell behind the log.
@@ -115,8 +118,18 @@ public struct RaftNode: Sendable {
                 broadcastHeartbeat()
             }
         } else if electionElapsed >= randomizedElectionTimeout {
-            campaign()
+            if mayCampaign {
+                campaign()
+            } else {
+                resetElectionTimeout()
+            }
         }
+    }
+
+    /// Gives up leadership at once, in the same term (it still votes, and follows whoever wins next).
+    public mutating func stepDown() {
+        guard role != .follower else { return }
+        becomeFollower(term: term, leader: nil)
     }
 
     /// The outcome of a proposal.

@@ -16,11 +16,31 @@ public struct MemberStatus: Sendable, Equatable {
         public var matchIndex: UInt64?
         /// Milliseconds since this node last heard from the peer.
         public var lastContactMs: Int64?
+        /// The peer's wall clock minus this node's, as last measured (nil: no recent reading).
+        public var clockOffsetMs: Int64?
 
-        public init(nodeID: UInt64, matchIndex: UInt64?, lastContactMs: Int64?) {
+        public init(nodeID: UInt64, matchIndex: UInt64?, lastContactMs: Int64?, clockOffsetMs: Int64? = nil) {
             self.nodeID = nodeID
             self.matchIndex = matchIndex
             self.lastContactMs = lastContactMs
+            self.clockOffsetMs = clockOffsetMs
+        }
+    }
+
+    /// What the cluster's clocks agree on, as this node sees it.
+    public struct Clock: Sendable, Equatable {
+        /// A majority of the voters' clocks agree on a time (commands are stamped only with it).
+        public var agreed: Bool
+        /// How far this node's wall clock is from that time (0: within it; nil: none agreed).
+        public var distanceMs: Int64?
+        /// Nodes (this one included) whose clocks are off the agreed time by more than the
+        /// allowed skew: they do not lead.
+        public var offClock: [UInt64]
+
+        public init(agreed: Bool, distanceMs: Int64?, offClock: [UInt64]) {
+            self.agreed = agreed
+            self.distanceMs = distanceMs
+            self.offClock = offClock
         }
     }
 
@@ -32,10 +52,13 @@ public struct MemberStatus: Sendable, Equatable {
     public var commitIndex: UInt64
     public var appliedIndex: UInt64
     public var peers: [Peer]
+    public var clock: Clock?
 
     public init(
-        nodeID: UInt64, role: String, term: UInt64, leaderID: UInt64?, commitIndex: UInt64, appliedIndex: UInt64, peers: [Peer]
+        nodeID: UInt64, role: String, term: UInt64, leaderID: UInt64?, commitIndex: UInt64, appliedIndex: UInt64, peers: [Peer],
+        clock: Clock? = nil
     ) {
+        self.clock = clock
         self.nodeID = nodeID
         self.role = role
         self.term = term

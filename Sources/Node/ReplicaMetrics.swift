@@ -10,6 +10,12 @@ public struct ReplicaMetrics: Sendable {
     public let refusedOverload: Counter
     /// How long one turn of a replica's loop (or one commit batch) held its thread.
     public let loopTurnDuration: Metrics.Timer
+    /// Cluster members: how far this node's wall clock is from the range a majority of the
+    /// cluster's clocks agree on (0 inside it); 1 when this node's clock is in that range (0: off
+    /// it, or no majority agrees); how many peers' clocks are off it.
+    public let clockDistanceMs: Gauge
+    public let clockAgreed: Gauge
+    public let clockPeersOff: Gauge
     /// Turns at least this long are logged with where their time went.
     public static let slowTurn = Duration.milliseconds(25)
 
@@ -20,6 +26,9 @@ public struct ReplicaMetrics: Sendable {
         appliedIndex = Gauge(label: "stockade_applied_index", dimensions: [], factory: factory)
         snapshots = Counter(label: "stockade_snapshots_total", dimensions: [], factory: factory)
         loopTurnDuration = Metrics.Timer(label: "stockade_loop_turn_seconds", dimensions: [], factory: factory)
+        clockDistanceMs = Gauge(label: "stockade_clock_distance_ms", dimensions: [], factory: factory)
+        clockAgreed = Gauge(label: "stockade_clock_agreed", dimensions: [], factory: factory)
+        clockPeersOff = Gauge(label: "stockade_clock_peers_off", dimensions: [], factory: factory)
         refusedOverload = Counter(label: "stockade_commands_refused_total", dimensions: [("reason", "queue_full")], factory: factory)
     }
 }

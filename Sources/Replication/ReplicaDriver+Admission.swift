@@ -25,6 +25,32 @@ extension ReplicaDriver {
         wasLeader = isLeader
     }
 
+    /// The time a leader stamps on what it proposes: cluster time, never earlier than any stamp
+    /// before it. Without an agreed time (a leader steps down then, so this is not expected) time
+    /// does not move: no single clock decides it.
+    mutating func stampTime() -> Int64 {
+        lastTimeMs = max(lastTimeMs, clockReading.timeMs ?? lastTimeMs)
+        return lastTimeMs
+    }
+
+    /// Takes in the clock pings that arrived, reads the cluster's time, and sends the pings due.
+    /// A node whose clock is off the majority's (or that has no majority's time) may not campaign,
+    /// and a leader or candidate in that state steps down.
+    mutating func observeClocks(_ pings: [(from: NodeID, ping: ClockPing)]) {
+        for (from, ping) in pings { clock.receive(ping, from: from, nowMs: nowMs) }
+        let reading = clock.reading(nowMs: nowMs, wallMs: wallMs)
+        if reading.ownClockOff != clockReading.ownClockOff {
+            output.events.append(reading.ownClockOff ? .ownClockOff(distanceMs: reading.ownDistanceMs ?? 0) : .ownClockAgreed)
+        }
+        clockReading = reading
+        let inAgreement = reading.agreement != nil && !reading.ownClockOff
+        raft.mayCampaign = inAgreement
+        // A candidate too: votes that arrive later in an election begun before the clock went off
+        // must not make it leader.
+        if !inAgreement && raft.role != .follower { raft.stepDown() }
+        for (ping, peer) in clock.pingsDue(nowMs: nowMs, wallMs: wallMs) { output.frames.append((.clock(ping), peer)) }
+    }
+
     /// A leader that has not heard from a majority lately refuses at once rather than append
     /// entries that would only time out.
     func hasRecentMajority() -> Bool {
@@ -79,8 +105,8 @@ extension ReplicaDriver {
             for proposal in batch { answer(proposal.origin, .rejected(error)) }
             return
         }
-        lastTimeMs = max(lastTimeMs, wallMs)
-        let commands = batch.map { TimedCommand($0.command, timeMs: lastTimeMs) }
+        let timeMs = stampTime()
+        let commands = batch.map { TimedCommand($0.command, timeMs: timeMs) }
         switch raft.propose(commands.map { $0.encoded() }) {
         case .appended(let term, let first, _):
             // An older waiter at or after these indices lost its entry to a truncation; whether
@@ -112,8 +138,7 @@ extension ReplicaDriver {
         configuredInTerm = raft.term
         let layout = configuration.warehouses.sorted { $0.id < $1.id }
         guard ledger.warehouses != layout else { return }
-        lastTimeMs = max(lastTimeMs, wallMs)
-        _ = raft.propose([TimedCommand(.configureWarehouses(layout), timeMs: lastTimeMs).encoded()])
+        _ = raft.propose([TimedCommand(.configureWarehouses(layout), timeMs: stampTime()).encoded()])
         output.events.append(.proposingWarehouses(count: layout.count))
     }
 }

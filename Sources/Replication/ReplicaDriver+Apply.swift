@@ -210,7 +210,7 @@ extension ReplicaDriver {
                 ReplicaStatus.Peer(
                     nodeID: peer, matchIndex: raft.matchIndex(of: peer), lastContactMs: lastContactMs[peer].map { nowMs - $0 })
             },
-            caughtUpLeader: isCaughtUpLeader)
+            caughtUpLeader: isCaughtUpLeader, clock: clockReading)
     }
 }
 
@@ -231,4 +231,6 @@ public struct ReplicaStatus: Sendable, Equatable {
     public var peers: [Peer]
     /// The leader has applied up to its term's start and may answer from its applied state.
     public var caughtUpLeader: Bool
+    /// What the cluster's clocks agree on, and whose clock is off, as of this turn.
+    public var clock: ClusterClock.Reading
 }

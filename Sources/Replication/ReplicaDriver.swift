@@ -103,6 +103,10 @@ public struct ReplicaDriver<Caller> {
         case stoppedLeading(term: Term)
         case proposingWarehouses(count: Int)
         case installedSnapshot(index: LogIndex, bytes: Int)
+        /// This node's wall clock left the range a majority of the cluster's clocks agree on: it
+        /// stops leading and does not campaign until it is back.
+        case ownClockOff(distanceMs: Int64)
+        case ownClockAgreed
     }
 
     /// Work for the shell, taken from the protocol's `Ready`.
@@ -205,6 +209,9 @@ public struct ReplicaDriver<Caller> {
     public internal(set) var nextTickMs: Int64?
     /// The latest command time stamped or applied: stamps never go backwards.
     public internal(set) var lastTimeMs: Int64 = 0
+    /// What the cluster's clocks agree on (see `ClusterClock`), and this turn's reading of it.
+    var clock: ClusterClock
+    public internal(set) var clockReading = ClusterClock.Reading.none
 
     var waiting = Deque<Waiter>()
     /// A follower's proposals: waiting for a known, reachable leader, and sent to it.
@@ -245,6 +252,7 @@ public struct ReplicaDriver<Caller> {
         persistedHardState = hardState
         snapshotIndex = ledger.appliedIndex
         snapshotHolds = ledger.holds.count
+        clock = ClusterClock(nodeID: configuration.nodeID, voters: configuration.voters, limits: configuration.limits)
         var random = random
         // Forward request ids start at a random point so that a leader's late reply to a frame
         // this node sent before it restarted cannot match one it sends now.
@@ -274,13 +282,14 @@ public struct ReplicaDriver<Caller> {
 
     // MARK: - A turn
 
-    /// Starts a turn at `nowMs` (monotonic) with the node's wall clock `wallMs`: ticks the protocol
-    /// as often as the time says, then takes what arrived.
+    /// Starts a turn at `nowMs` (monotonic) with the node's wall clock `wallMs`: reads the
+    /// cluster's clocks, ticks the protocol as often as the time says, then takes what arrived.
     public mutating func beginTurn(
         nowMs: Int64, wallMs: Int64, messages: [Envelope] = [], forwards: [IncomingForward] = [],
-        replies: [ForwardReply] = [], proposals: [NewProposal] = [], reads: [Caller] = []
+        replies: [ForwardReply] = [], proposals: [NewProposal] = [], reads: [Caller] = [],
+        pings: [(from: NodeID, ping: ClockPing)] = []
     ) {
-        advanceClock(nowMs: nowMs, wallMs: wallMs)
+        advanceClock(nowMs: nowMs, wallMs: wallMs, pings: pings)
         for envelope in messages {
             lastContactMs[envelope.from] = nowMs
             raft.step(envelope)
@@ -303,9 +312,10 @@ public struct ReplicaDriver<Caller> {
         configureWarehousesIfNeeded()
     }
 
-    mutating func advanceClock(nowMs: Int64, wallMs: Int64) {
+    mutating func advanceClock(nowMs: Int64, wallMs: Int64, pings: [(from: NodeID, ping: ClockPing)] = []) {
         self.nowMs = max(self.nowMs, nowMs)
         self.wallMs = wallMs
+        observeClocks(pings)
         let tick = configuration.tickMs
         guard var next = nextTickMs else {
             nextTickMs = self.nowMs + tick
@@ -394,8 +404,11 @@ public struct ReplicaDriver<Caller> {
     }
 }
 
-/// A command batch a follower forwards to the leader, or the leader's answer.
+/// A frame of the runtime's own between peers: a command batch a follower forwards to the
+/// leader, the leader's answer, or a clock reading.
 public enum ForwardFrame: Sendable, Equatable {
     case forward(requestID: UInt64, commands: [[UInt8]])
     case reply(requestID: UInt64, appliedIndex: UInt64, outcomes: [[UInt8]])
+    /// A clock reading for the peer (see `ClusterClock`).
+    case clock(ClockPing)
 }

@@ -76,6 +76,19 @@ public struct Limits: Sendable, Equatable {
     /// reading that connection until answers go out (pipelining waits, nothing is refused).
     public var respPendingRequestsMax: Int = 1_024
 
+    /// How far a node's wall clock may be from the time a majority of the cluster's clocks agree
+    /// on (beyond what the round trip leaves uncertain). Two clocks agree when their readings
+    /// overlap once each is widened by this much; a node further than this from the majority's
+    /// range does not lead. A leader's command time, which decides when holds expire, is at most
+    /// this plus `clockRoundTripMaxMs` from the median of the cluster's clocks.
+    public var clockSkewMaxMs: Int64 = 500
+    /// How often a cluster member sends each peer its clock reading.
+    public var clockPingIntervalMs: Int64 = 200
+    /// How long a peer's clock reading is used after it arrived.
+    public var clockSampleAgeMaxMs: Int64 = 2_000
+    /// Clock readings that took longer than this round trip are not used (too uncertain).
+    public var clockRoundTripMaxMs: Int64 = 1_000
+
     public init() {}
 
     /// The default limits.
@@ -121,6 +134,12 @@ public struct Limits: Sendable, Equatable {
         if respConnectionsMax < 1 { problems.append("respConnectionsMax must be ≥ 1") }
         if !(1...Self.forwardFrameCommandsMax).contains(forwardBatchMax) {
             problems.append("forwardBatchMax must be in 1...\(Self.forwardFrameCommandsMax)")
+        }
+        if clockSkewMaxMs < 1 { problems.append("clockSkewMaxMs must be ≥ 1") }
+        if clockRoundTripMaxMs < 1 { problems.append("clockRoundTripMaxMs must be ≥ 1") }
+        // Several pings must fit in a reading's lifetime, or one lost ping loses the agreement.
+        if clockPingIntervalMs < 1 || clockPingIntervalMs * 4 > clockSampleAgeMaxMs {
+            problems.append("clockPingIntervalMs must be in 1...clockSampleAgeMaxMs / 4")
         }
         return problems
     }

@@ -79,6 +79,14 @@ extension ClusterSimulator {
                     }
                 }
             }
+            // Command time (which decides when holds expire) stays within the allowed skew, the
+            // round-trip uncertainty and the simulated tick drift of the majority's clocks, however
+            // far one node's clock jumps.
+            let timeBoundMs = limits.clockSkewMaxMs + limits.clockRoundTripMaxMs + 1_500
+            if driver.lastTimeMs > majorityWallMs + timeBoundMs {
+                violations.append(
+                    "command time \(driver.lastTimeMs) on node \(id) is \(driver.lastTimeMs - majorityWallMs) ms ahead of the majority's clocks (leader: \(raft.isLeader)); step \(step)")
+            }
             if driver.ledger.appliedIndex > raft.commitIndex {
                 violations.append("node \(id) applied \(driver.ledger.appliedIndex) beyond its commit index \(raft.commitIndex)")
             }

@@ -28,9 +28,12 @@ public final class ClusterSimulator {
         /// Per step, the chance that the leader crashes or is cut off: leadership changes while
         /// entries of older terms sit on a minority, the ground of Raft's Figure 8.
         public var leaderFaultPerMille: Int
+        /// Per step, the chance that one node's wall clock jumps by hours (or jumps back): a bad
+        /// NTP step, a virtual machine resumed from a snapshot. At most one node is off at a time.
+        public var clockJumpPerMille: Int
 
         public var description: String {
-            "drop \(dropPercent)% dup \(duplicatePercent)% delay≤\(delayMaxSteps) crash \(crashPerMille)‰ torn \(tornWritePercent)% partition \(partitionPerMille)‰ heal \(healPerMille)‰ skew \(clockSkewPercent)% propose \(proposePercent)% leader \(leaderFaultPerMille)‰"
+            "drop \(dropPercent)% dup \(duplicatePercent)% delay≤\(delayMaxSteps) crash \(crashPerMille)‰ torn \(tornWritePercent)% partition \(partitionPerMille)‰ heal \(healPerMille)‰ skew \(clockSkewPercent)% propose \(proposePercent)% leader \(leaderFaultPerMille)‰ jump \(clockJumpPerMille)‰"
         }
 
         static func draw(_ random: inout SplitMix64) -> Faults {
@@ -40,7 +43,7 @@ public final class ClusterSimulator {
                 tornWritePercent: Int.random(in: 0...50, using: &random),
                 partitionPerMille: Int.random(in: 0...10, using: &random), healPerMille: Int.random(in: 5...40, using: &random),
                 clockSkewPercent: Int.random(in: 0...30, using: &random), proposePercent: Int.random(in: 10...60, using: &random),
-                leaderFaultPerMille: Int.random(in: 0...20, using: &random))
+                leaderFaultPerMille: Int.random(in: 0...20, using: &random), clockJumpPerMille: Int.random(in: 0...6, using: &random))
         }
     }
 
@@ -79,9 +82,14 @@ public final class ClusterSimulator {
     struct SimulatedNode {
         var driver: Driver?
         var disk = Disk()
+        /// The node's monotonic clock runs at this rate (a skewed tick).
         var clockRate = 1.0
-        /// The node's monotonic clock; its wall clock is `wallBaseMs` plus this.
+        /// The node's monotonic clock.
         var nowMs: Double = 0
+        /// The node's wall clock is the true time plus this small offset, plus `jumpMs` while jumped.
+        var wallOffsetMs: Int64 = 0
+        var jumpMs: Int64 = 0
+        var pings: [(from: NodeID, ping: ClockPing)] = []
         var messages: [Envelope] = []
         var forwards: [Driver.IncomingForward] = []
         var replies: [Driver.ForwardReply] = []
@@ -92,6 +100,7 @@ public final class ClusterSimulator {
         case raft(Envelope)
         case forward(from: NodeID, to: NodeID, requestID: UInt64, commands: [[UInt8]])
         case reply(to: NodeID, requestID: UInt64, appliedIndex: LogIndex, outcomes: [[UInt8]])
+        case clock(from: NodeID, to: NodeID, ping: ClockPing)
     }
 
     struct InFlight {
@@ -172,6 +181,7 @@ public final class ClusterSimulator {
             var node = SimulatedNode()
             node.clockRate = 1 + Double(Int.random(in: -faults.clockSkewPercent...faults.clockSkewPercent, using: &self.random)) / 100
             node.nowMs = Double(Int.random(in: 0...10_000, using: &self.random))
+            node.wallOffsetMs = Int64.random(in: -100...100, using: &self.random)
             nodes[id] = node
             start(id)
         }
@@ -219,6 +229,16 @@ public final class ClusterSimulator {
             }
         }
         if Int.random(in: 0..<1000, using: &random) < faults.healPerMille { blocked.removeAll() }
+        if Int.random(in: 0..<1000, using: &random) < faults.clockJumpPerMille {
+            // Jump one node's clock by hours either way, often the leader's; or set it right again.
+            if let jumped = nodeIDs.first(where: { nodes[$0]!.jumpMs != 0 }) {
+                nodes[jumped]!.jumpMs = 0
+            } else {
+                let leader = nodeIDs.first { nodes[$0]!.driver?.raft.isLeader == true }
+                let id = Bool.random(using: &random) ? leader ?? nodeIDs.randomElement(using: &random)! : nodeIDs.randomElement(using: &random)!
+                nodes[id]!.jumpMs = Int64.random(in: 1...3, using: &random) * 3_600_000 * (Bool.random(using: &random) ? 1 : -1)
+            }
+        }
         if Int.random(in: 0..<1000, using: &random) < faults.leaderFaultPerMille,
             let leader = nodeIDs.first(where: { nodes[$0]!.driver?.raft.isLeader == true })
         {
@@ -254,6 +274,7 @@ public final class ClusterSimulator {
         nodes[id]!.forwards.removeAll()
         nodes[id]!.replies.removeAll()
         nodes[id]!.proposals.removeAll()
+        nodes[id]!.pings.removeAll()
         network.removeAll { $0.packet.to == id }
     }
 
@@ -286,14 +307,26 @@ public final class ClusterSimulator {
         checkStep()
     }
 
+    /// True time: the same for every node.
+    var trueTimeMs: Int64 { Self.wallBaseMs + Int64(Double(step) * Self.stepMs) }
+
+    func wallMs(of id: NodeID) -> Int64 { trueTimeMs + nodes[id]!.wallOffsetMs + nodes[id]!.jumpMs }
+
+    /// The median of the nodes' wall clocks: the time "by the majority's clocks".
+    var majorityWallMs: Int64 {
+        let walls = nodeIDs.map { wallMs(of: $0) }.sorted()
+        return walls[walls.count / 2]
+    }
+
     /// One turn of node `id`, exactly as the shell runs it.
     func turn(_ id: NodeID, lossless: Bool) {
         nodes[id]!.nowMs += Self.stepMs * nodes[id]!.clockRate
         var node = nodes[id]!
         let nowMs = Int64(node.nowMs)
         node.driver!.beginTurn(
-            nowMs: nowMs, wallMs: Self.wallBaseMs + nowMs, messages: node.messages, forwards: node.forwards,
-            replies: node.replies, proposals: node.proposals)
+            nowMs: nowMs, wallMs: wallMs(of: id), messages: node.messages, forwards: node.forwards,
+            replies: node.replies, proposals: node.proposals, pings: node.pings)
+        node.pings.removeAll()
         node.messages.removeAll()
         node.forwards.removeAll()
         node.replies.removeAll()
@@ -353,6 +386,8 @@ public final class ClusterSimulator {
                 }
             case .reply(let requestID, let appliedIndex, let outcomes):
                 send(.reply(to: peer, requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes), from: id, lossless: lossless)
+            case .clock(let ping):
+                send(.clock(from: id, to: peer, ping: ping), from: id, lossless: lossless)
             }
         }
         if let request = output.snapshot {
@@ -388,6 +423,7 @@ public final class ClusterSimulator {
                 nodes[to]!.forwards.append(Driver.IncomingForward(from: from, requestID: requestID, commands: commands))
             case .reply(_, let requestID, let appliedIndex, let outcomes):
                 nodes[to]!.replies.append(Driver.ForwardReply(requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes))
+            case .clock(let from, _, let ping): nodes[to]!.pings.append((from: from, ping: ping))
             }
         }
     }
@@ -399,6 +435,7 @@ extension ClusterSimulator.Packet {
         case .raft(let envelope): envelope.to
         case .forward(_, let to, _, _): to
         case .reply(let to, _, _, _): to
+        case .clock(_, let to, _): to
         }
     }
 }

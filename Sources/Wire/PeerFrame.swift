@@ -20,6 +20,8 @@ public enum PeerFrame: Hashable, Sendable {
     /// The leader's answer to a `forward`: one encoded `Outcome` per command, in order, and the
     /// leader's applied index when it answered (the forwarding node waits to apply that far).
     case forwardReply(requestID: UInt64, appliedIndex: UInt64, outcomes: [[UInt8]])
+    /// A clock reading (the cluster's time is what a majority of these agree on).
+    case clock(ClockPing)
 
     public static let version: UInt8 = 1
     /// Largest frame, header included. Snapshots larger than this must be sent in chunks.
@@ -70,6 +72,12 @@ extension PeerFrame {
             body.write(appliedIndex)
             body.write(UInt32(outcomes.count))
             for outcome in outcomes { body.writeBytes(outcome) }
+        case .clock(let ping):
+            body.write(UInt8(7))
+            body.write(ping.sentMs)
+            body.write(ping.wallMs)
+            body.write(ping.echoMs)
+            body.write(ping.heldMs)
         }
         var frame = ByteWriter(capacity: body.bytes.count + 4)
         frame.write(UInt32(body.bytes.count))
@@ -108,6 +116,11 @@ extension PeerFrame {
                     kind == 5
                     ? .forward(requestID: requestID, commands: items)
                     : .forwardReply(requestID: requestID, appliedIndex: appliedIndex, outcomes: items)
+            case 7:
+                self = .clock(
+                    ClockPing(
+                        sentMs: try reader.readInt64(), wallMs: try reader.readInt64(), echoMs: try reader.readInt64(),
+                        heldMs: try reader.readInt64()))
             case let kind:
                 throw PeerFrameError("unknown frame kind \(kind)")
             }

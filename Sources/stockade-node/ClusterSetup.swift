@@ -70,7 +70,8 @@ struct ClusterSetup {
                 onForward: { peer, id, commands in replica.deliverForward(from: peer, requestID: id, commands: commands) },
                 onReply: { id, applied, outcomes in
                     replica.deliverForwardReply(requestID: id, appliedIndex: applied, outcomes: outcomes)
-                }))
+                },
+                onClock: { peer, ping in replica.deliverClock(ping, from: peer) }))
         let transport = self.transport
         replica.setSender(
             { transport.send($0) },
@@ -79,6 +80,7 @@ struct ClusterSetup {
                 case .forward(let id, let commands): transport.send(.forward(requestID: id, commands: commands), to: peer)
                 case .reply(let id, let applied, let outcomes):
                     transport.send(.forwardReply(requestID: id, appliedIndex: applied, outcomes: outcomes), to: peer)
+                case .clock(let ping): transport.send(.clock(ping), to: peer)
                 }
             })
         routing = ClusterRouting(replica: replica, httpAddresses: http, quorumDeadline: .milliseconds(deadlineMs))

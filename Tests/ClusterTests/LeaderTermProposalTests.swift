@@ -36,6 +36,8 @@ final class InProcessCluster: Sendable {
                         target.deliverForward(from: id, requestID: requestID, commands: commands)
                     case .reply(let requestID, let applied, let outcomes):
                         target.deliverForwardReply(requestID: requestID, appliedIndex: applied, outcomes: outcomes)
+                    case .clock(let ping):
+                        target.deliverClock(ping, from: id)
                     }
                     return true
                 })

@@ -67,6 +67,7 @@ struct DriverCluster {
     var mail: [NodeID: [Envelope]] = [:]
     var forwards: [NodeID: [Driver.IncomingForward]] = [:]
     var replies: [NodeID: [Driver.ForwardReply]] = [:]
+    var pings: [NodeID: [(from: NodeID, ping: ClockPing)]] = [:]
     var proposals: [NodeID: [Driver.NewProposal]] = [:]
     var cut: [NodeID]?
     var answers: [Int: Outcome] = [:]
@@ -115,7 +116,8 @@ struct DriverCluster {
                 var driver = drivers[id]!
                 driver.beginTurn(
                     nowMs: nowMs, wallMs: 1_700_000_000_000 + nowMs, messages: mail[id] ?? [], forwards: forwards[id] ?? [],
-                    replies: replies[id] ?? [], proposals: proposals[id] ?? [])
+                    replies: replies[id] ?? [], proposals: proposals[id] ?? [], pings: pings[id] ?? [])
+                pings[id] = nil
                 repliesDelivered += replies[id]?.count ?? 0
                 mail[id] = nil
                 forwards[id] = nil
@@ -149,6 +151,8 @@ struct DriverCluster {
             case .reply(let requestID, let appliedIndex, let outcomes):
                 let reply = Driver.ForwardReply(requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes)
                 if holdReplies { heldReplies.append((peer, reply)) } else { replies[peer, default: []].append(reply) }
+            case .clock(let ping):
+                if cut != [id, peer] { pings[peer, default: []].append((from: id, ping: ping)) }
             }
         }
     }

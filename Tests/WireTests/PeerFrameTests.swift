@@ -22,7 +22,12 @@ import Wire
         case 3: message = .appendResponse(term: term, success: Bool.random(using: &random), matchIndex: 5, hintIndex: 3, readContext: random.next())
         default: message = .installSnapshot(term: term, snapshot: Snapshot(index: 40, term: term, data: bytes(2_000)))
         }
-        switch Int.random(in: 0..<8, using: &random) {
+        switch Int.random(in: 0..<9, using: &random) {
+        case 8:
+            return .clock(
+                ClockPing(
+                    sentMs: Int64(bitPattern: random.next()), wallMs: Int64(bitPattern: random.next()), echoMs: -1,
+                    heldMs: Int64(bitPattern: random.next() % 1_000)))
         case 6: return .forward(requestID: random.next(), commands: (0..<Int.random(in: 0...4, using: &random)).map { _ in bytes(200) })
         case 7: return .forwardReply(requestID: random.next(), appliedIndex: random.next(), outcomes: (0..<Int.random(in: 0...4, using: &random)).map { _ in bytes(200) })
         case 0: return .hello(node: 3, nonce: bytes(32))
