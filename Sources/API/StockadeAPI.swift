@@ -74,6 +74,18 @@ public struct StockadeAPI: Sendable {
             return JSON.response(clusterAnswer())
         }
 
+        #if DEBUG
+        // Debug builds only: moves this node's wall clock (see `DebugClock`).
+        router.put("/v1/debug/clock-offset") { request, context in
+            try context.require(.admin)
+            guard let text = request.uri.queryParameters["ms"], let ms = Int64(String(text)) else {
+                throw StockadeError(.invalidRequest, "give the offset as ?ms=<integer milliseconds>")
+            }
+            DebugClock.offsetMs.store(ms, ordering: .relaxed)
+            return JSON.response(status: .ok, StatusPayload(status: "clock offset \(ms) ms"))
+        }
+        #endif
+
         router.get("/v1/warehouses") { _, context in
             try context.require(.checkout)
             return JSON.response(warehousesAnswer())

@@ -111,9 +111,14 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
         metrics.appliedIndex.record(Int64(ledger.appliedIndex))
     }
 
-    /// Milliseconds since the Unix epoch, UTC.
+    /// Milliseconds since the Unix epoch, UTC (in debug builds, plus `DebugClock.offsetMs`).
     public static let wallClockMs: @Sendable () -> Int64 = {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        let ms = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        #if DEBUG
+        return ms + DebugClock.offsetMs.load(ordering: .relaxed)
+        #else
+        return ms
+        #endif
     }
 
     /// How many batches and entries the commit loop has made durable since start.

@@ -207,6 +207,90 @@ import Testing
         await cluster.destroy()
     }
 
+    /// The leader's wall clock jumps two hours ahead (a debug-build clock offset). It must not
+    /// expire 15-minute holds early, or stamp new ones with its own time: commands are stamped only
+    /// with a time a majority of the clocks agree on. It stops leading, another node leads, and
+    /// `/v1/cluster` (and `/metrics`) name the node whose clock is off.
+    @Test func aLeaderWhoseClockJumpsTwoHoursAheadExpiresNothingEarly() async throws {
+        let cluster = LocalCluster(httpBase: 17_150, peerBase: 17_250)
+        do {
+            try await cluster.up()
+            let leader = try #require(await Self.leader(cluster, among: [1, 2, 3]))
+            let api = NodeClient(connection: try await cluster.connect(leader), token: cluster.checkoutToken)
+            try await api.setStock("lamp", "yiwu", 1_000, admin: cluster.adminToken)
+            var ids: [String] = []
+            for index in 0..<10 {
+                let (status, json) = try await api.reserve(id: "before-\(index)", sku: "lamp")
+                #expect(status == 201, "\(json)")
+                ids.append("before-\(index)")
+            }
+            let twoHoursMs = 2 * 3_600_000
+            let (jumped, answer) = try await api.call("PUT", "/v1/debug/clock-offset?ms=\(twoHoursMs)", token: cluster.adminToken)
+            #expect(jumped == 200, "\(answer)")
+
+            // Every node names the jumped node, and another node leads.
+            let others = [1, 2, 3].filter { $0 != leader }
+            var named = false
+            var newLeader: Int?
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                var everyone = true
+                for node in [1, 2, 3] {
+                    let off = (await Self.clusterView(cluster, node)?["clock"] as? [String: Any])?["offClock"] as? [String]
+                    if off != ["n\(leader)"] { everyone = false }
+                }
+                named = everyone
+                newLeader = await Self.leader(cluster, among: others)
+                if named && newLeader != nil { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(named, "every node must name n\(leader) as off the cluster's clock")
+            #expect(newLeader != nil, "another node must lead")
+            let successor = newLeader ?? others[0]
+            let metrics = try await api.connection.send(method: .GET, path: "/metrics", headers: [], body: nil, timeout: .seconds(10))
+                .bodyString
+            #expect(metrics.contains("stockade_clock_agreed 0"), "the jumped node reports its clock as off")
+
+            // New holds, through the successor and through the jumped node, are stamped with the
+            // majority's time.
+            let writer = NodeClient(connection: try await cluster.connect(successor), token: cluster.checkoutToken)
+            for (index, client) in [writer, api, writer, api].enumerated() {
+                let id = "after-\(index)"
+                let asked = Int64(Date().timeIntervalSince1970 * 1000)
+                let (status, json) = try await client.reserve(id: id, sku: "lamp")
+                #expect(status == 201, "\(json)")
+                let expiresAt = json["expiresAt"] as? Int64 ?? Int64(json["expiresAt"] as? Int ?? 0)
+                #expect(abs(expiresAt - (asked + 900_000)) < 60_000, "\(id) expires at \(expiresAt), asked at \(asked)")
+                ids.append(id)
+            }
+            // Expiry runs every 250 ms: with the jumped clock deciding, every hold would now be gone.
+            try await Task.sleep(for: .seconds(3))
+            #expect(await Self.leader(cluster, among: [leader]) == nil, "the jumped node must not lead again")
+            for id in ids {
+                let (status, json) = try await writer.call("GET", "/v1/reservations/\(id)")
+                #expect(status == 200 && json["status"] as? String == "held", "\(id): \(status) \(json)")
+            }
+
+            // Set right again, the node agrees with the others once more.
+            _ = try await api.call("PUT", "/v1/debug/clock-offset?ms=0", token: cluster.adminToken)
+            var agreed = false
+            let back = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < back && !agreed {
+                let view = await Self.clusterView(cluster, leader)
+                agreed = ((view?["clock"] as? [String: Any])?["offClock"] as? [String]) == []
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(agreed, "n\(leader) agrees with the cluster's clock again")
+            await api.connection.close()
+            await writer.connection.close()
+        } catch {
+            for node in 1...3 { print("n\(node) log:\n\(cluster.logTail(node))") }
+            await cluster.destroy()
+            throw error
+        }
+        await cluster.destroy()
+    }
+
     /// One node of three down: still granting, through every live node. Two down: refused with
     /// `quorum_unavailable`, never a hang (the client's own timeout would catch one).
     @Test func oneDownKeepsGrantingTwoDownRefuses() async throws {
