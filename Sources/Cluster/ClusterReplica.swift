@@ -23,30 +23,19 @@ import StockadeCore
 /// published status is guarded by `statusLock`. (`NSLock`, not `Mutex`: the reserve
 /// fast path must only *try* the lock, and reads return values derived from the guarded ledger.)
 public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
+    /// The driver's configuration, and where the replica keeps its files.
     public struct Configuration: Sendable {
-        public var nodeID: NodeID
-        public var voters: [NodeID]
+        public var replica: ReplicaConfiguration
         public var dataDirectory: String
-        public var warehouses: [Warehouse]
-        public var limits: Limits
-        public var consensus: ConsensusConfiguration
-        /// Wall-clock length of one protocol tick.
-        public var tickMs: Int
-        /// How long a write may wait for a majority before it is answered.
-        public var quorumDeadlineMs: Int
 
         public init(
             nodeID: NodeID, voters: [NodeID], dataDirectory: String, warehouses: [Warehouse], limits: Limits = .default,
-            consensus: ConsensusConfiguration = ConsensusConfiguration(), tickMs: Int = 50, quorumDeadlineMs: Int = 2_000
+            tickMs: Int = 50, quorumDeadlineMs: Int = 2_000
         ) {
-            self.nodeID = nodeID
-            self.voters = voters
+            replica = ReplicaConfiguration(
+                nodeID: nodeID, voters: voters, warehouses: warehouses, limits: limits, tickMs: Int64(tickMs),
+                quorumDeadlineMs: Int64(quorumDeadlineMs))
             self.dataDirectory = dataDirectory
-            self.warehouses = warehouses
-            self.limits = limits
-            self.consensus = consensus
-            self.tickMs = tickMs
-            self.quorumDeadlineMs = quorumDeadlineMs
         }
     }
 
@@ -89,26 +78,24 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
         clock: @escaping @Sendable () -> Int64 = Replica.wallClockMs
     ) throws {
         self.configuration = configuration
-        limits = configuration.limits
+        limits = configuration.replica.limits
         self.logger = logger
         self.metrics = metrics
         self.clock = clock
-        queues = ReplicaQueues(limits: configuration.limits, readsMax: configuration.consensus.pendingReadsMax)
+        queues = ReplicaQueues(limits: limits)
         let problems = limits.violations()
         guard problems.isEmpty else { throw StockadeError(.invalidRequest, "bad limits: \(problems)") }
-        guard configuration.voters.contains(configuration.nodeID), !configuration.voters.contains(0) else {
-            throw StockadeError(.invalidRequest, "node \(configuration.nodeID) must be one of the voters, ids from 1")
+        let replica = configuration.replica
+        guard replica.voters.contains(replica.nodeID), !replica.voters.contains(0) else {
+            throw StockadeError(.invalidRequest, "node \(replica.nodeID) must be one of the voters, ids from 1")
         }
         storage = try ReplicaStorage(
-            directory: configuration.dataDirectory, limits: limits, keepsSnapshotBytes: configuration.voters.count > 1,
+            directory: configuration.dataDirectory, limits: limits, keepsSnapshotBytes: replica.voters.count > 1,
             metrics: metrics, logger: logger)
         let recovered = try storage.recover(limits: limits)
         var seed = SystemRandomNumberGenerator()
         driver = Driver(
-            configuration: .init(
-                nodeID: configuration.nodeID, voters: configuration.voters, warehouses: configuration.warehouses,
-                limits: limits, consensus: configuration.consensus, tickMs: Int64(configuration.tickMs),
-                quorumDeadlineMs: Int64(configuration.quorumDeadlineMs)),
+            configuration: replica,
             ledger: recovered.ledger, hardState: recovered.hardState, snapshot: recovered.snapshot, entries: recovered.entries,
             random: SplitMix64(seed: seed.next()))
         status = driver.status
@@ -299,7 +286,7 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
             deliverOutput()
             noteTurn(started: started, proposals: turn.proposals.count, messages: turn.messages.count)
             if turn.stopping {
-                if stopDeadline == nil { stopDeadline = now + Int64(configuration.quorumDeadlineMs) }
+                if stopDeadline == nil { stopDeadline = now + configuration.replica.quorumDeadlineMs }
                 if waiting == 0 || now >= stopDeadline! { break }
             }
         }

@@ -27,14 +27,12 @@ final class ReplicaQueues<Caller>: @unchecked Sendable {
     }
 
     private let limits: Limits
-    private let readsMax: Int
     private let condition = NSCondition()
     private var queued = Turn()
     private var accepting = true
 
-    init(limits: Limits, readsMax: Int) {
+    init(limits: Limits) {
         self.limits = limits
-        self.readsMax = readsMax
     }
 
     var isAccepting: Bool {
@@ -61,7 +59,7 @@ final class ReplicaQueues<Caller>: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if !accepting { return StockadeError(.unavailable, "the node is shutting down") }
-        if queued.reads.count >= readsMax { return StockadeError(.overloaded, "too many reads waiting for a read point") }
+        if queued.reads.count >= limits.consensus.pendingReadsMax { return StockadeError(.overloaded, "too many reads waiting for a read point") }
         queued.reads.append(caller)
         if queued.reads.count == 1 { condition.signal() }
         return nil

@@ -197,9 +197,9 @@ extension RaftNode {
         var batch: [Entry] = []
         var bytes = 0
         var index = peer.next
-        while index <= lastIndex, batch.count < configuration.entriesPerAppendMax {
+        while index <= lastIndex, batch.count < configuration.appendEntriesMax {
             let entry = log[position(of: index)]
-            if !batch.isEmpty && bytes + entry.payload.count > configuration.bytesPerAppendMax { break }
+            if !batch.isEmpty && bytes + entry.payload.count > configuration.appendBytesMax { break }
             batch.append(entry)
             bytes += entry.payload.count
             index += 1

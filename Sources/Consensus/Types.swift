@@ -92,20 +92,5 @@ public struct ReadState: Hashable, Sendable {
     public var index: LogIndex
 }
 
-/// Bounds and timing of the protocol, in ticks.
-public struct ConsensusConfiguration: Sendable {
-    public var electionTicksMin = 10
-    public var electionTicksMax = 20
-    public var heartbeatTicks = 2
-    /// Appends in flight to one follower before waiting for answers (pipelining).
-    public var inflightAppendsMax = 8
-    public var entriesPerAppendMax = 256
-    public var bytesPerAppendMax = 1 << 20
-    /// Entries proposed but not yet committed, beyond which proposals are refused.
-    public var uncommittedEntriesMax = 16_384
-    public var pendingReadsMax = 4_096
-    public var preVote = true
-    public var checkQuorum = true
-
-    public init() {}
-}
+/// Bounds and timing of the protocol: they live with every other bound, in `Limits`.
+public typealias ConsensusConfiguration = Limits.Consensus

@@ -65,12 +65,12 @@ struct AllotmentChunk {
         available: Int64, perSecond: Double, starvedAfter lastChunk: Int64, configuration: HotPathConfiguration
     ) -> Int64 {
         let byRate = perSecond * Double(configuration.chunkSeconds)
-        var evidence = byRate >= Double(configuration.chunkMax) ? configuration.chunkMax : Int64(byRate.rounded(.up))
+        var evidence = byRate >= Double(configuration.chunkUnitsMax) ? configuration.chunkUnitsMax : Int64(byRate.rounded(.up))
         if lastChunk > 0 { evidence = max(evidence, lastChunk.multipliedReportingOverflow(by: 2).overflow ? .max : lastChunk * 2) }
         let share = available.multipliedReportingOverflow(by: configuration.chunkPercent).overflow
             ? available / 100 * configuration.chunkPercent : available * configuration.chunkPercent / 100
-        let sized = max(min(configuration.chunkMin, share), min(evidence, max(0, available)))
-        return max(1, min(sized, configuration.chunkMax))
+        let sized = max(min(configuration.chunkUnitsMin, share), min(evidence, max(0, available)))
+        return max(1, min(sized, configuration.chunkUnitsMax))
     }
 
     /// 0.5^(elapsed / 1 s).

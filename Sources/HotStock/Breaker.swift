@@ -47,14 +47,14 @@ final class Breaker: @unchecked Sendable {
         var closed = false
         switch state {
         case .closed:
-            if window.count < configuration.breakerWindow {
+            if window.count < configuration.breakerWindowCalls {
                 window.append(success)
             } else {
                 window[position] = success
-                position = (position + 1) % configuration.breakerWindow
+                position = (position + 1) % configuration.breakerWindowCalls
             }
             let failures = window.filter { !$0 }.count
-            if window.count >= configuration.breakerMinCalls && failures * 2 >= window.count {
+            if window.count >= configuration.breakerCallsMin && failures * 2 >= window.count {
                 state = .open(until: .now + .milliseconds(configuration.breakerCooldownMs))
                 opened = true
             }

@@ -48,7 +48,7 @@ final class GateBatcher: Sendable {
         self.waitMicroseconds = waitMicroseconds
         self.inFlightMax = inFlightMax
         answerRetentionMs = configuration.answerRetentionMs
-        backlogMax = configuration.backlogMax
+        backlogMax = configuration.backlogRecordsMax
         batches = Counter(label: "stockade_cache_gate_batches_total", dimensions: [], factory: metrics)
         reservations = Counter(label: "stockade_cache_gate_reservations_total", dimensions: [], factory: metrics)
     }

@@ -6,45 +6,25 @@ import Node
 import StockadeCore
 import Synchronization
 
-/// Settings of the hot path (defaults from docs/hot-path.md).
+/// Settings of the hot path: its bounds (in `Limits.HotPath`, read through this value as if they
+/// were its own), the consumer's name, and a test-only delay.
+@dynamicMemberLookup
 public struct HotPathConfiguration: Sendable {
-    /// How long Redis keeps a cache answer for idempotent replays (the ledger has it after the drain).
-    public var answerRetentionMs: Int64 = 3_600_000
-    /// Undrained decrement records beyond which the gate refuses (the quorum path answers instead).
-    public var backlogMax: Int = 200_000
-    /// An allotment chunk (see `AllotmentChunk`): enough for `chunkSeconds` of the row's recent
-    /// sales, at least `chunkMin`, at most `chunkMax` and `chunkPercent`% of the row's available
-    /// units, and never less than 1.
-    public var chunkPercent: Int64 = 10
-    public var chunkMin: Int64 = 1_000
-    public var chunkMax: Int64 = 100_000
-    public var chunkSeconds: Int64 = 1
-    /// Refill when the cache counter drops below this share of a chunk.
-    public var lowWaterPercent: Int64 = 25
-    /// Automatic promotion above this many reservations per second for one SKU (0: admin only);
-    /// demotion after `coolSeconds` below a tenth of it.
-    public var hotThresholdPerSecond: Int = 100
-    public var coolSeconds: Int = 60
-    /// Decrement records per ledger batch, and how the queue treats stragglers.
-    public var consumerBatch: Int = 256
-    public var claimIdleMs: Int64 = 5_000
-    public var maxDeliveries: Int = 5
+    public var limits: Limits.HotPath
     /// The consumer's name in the group (the node's name).
     public var consumerName: String = "n1"
-    /// Coordinator turn.
-    public var coordinatorIntervalMs: Int = 50
-    /// Breaker: open when at least half of the last `breakerWindow` calls failed (with at least
-    /// `breakerMinCalls` of them), or when no connection is up; probe again after `breakerCooldownMs`.
-    public var breakerWindow: Int = 50
-    public var breakerMinCalls: Int = 10
-    public var breakerCooldownMs: Int64 = 1_000
-    /// How long a confirm, release or extend waits for a cache hold to reach the ledger.
-    public var settleTimeoutMs: Int64 = 2_000
     /// Tests only: a pause between a batch's commit and its XACK, widening the window in which a
     /// killed consumer leaves applied entries unacknowledged.
     public var debugAckDelayMs = 0
 
-    public init() {}
+    public init(limits: Limits.HotPath = Limits.HotPath()) {
+        self.limits = limits
+    }
+
+    public subscript<T>(dynamicMember keyPath: WritableKeyPath<Limits.HotPath, T>) -> T {
+        get { limits[keyPath: keyPath] }
+        set { limits[keyPath: keyPath] = newValue }
+    }
 }
 
 /// Counters of the hot path, exported as metrics and in `/v1/cluster`.

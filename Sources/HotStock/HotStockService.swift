@@ -75,7 +75,7 @@ public final class HotStockService: Service, @unchecked Sendable {
             let claimed = try await redis.call(
                 RedisCommand([
                     "XAUTOCLAIM", HotKeys.holds, HotKeys.group, configuration.consumerName, "\(configuration.claimIdleMs)", "0-0",
-                    "COUNT", "\(configuration.consumerBatch)",
+                    "COUNT", "\(configuration.consumerBatchMax)",
                 ]))
             entries = Self.entries(claimed.elements?.dropFirst().first ?? .array([]))
             if !entries.isEmpty {
@@ -86,7 +86,7 @@ public final class HotStockService: Service, @unchecked Sendable {
         }
         let reply = try await redis.call(
             RedisCommand([
-                "XREADGROUP", "GROUP", HotKeys.group, configuration.consumerName, "COUNT", "\(configuration.consumerBatch)",
+                "XREADGROUP", "GROUP", HotKeys.group, configuration.consumerName, "COUNT", "\(configuration.consumerBatchMax)",
                 "STREAMS", HotKeys.holds, readPending ? "0" : ">",
             ]))
         entries = Self.entries(reply.elements?.first?.elements?.dropFirst().first ?? .array([]))
@@ -179,10 +179,10 @@ public final class HotStockService: Service, @unchecked Sendable {
     /// Entries delivered `maxDeliveries` times without being acknowledged go to the dead letters.
     private func deadLetterRedelivered() async throws {
         let pending = try await redis.call(
-            RedisCommand(["XPENDING", HotKeys.holds, HotKeys.group, "-", "+", "\(configuration.consumerBatch)"]))
+            RedisCommand(["XPENDING", HotKeys.holds, HotKeys.group, "-", "+", "\(configuration.consumerBatchMax)"]))
         for item in pending.elements ?? [] {
             guard let fields = item.elements, fields.count >= 4, let id = fields[0].string,
-                let deliveries = fields[3].integer, deliveries >= Int64(configuration.maxDeliveries)
+                let deliveries = fields[3].integer, deliveries >= Int64(configuration.deliveriesMax)
             else { continue }
             let claimed = try await redis.call(
                 RedisCommand(["XCLAIM", HotKeys.holds, HotKeys.group, configuration.consumerName, "0", id]))

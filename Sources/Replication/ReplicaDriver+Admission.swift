@@ -54,7 +54,7 @@ extension ReplicaDriver {
     /// A leader that has not heard from a majority lately refuses at once rather than append
     /// entries that would only time out.
     func hasRecentMajority() -> Bool {
-        let window = configuration.tickMs * Int64(configuration.consensus.electionTicksMin)
+        let window = configuration.tickMs * Int64(limits.consensus.electionTicksMin)
         let heard = configuration.voters.filter { voter in
             voter == configuration.nodeID || lastContactMs[voter].map { nowMs - $0 <= window } == true
         }

@@ -28,30 +28,7 @@ import StockadeCore
 /// quorum deadline gets `outcome_unknown`, since it may still commit. Its entry being replaced
 /// by another at the same index is a definite failure (`quorum_unavailable`).
 public struct ReplicaDriver<Caller> {
-    public struct Configuration: Sendable {
-        public var nodeID: NodeID
-        public var voters: [NodeID]
-        public var warehouses: [Warehouse]
-        public var limits: Limits
-        public var consensus: ConsensusConfiguration
-        /// Length of one protocol tick.
-        public var tickMs: Int64
-        /// How long a write or a read point may wait for a majority before it is answered.
-        public var quorumDeadlineMs: Int64
-
-        public init(
-            nodeID: NodeID, voters: [NodeID], warehouses: [Warehouse], limits: Limits,
-            consensus: ConsensusConfiguration = ConsensusConfiguration(), tickMs: Int64 = 50, quorumDeadlineMs: Int64 = 2_000
-        ) {
-            self.nodeID = nodeID
-            self.voters = voters
-            self.warehouses = warehouses
-            self.limits = limits
-            self.consensus = consensus
-            self.tickMs = tickMs
-            self.quorumDeadlineMs = quorumDeadlineMs
-        }
-    }
+    public typealias Configuration = ReplicaConfiguration
 
     /// A command to propose, with who asked.
     public struct NewProposal {
@@ -258,7 +235,7 @@ public struct ReplicaDriver<Caller> {
         // this node sent before it restarted cannot match one it sends now.
         nextForwardID = random.next() >> 1
         raft = RaftNode(
-            id: configuration.nodeID, voters: configuration.voters, configuration: configuration.consensus,
+            id: configuration.nodeID, voters: configuration.voters, configuration: configuration.limits.consensus,
             random: random, hardState: hardState, snapshot: snapshot, entries: entries)
     }
 
@@ -401,6 +378,29 @@ public struct ReplicaDriver<Caller> {
         readsNotYetAccepted.removeAll()
         readsAwaitingState.removeAll()
         readsAwaitingApply.removeAll()
+    }
+}
+
+/// Who a replica is, among whom, and its timing; its bounds (the protocol's included) are in `limits`.
+public struct ReplicaConfiguration: Sendable {
+    public var nodeID: NodeID
+    public var voters: [NodeID]
+    public var warehouses: [Warehouse]
+    public var limits: Limits
+    /// Length of one protocol tick.
+    public var tickMs: Int64
+    /// How long a write or a read point may wait for a majority before it is answered.
+    public var quorumDeadlineMs: Int64
+
+    public init(
+        nodeID: NodeID, voters: [NodeID], warehouses: [Warehouse], limits: Limits, tickMs: Int64 = 50, quorumDeadlineMs: Int64 = 2_000
+    ) {
+        self.nodeID = nodeID
+        self.voters = voters
+        self.warehouses = warehouses
+        self.limits = limits
+        self.tickMs = tickMs
+        self.quorumDeadlineMs = quorumDeadlineMs
     }
 }
 

@@ -89,6 +89,93 @@ public struct Limits: Sendable, Equatable {
     /// Clock readings that took longer than this round trip are not used (too uncertain).
     public var clockRoundTripMaxMs: Int64 = 1_000
 
+    /// The replication protocol's bounds and timing, in ticks (see `Consensus`).
+    public var consensus = Consensus()
+
+    public struct Consensus: Sendable, Equatable {
+        /// A follower that hears from no leader for a random number of ticks in
+        /// `electionTicksMin..<electionTicksMax` campaigns; a leader that has not heard from a
+        /// majority within `electionTicksMin` ticks steps down (with `checkQuorum`).
+        public var electionTicksMin = 10
+        public var electionTicksMax = 20
+        public var heartbeatTicks = 2
+        /// Appends in flight to one follower before waiting for answers (pipelining).
+        public var inflightAppendsMax = 8
+        /// Most entries, and most payload bytes, in one append (one larger entry goes alone).
+        public var appendEntriesMax = 256
+        public var appendBytesMax = 1 << 20
+        /// Entries proposed but not yet committed, beyond which proposals are refused.
+        public var uncommittedEntriesMax = 16_384
+        /// Read-index reads waiting for a leader's confirmation, and read requests queued on a member.
+        public var pendingReadsMax = 4_096
+        public var preVote = true
+        public var checkQuorum = true
+
+        public init() {}
+    }
+
+    /// The Redis hot path's bounds (see docs/hot-path.md).
+    public var hotPath = HotPath()
+
+    public struct HotPath: Sendable, Equatable {
+        /// How long Redis keeps a cache answer for idempotent replays (the ledger has it after the drain).
+        public var answerRetentionMs: Int64 = 3_600_000
+        /// Undrained decrement records beyond which the gate refuses (the quorum path answers instead).
+        public var backlogRecordsMax: Int = 200_000
+        /// An allotment chunk (see `AllotmentChunk`): enough for `chunkSeconds` of the row's recent
+        /// sales, at least `chunkUnitsMin`, at most `chunkUnitsMax` and `chunkPercent`% of the
+        /// row's available units, and never less than 1.
+        public var chunkPercent: Int64 = 10
+        public var chunkUnitsMin: Int64 = 1_000
+        public var chunkUnitsMax: Int64 = 100_000
+        public var chunkSeconds: Int64 = 1
+        /// Refill when the cache counter drops below this share of a chunk.
+        public var lowWaterPercent: Int64 = 25
+        /// Automatic promotion above this many reservations per second for one SKU (0: admin only);
+        /// demotion after `coolSeconds` below a tenth of it.
+        public var hotThresholdPerSecond: Int = 100
+        public var coolSeconds: Int = 60
+        /// Decrement records per ledger batch; how long a delivered record may sit unacknowledged
+        /// before another consumer claims it; deliveries before it becomes a dead letter.
+        public var consumerBatchMax: Int = 256
+        public var claimIdleMs: Int64 = 5_000
+        public var deliveriesMax: Int = 5
+        /// Coordinator turn.
+        public var coordinatorIntervalMs: Int = 50
+        /// Breaker: open when at least half of the last `breakerWindowCalls` calls failed (with at
+        /// least `breakerCallsMin` of them), or when no connection is up; probe again after
+        /// `breakerCooldownMs`.
+        public var breakerWindowCalls: Int = 50
+        public var breakerCallsMin: Int = 10
+        public var breakerCooldownMs: Int64 = 1_000
+        /// How long a confirm, release or extend waits for a cache hold to reach the ledger.
+        public var settleTimeoutMs: Int64 = 2_000
+
+        public init() {}
+
+        /// Every broken relation between these bounds.
+        public func violations() -> [String] {
+            var problems: [String] = []
+            if !(1...100).contains(chunkPercent) { problems.append("hotPath.chunkPercent must be in 1...100") }
+            if chunkUnitsMin < 1 || chunkUnitsMin > chunkUnitsMax {
+                problems.append("hotPath.chunkUnitsMin (\(chunkUnitsMin)) must be in 1...chunkUnitsMax (\(chunkUnitsMax))")
+            }
+            if !(1...3_600).contains(chunkSeconds) { problems.append("hotPath.chunkSeconds must be in 1...3600") }
+            if !(1...100).contains(lowWaterPercent) { problems.append("hotPath.lowWaterPercent must be in 1...100") }
+            if hotThresholdPerSecond < 0 || coolSeconds < 1 {
+                problems.append("hotPath.hotThresholdPerSecond must be ≥ 0 and coolSeconds ≥ 1")
+            }
+            if backlogRecordsMax < 1 || consumerBatchMax < 1 || deliveriesMax < 1 {
+                problems.append("hotPath.backlogRecordsMax, consumerBatchMax and deliveriesMax must be ≥ 1")
+            }
+            if claimIdleMs < 100 { problems.append("hotPath.claimIdleMs must be ≥ 100") }
+            if breakerCallsMin < 1 || breakerCallsMin > breakerWindowCalls {
+                problems.append("hotPath.breakerCallsMin must be in 1...breakerWindowCalls")
+            }
+            return problems
+        }
+    }
+
     public init() {}
 
     /// The default limits.
@@ -135,6 +222,20 @@ public struct Limits: Sendable, Equatable {
         if !(1...Self.forwardFrameCommandsMax).contains(forwardBatchMax) {
             problems.append("forwardBatchMax must be in 1...\(Self.forwardFrameCommandsMax)")
         }
+        if consensus.heartbeatTicks < 1 || consensus.heartbeatTicks >= consensus.electionTicksMin {
+            problems.append("consensus.heartbeatTicks must be in 1..<electionTicksMin")
+        }
+        if consensus.electionTicksMax <= consensus.electionTicksMin {
+            problems.append("consensus.electionTicksMax must be > electionTicksMin")
+        }
+        if consensus.inflightAppendsMax < 1 || consensus.appendEntriesMax < 1 || consensus.appendBytesMax < 1 {
+            problems.append("consensus.inflightAppendsMax, appendEntriesMax and appendBytesMax must be ≥ 1")
+        }
+        if consensus.uncommittedEntriesMax < commitBatchMax {
+            problems.append("consensus.uncommittedEntriesMax must be ≥ commitBatchMax")
+        }
+        if consensus.pendingReadsMax < 1 { problems.append("consensus.pendingReadsMax must be ≥ 1") }
+        problems += hotPath.violations()
         if clockSkewMaxMs < 1 { problems.append("clockSkewMaxMs must be ≥ 1") }
         if clockRoundTripMaxMs < 1 { problems.append("clockRoundTripMaxMs must be ≥ 1") }
         // Several pings must fit in a reading's lifetime, or one lost ping loses the agreement.

@@ -117,7 +117,6 @@ public final class ClusterSimulator {
     public let faults: Faults
     let nodeIDs: [NodeID]
     let limits: Limits
-    let configuration: ConsensusConfiguration
     var random: SplitMix64
     var nodes: [NodeID: SimulatedNode] = [:]
     var network: [InFlight] = []
@@ -163,11 +162,9 @@ public final class ClusterSimulator {
         faults = Faults.draw(&random)
         let count = nodeCount ?? (Bool.random(using: &random) ? 3 : 5)
         nodeIDs = (1...count).map(NodeID.init)
-        var configuration = ConsensusConfiguration()
-        configuration.inflightAppendsMax = Int.random(in: 1...8, using: &random)
-        configuration.entriesPerAppendMax = Int.random(in: 1...64, using: &random)
-        self.configuration = configuration
         var limits = Limits()
+        limits.consensus.inflightAppendsMax = Int.random(in: 1...8, using: &random)
+        limits.consensus.appendEntriesMax = Int.random(in: 1...64, using: &random)
         limits.finishedRetentionMs = 60_000
         limits.commitBatchMax = 16
         limits.snapshotIntervalEntries = Int.random(in: 20...200, using: &random)
@@ -292,7 +289,7 @@ public final class ClusterSimulator {
         checkedThrough[id] = disk.snapshot?.index ?? 0
         nodes[id]!.driver = Driver(
             configuration: .init(
-                nodeID: id, voters: nodeIDs, warehouses: generator.warehouses, limits: limits, consensus: configuration,
+                nodeID: id, voters: nodeIDs, warehouses: generator.warehouses, limits: limits,
                 tickMs: Int64(Self.stepMs), quorumDeadlineMs: 2_000),
             ledger: ledger, hardState: disk.hardState, snapshot: disk.snapshot, entries: disk.entries,
             random: SplitMix64(seed: random.next()))

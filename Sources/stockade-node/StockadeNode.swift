@@ -191,15 +191,16 @@ struct StockadeNode: AsyncParsableCommand {
             try checked(section.hotThresholdPerSecond, "redis.hotThresholdPerSecond", atLeast: 0) ?? hot.hotThresholdPerSecond
         hot.coolSeconds = try checked(section.coolSeconds, "redis.coolSeconds", atLeast: 1) ?? hot.coolSeconds
         hot.chunkPercent = try checked(section.chunkPercent, "redis.chunkPercent", in: 1...100) ?? hot.chunkPercent
-        hot.chunkMin = try checked(section.chunkMin, "redis.chunkMin", atLeast: 1) ?? hot.chunkMin
-        hot.chunkMax = try checked(section.chunkMax, "redis.chunkMax", atLeast: 1) ?? hot.chunkMax
+        hot.chunkUnitsMin = try checked(section.chunkMin, "redis.chunkMin", atLeast: 1) ?? hot.chunkUnitsMin
+        hot.chunkUnitsMax = try checked(section.chunkMax, "redis.chunkMax", atLeast: 1) ?? hot.chunkUnitsMax
         hot.chunkSeconds = try checked(section.chunkSeconds, "redis.chunkSeconds", in: 1...3_600) ?? hot.chunkSeconds
-        if hot.chunkMin > hot.chunkMax {
-            throw ConfigurationError("redis.chunkMin (\(hot.chunkMin)) must not exceed redis.chunkMax (\(hot.chunkMax))")
-        }
         hot.lowWaterPercent = try checked(section.lowWaterPercent, "redis.lowWaterPercent", in: 1...100) ?? hot.lowWaterPercent
-        hot.backlogMax = try checked(section.backlogMax, "redis.backlogMax", atLeast: 1) ?? hot.backlogMax
+        hot.backlogRecordsMax = try checked(section.backlogMax, "redis.backlogMax", atLeast: 1) ?? hot.backlogRecordsMax
         hot.claimIdleMs = try checked(section.claimIdleMs, "redis.claimIdleMs", atLeast: 100) ?? hot.claimIdleMs
+        // The `redis` section's chunkMin, chunkMax and backlogMax set `Limits.HotPath`'s
+        // chunkUnitsMin, chunkUnitsMax and backlogRecordsMax.
+        let problems = hot.limits.violations()
+        guard problems.isEmpty else { throw ConfigurationError("redis: \(problems.joined(separator: "; "))") }
         #if DEBUG
         if let delay = environment["STOCKADE_DEBUG_ACK_DELAY_MS"].flatMap(Int.init) { hot.debugAckDelayMs = delay }
         #endif

@@ -6,8 +6,8 @@ import Testing
 @Suite struct AllotmentChunkTests {
     static let configuration: HotPathConfiguration = {
         var configuration = HotPathConfiguration()
-        configuration.chunkMin = 1_000
-        configuration.chunkMax = 100_000
+        configuration.chunkUnitsMin = 1_000
+        configuration.chunkUnitsMax = 100_000
         configuration.chunkPercent = 10
         configuration.chunkSeconds = 1
         return configuration
@@ -80,9 +80,9 @@ import Testing
             #expect(size >= 1)
             #expect(size <= max(1, Int64(available) / 10, min(Int64(available), max(Int64(perSecond), 2 * Int64(lastChunk)))))
             #expect(available == 0 || size <= Int64(available))
-            #expect(size <= Self.configuration.chunkMax)
-            if Int64(available) / 10 >= Self.configuration.chunkMax {
-                #expect(size >= min(Self.configuration.chunkMax, max(Self.configuration.chunkMin, Int64(perSecond))))
+            #expect(size <= Self.configuration.chunkUnitsMax)
+            if Int64(available) / 10 >= Self.configuration.chunkUnitsMax {
+                #expect(size >= min(Self.configuration.chunkUnitsMax, max(Self.configuration.chunkUnitsMin, Int64(perSecond))))
             }
         }
     }
