@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "Replication",
             dependencies: ["StockadeCore", "Ledger", "Consensus", .product(name: "DequeModule", package: "swift-collections")],
-            swiftSettings: optimizedEvenInDebug
+            swiftSettings: optimizedEvenInDebug + specializedAcrossModules
         ),
         // The Redis serialization protocol (RESP2/RESP3): values, a bounded parser, NIO decoders. NIOCore only.
         .target(name: "RESP", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
@@ -245,3 +245,7 @@ let package = Package(
 /// -Onone that work starved the real-process tests running beside it on a 2-core machine.
 /// Preconditions still hold in optimized code; the core asserts with `precondition`.
 var optimizedEvenInDebug: [SwiftSetting] { [.unsafeFlags(["-O"], .when(configuration: .debug))] }
+// `ReplicaDriver<Caller>` is generic over its callers, which the shell and the simulator define in
+// their own modules. Without cross-module optimization its methods run unspecialized there
+// (runtime generic metadata lookups and value-witness copies on every turn); see docs/decisions.md.
+var specializedAcrossModules: [SwiftSetting] { [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))] }

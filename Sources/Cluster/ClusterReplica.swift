@@ -6,6 +6,7 @@ import Node
 import Replication
 import ServiceLifecycle
 import StockadeCore
+import Synchronization
 
 /// One node of a replicated ledger: the thin shell around a `ReplicaDriver`. It owns the loop
 /// thread, the command log, the hard-state file, the snapshot files, the link to the peer
@@ -59,6 +60,8 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
 
     private let statusLock = NSLock()
     private var status: ReplicaStatus
+    /// `status.caughtUpLeader`, for the reserve fast path to read without copying the status.
+    private let caughtUpLeader = Atomic<Bool>(false)
 
     private let senderLock = NSLock()
     private var sender: (@Sendable ([Envelope]) -> Void)?
@@ -149,9 +152,7 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     }
 
     public func read<T>(_ body: (borrowing Ledger) throws -> T) rethrows -> T {
-        driverLock.lock()
-        defer { driverLock.unlock() }
-        return try body(driver.ledger)
+        try withDriver { try body($0.ledger) }
     }
 
     /// On the leader, proposes; on a follower, forwards to the leader over the peer link (and
@@ -182,9 +183,8 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     /// the driver (the proposal goes unchecked).
     public func reserve(_ request: ReserveRequest, completion: @escaping @Sendable (Outcome) -> Void) {
         var checked = false
-        if currentStatus.caughtUpLeader, driverLock.try() {
-            let answer = driver.isCaughtUpLeader ? driver.ledger.answerWithoutLog(request) : nil
-            checked = driver.isCaughtUpLeader
+        if caughtUpLeader.load(ordering: .relaxed), driverLock.try() {
+            let answer = Self.answerWithoutLog(&driver, request, checked: &checked)
             driverLock.unlock()
             if let answer { return completion(answer) }
         }
@@ -278,6 +278,7 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
             statusLock.lock()
             self.status = status
             statusLock.unlock()
+            caughtUpLeader.store(status.caughtUpLeader, ordering: .relaxed)
             let reading = status.clock
             metrics.clockDistanceMs.record(reading.ownDistanceMs ?? 0)
             metrics.clockAgreed.record(reading.agreement != nil && !reading.ownClockOff ? 1 : 0)
@@ -298,6 +299,16 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
         withDriver { $0.shutDown() }
         deliverOutput()
         storage.drain()
+    }
+
+    /// The reserve fast path's check. The driver is reached in place (`inout`): reading a computed
+    /// property of the stored driver directly copies the whole value, retaining every buffer in it
+    /// from the event loop's thread while the loop thread uses them (measured: about a tenth of a
+    /// three-node cluster's reserve rate).
+    private static func answerWithoutLog(_ driver: inout Driver, _ request: ReserveRequest, checked: inout Bool) -> Outcome? {
+        guard driver.isCaughtUpLeader else { return nil }
+        checked = true
+        return driver.ledger.answerWithoutLog(request)
     }
 
     private func withDriver<T>(_ body: (inout Driver) throws -> T) rethrows -> T {
