@@ -23,7 +23,7 @@ import Synchronization
 /// and the reserve fast path are not held up by an fsync; the queues are `ReplicaQueues`, the
 /// published status is guarded by `statusLock`. (`NSLock`, not `Mutex`: the reserve
 /// fast path must only *try* the lock, and reads return values derived from the guarded ledger.)
-public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
+public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendable {
     /// The driver's configuration, and where the replica keeps its files.
     public struct Configuration: Sendable {
         public var replica: ReplicaConfiguration
@@ -58,8 +58,8 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
 
     private let queues: ReplicaQueues<Caller>
 
-    private let statusLock = NSLock()
-    private var status: ReplicaStatus
+    let statusLock = NSLock()
+    var status: ReplicaStatus
     /// `status.caughtUpLeader`, for the reserve fast path to read without copying the status.
     private let caughtUpLeader = Atomic<Bool>(false)
 
@@ -129,26 +129,6 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
         statusLock.lock()
         defer { statusLock.unlock() }
         return status
-    }
-
-    public var leaderTerm: UInt64? {
-        let status = currentStatus
-        return status.role == .leader ? status.term : nil
-    }
-
-    public var memberStatus: MemberStatus {
-        let status = currentStatus
-        return MemberStatus(
-            nodeID: status.nodeID, role: status.role.rawValue, term: status.term, leaderID: status.leaderID,
-            commitIndex: status.commitIndex, appliedIndex: status.appliedIndex,
-            peers: status.peers.map {
-                MemberStatus.Peer(
-                    nodeID: $0.nodeID, matchIndex: $0.matchIndex, lastContactMs: $0.lastContactMs,
-                    clockOffsetMs: status.clock.peerOffsetsMs[$0.nodeID])
-            },
-            clock: MemberStatus.Clock(
-                agreed: status.clock.agreement != nil, distanceMs: status.clock.ownDistanceMs,
-                offClock: (status.clock.ownClockOff ? [status.nodeID] : []) + status.clock.peersOff))
     }
 
     public func read<T>(_ body: (borrowing Ledger) throws -> T) rethrows -> T {
@@ -224,15 +204,6 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
 
     // MARK: - Service
 
-    public func run() async throws {
-        startLoop()
-        await withGracefulShutdownHandler {
-            await waitForLoop()
-        } onGracefulShutdown: {
-            self.stop()
-        }
-    }
-
     public func startLoop() {
         loopThread.start { [self] in loop() }
     }
@@ -306,7 +277,7 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
     /// from the event loop's thread while the loop thread uses them (measured: about a tenth of a
     /// three-node cluster's reserve rate).
     private static func answerWithoutLog(_ driver: inout Driver, _ request: ReserveRequest, checked: inout Bool) -> Outcome? {
-        guard driver.isCaughtUpLeader else { return nil }
+        guard driver.mayAnswerFromState else { return nil }
         checked = true
         return driver.ledger.answerWithoutLog(request)
     }
@@ -374,23 +345,6 @@ public final class ClusterReplica: ClusterMember, Service, @unchecked Sendable {
 
     private func run(_ caller: Caller, _ error: StockadeError?) {
         if case .read(let continuation) = caller { continuation.resume(returning: error) }
-    }
-
-    private func log(_ event: Driver.Event) {
-        switch event {
-        case .leading(let term, let lastIndex): logger.info("leading", metadata: ["term": "\(term)", "lastIndex": "\(lastIndex)"])
-        case .stoppedLeading(let term): logger.info("no longer leading", metadata: ["term": "\(term)"])
-        case .proposingWarehouses(let count):
-            logger.info("proposing the configured warehouse layout", metadata: ["warehouses": "\(count)"])
-        case .installedSnapshot(let index, let bytes):
-            logger.info("installed snapshot", metadata: ["index": "\(index)", "bytes": "\(bytes)"])
-        case .ownClockOff(let distanceMs):
-            logger.error(
-                "this node's wall clock is off the time a majority of the cluster agrees on; it will not lead until it is back",
-                metadata: ["offByMs": "\(distanceMs)"])
-        case .ownClockAgreed:
-            logger.notice("this node's wall clock agrees with the cluster's again")
-        }
     }
 
     private func send(_ envelopes: [Envelope]) {

@@ -15,7 +15,7 @@ import Storage
 /// Threading: `propose` and `read` may be called from any thread or task. The log is touched only
 /// by the commit thread (and by `init`, before that thread exists). The ledger is guarded by
 /// `ledgerLock`; the queue by `queueCondition`.
-public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
+public final class Replica: ReplicatedLedger, LoopService, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var dataDirectory: String
         public var warehouses: [Warehouse]
@@ -224,19 +224,9 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
 
     // MARK: - Service
 
-    /// Runs the commit thread until graceful shutdown, then stops taking commands, commits what is
-    /// queued (in-flight fsyncs finish) and returns.
-    public func run() async throws {
-        startCommitThread()
-        await withGracefulShutdownHandler {
-            await waitForCommitThread()
-        } onGracefulShutdown: {
-            self.stop()
-        }
-    }
-
-    /// Starts the commit thread. `run()` calls this; tests may call it directly with `stop()`.
-    public func startCommitThread() {
+    /// Starts the commit thread (`LoopService.run()`: at graceful shutdown it stops taking
+    /// commands, commits what is queued, in-flight fsyncs finish, and returns).
+    public func startLoop() {
         commitThread.start { [self] in commitLoop() }
     }
 
@@ -250,7 +240,7 @@ public final class Replica: ReplicatedLedger, Service, @unchecked Sendable {
     }
 
     /// Waits until the commit thread has drained and exited.
-    public func waitForCommitThread() async {
+    public func waitForLoop() async {
         await commitThread.finished()
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -54,6 +55,29 @@ public final class WorkerThread: @unchecked Sendable {
                 condition.unlock()
                 continuation.resume()
             }
+        }
+    }
+}
+
+/// A replica whose work runs on its own `WorkerThread` (`Replica`'s commit loop, a cluster
+/// member's protocol loop): as a service it starts the loop, waits for it, and at graceful
+/// shutdown stops taking commands so the loop can finish what it holds and end.
+public protocol LoopService: Service {
+    /// Starts the loop thread. `run()` calls this; tests may call it directly, with `stop()`.
+    func startLoop()
+    /// Returns once the loop thread has ended.
+    func waitForLoop() async
+    /// Stops taking commands; the loop finishes what it holds, then ends.
+    func stop()
+}
+
+extension LoopService {
+    public func run() async throws {
+        startLoop()
+        await withGracefulShutdownHandler {
+            await waitForLoop()
+        } onGracefulShutdown: {
+            self.stop()
         }
     }
 }

@@ -43,6 +43,11 @@ public struct ClusterClock: Sendable {
     /// a ping from before a restart of ours is not).
     var recentlySent: [NodeID: Deque<Int64>] = [:]
     var nextPingMs: Int64?
+    /// Our own wall clock minus our monotonic clock, as last seen.
+    var ownOffsetMs: Int64?
+    /// Readings count only if the peer took them after it saw a ping we sent at or after this
+    /// time: after our clock last jumped.
+    var readingsValidFromMs: Int64 = .min
 
     public init(nodeID: NodeID, voters: [NodeID], limits: Limits) {
         self.nodeID = nodeID
@@ -71,11 +76,29 @@ public struct ClusterClock: Sendable {
     /// Pings in flight to one peer whose echo is still believed.
     static let echoesKept = 16
 
+    /// Notes our own wall clock. When it jumps (its distance from our monotonic clock moves by
+    /// more than `clockSkewMaxMs` between two readings), every reading of the peers is dropped,
+    /// and only readings a peer took after it saw one of our pings sent since count (the echo
+    /// says so). Otherwise a peer's reading from before that peer's own clock was set right,
+    /// still recent or still in flight, could agree with our jumped clock and make a false
+    /// majority.
+    public mutating func observeOwnClock(nowMs: Int64, wallMs: Int64) {
+        let offset = wallMs - nowMs
+        if let last = ownOffsetMs, abs(offset - last) > limits.clockSkewMaxMs {
+            samples.removeAll()
+            readingsValidFromMs = nowMs
+            nextPingMs = nil
+        }
+        ownOffsetMs = offset
+    }
+
     /// A ping from `peer`, taken in at `nowMs`.
     public mutating func receive(_ ping: ClockPing, from peer: NodeID, nowMs: Int64) {
         guard peer != nodeID, voters.contains(peer) else { return }
         lastReceived[peer] = (ping.sentMs, nowMs)
-        guard ping.echoMs >= 0, ping.heldMs >= 0, recentlySent[peer]?.contains(ping.echoMs) == true else { return }
+        guard ping.echoMs >= 0, ping.heldMs >= 0, ping.echoMs >= readingsValidFromMs,
+            recentlySent[peer]?.contains(ping.echoMs) == true
+        else { return }
         let roundTripMs = nowMs - ping.echoMs - ping.heldMs
         guard roundTripMs >= 0, roundTripMs <= limits.clockRoundTripMaxMs else { return }
         // The peer read `wallMs` at most `roundTripMs` before now.

@@ -37,6 +37,7 @@ extension ReplicaDriver {
     /// A node whose clock is off the majority's (or that has no majority's time) may not campaign,
     /// and a leader or candidate in that state steps down.
     mutating func observeClocks(_ pings: [(from: NodeID, ping: ClockPing)]) {
+        clock.observeOwnClock(nowMs: nowMs, wallMs: wallMs)
         for (from, ping) in pings { clock.receive(ping, from: from, nowMs: nowMs) }
         let reading = clock.reading(nowMs: nowMs, wallMs: wallMs)
         if reading.ownClockOff != clockReading.ownClockOff {
@@ -89,7 +90,7 @@ extension ReplicaDriver {
         // The reserve fast path, for proposals that did not try it before being queued.
         var batch: [Proposal] = []
         batch.reserveCapacity(all.count)
-        let local = isCaughtUpLeader
+        let local = mayAnswerFromState
         for proposal in all {
             if local && !proposal.checked, case .reserve(let request) = proposal.command,
                 let answer = ledger.answerWithoutLog(request)

@@ -210,7 +210,7 @@ extension ReplicaDriver {
                 ReplicaStatus.Peer(
                     nodeID: peer, matchIndex: raft.matchIndex(of: peer), lastContactMs: lastContactMs[peer].map { nowMs - $0 })
             },
-            caughtUpLeader: isCaughtUpLeader, clock: clockReading)
+            caughtUpLeader: mayAnswerFromState, clock: clockReading)
     }
 }
 
@@ -229,7 +229,8 @@ public struct ReplicaStatus: Sendable, Equatable {
     public var commitIndex: LogIndex
     public var appliedIndex: LogIndex
     public var peers: [Peer]
-    /// The leader has applied up to its term's start and may answer from its applied state.
+    /// The leader has applied up to its term's start and heard from a majority lately: it may
+    /// answer from its applied state (`ReplicaDriver.mayAnswerFromState`).
     public var caughtUpLeader: Bool
     /// What the cluster's clocks agree on, and whose clock is off, as of this turn.
     public var clock: ClusterClock.Reading

@@ -242,6 +242,11 @@ public struct ReplicaDriver<Caller> {
     /// A leader that has applied up to its term's start: it may answer from its applied state.
     public var isCaughtUpLeader: Bool { raft.isLeader && ledger.appliedIndex >= termStartIndex }
 
+    /// A caught-up leader that has heard from a majority within an election timeout may answer a
+    /// reserve from its applied state (a replay, a conflict, a shortfall). One cut off from the
+    /// majority may not: another leader may already have changed the rows it would answer from.
+    public var mayAnswerFromState: Bool { isCaughtUpLeader && hasRecentMajority() }
+
     /// Proposals appended and waiting for their entries to commit and apply.
     public var waitingCount: Int { waiting.count }
 

@@ -37,7 +37,7 @@ struct APITestHarness {
         let replica = try Replica(
             configuration: .init(dataDirectory: directory, warehouses: layout, limits: limits),
             logger: Logger(label: "test"), metrics: ReplicaMetrics(factory: NOOPMetricsHandler.instance))
-        replica.startCommitThread()
+        replica.startLoop()
         let api = StockadeAPI(
             replica: replica, authenticator: TokenAuthenticator(adminTokens: [admin], checkoutTokens: [checkout]),
             metrics: APIMetrics(factory: NOOPMetricsHandler.instance), renderMetrics: { "" })
@@ -51,7 +51,7 @@ struct APITestHarness {
             try await app.test(.live) { client in try await body(client, replica) }
         }
         replica.stop()
-        await replica.waitForCommitThread()
+        await replica.waitForLoop()
     }
 
     static func headers(_ token: String?) -> HTTPFields {

@@ -118,7 +118,7 @@ import Testing
         let replica = try Replica(
             configuration: .init(dataDirectory: directory, warehouses: APITestHarness.layout, limits: limits),
             logger: Logger(label: "test"), metrics: ReplicaMetrics(factory: NOOPMetricsHandler.instance))
-        replica.startCommitThread()
+        replica.startLoop()
         _ = await replica.propose(.setStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), total: 5))
         let endpoint = ReserveEndpoint(replica: replica, cache: nil, metrics: APIMetrics(factory: NOOPMetricsHandler.instance))
         let authenticator = TokenAuthenticator(adminTokens: [APITestHarness.admin], checkoutTokens: [APITestHarness.checkout])
@@ -135,7 +135,7 @@ import Testing
         rig.holds.withLockedValue { $0 }.forEach { $0.release() }
         _ = try? await channel.finish()
         replica.stop()
-        await replica.waitForCommitThread()
+        await replica.waitForLoop()
     }
 
     static func request(

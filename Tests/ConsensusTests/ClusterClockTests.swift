@@ -29,6 +29,7 @@ import Testing
             let end = trueMs + ms
             while trueMs < end {
                 trueMs += 10
+                for id in clocks.keys { clocks[id]!.observeOwnClock(nowMs: nowMs(id), wallMs: wallMs(id)) }
                 for index in inFlight.indices.reversed() where inFlight[index].deliverAt <= trueMs {
                     let item = inFlight.remove(at: index)
                     clocks[item.to]!.receive(item.ping, from: item.from, nowMs: nowMs(item.to))
@@ -86,6 +87,26 @@ import Testing
         let reading = network.reading(1)
         #expect(reading.ownClockOff)
         #expect(abs(reading.timeMs! - network.trueMs) <= Limits().clockSkewMaxMs + 50)
+    }
+
+    /// Node 2's clock was an hour ahead and is set right; just then node 1's jumps an hour ahead.
+    /// Node 1's last reading of node 2 (an hour ahead) is still recent, and readings of node 2's
+    /// old clock are still in flight: none of them may agree with node 1's new clock.
+    @Test func aJumpDoesNotAgreeWithAPeersReadingFromBeforeIt() {
+        let hourMs: Int64 = 3_600_000
+        var network = Network(offsets: [1: 0, 2: hourMs, 3: 0], delayMs: 150)
+        network.run(ms: 1_000)
+        #expect(network.reading(1).peersOff == [2])
+        network.wallOffsetMs[2] = 0
+        network.wallOffsetMs[1] = hourMs
+        network.clocks[1]!.observeOwnClock(nowMs: network.nowMs(1), wallMs: network.wallMs(1))
+        #expect(network.reading(1).timeMs == nil, "no reading from before the jump counts")
+        for _ in 0..<100 {
+            network.run(ms: 10)
+            let reading = network.reading(1)
+            #expect(reading.timeMs == nil || abs(reading.timeMs! - network.trueMs) <= Limits().clockSkewMaxMs + 400)
+        }
+        #expect(network.reading(1).ownClockOff)
     }
 
     @Test func withoutAMajorityThereIsNoClusterTime() {

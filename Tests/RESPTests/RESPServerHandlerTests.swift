@@ -22,7 +22,7 @@ import Testing
                 dataDirectory: directory, warehouses: [Warehouse(id: WarehouseID("yiwu"), regions: ["east"], priority: 1)],
                 limits: .default),
             logger: Logger(label: "test"), metrics: ReplicaMetrics(factory: NOOPMetricsHandler.instance))
-        replica.startCommitThread()
+        replica.startLoop()
         let authenticator = TokenAuthenticator(adminTokens: ["admin-token"], checkoutTokens: ["checkout-token"])
         let api = StockadeAPI(
             replica: replica, authenticator: authenticator, metrics: APIMetrics(factory: NOOPMetricsHandler.instance),
@@ -41,7 +41,7 @@ import Testing
         try await body(channel)
         _ = try? await channel.finish()
         replica.stop()
-        await replica.waitForCommitThread()
+        await replica.waitForLoop()
     }
 
     /// Reads replies until `count` complete values have arrived.

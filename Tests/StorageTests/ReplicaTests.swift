@@ -36,14 +36,14 @@ import Testing
 
     static func stopped(_ replica: Replica) async {
         replica.stop()
-        await replica.waitForCommitThread()
+        await replica.waitForLoop()
     }
 
     @Test func concurrentReservationsShareFsyncsAndNeverOversell() async throws {
         let directory = NSTemporaryDirectory() + "stockade-replica-\(UInt64.random(in: 0...UInt64.max))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let replica = try Self.open(directory)
-        replica.startCommitThread()
+        replica.startLoop()
         _ = await replica.propose(.setStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), total: 150))
         _ = await replica.propose(.setStock(sku: SKU("tee"), warehouse: WarehouseID("guangzhou"), total: 50))
         let before = replica.commitStats
@@ -70,7 +70,7 @@ import Testing
         var limits = Limits()
         limits.snapshotIntervalEntries = limits.commitBatchMax  // several snapshots during the run
         let replica = try Self.open(directory, limits: limits)
-        replica.startCommitThread()
+        replica.startLoop()
         _ = await replica.propose(.setStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), total: 100_000))
         for round in 0..<6 {
             await Self.reserveConcurrently(replica, 500, prefix: "r\(round)-", quantity: 2)
@@ -93,7 +93,7 @@ import Testing
         var limits = Limits()
         limits.snapshotIntervalEntries = limits.commitBatchMax
         let replica = try Self.open(directory, limits: limits)
-        replica.startCommitThread()
+        replica.startLoop()
         _ = await replica.propose(.setStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), total: 1_000_000))
         for round in 0..<18 { await Self.reserveConcurrently(replica, 500, prefix: "g\(round)-") }
         await Self.stopped(replica)
@@ -117,7 +117,7 @@ import Testing
         let directory = NSTemporaryDirectory() + "stockade-replica-\(UInt64.random(in: 0...UInt64.max))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let replica = try Self.open(directory)
-        replica.startCommitThread()
+        replica.startLoop()
         _ = await replica.propose(.setStock(sku: SKU("tee"), warehouse: WarehouseID("guangzhou"), total: 1))
         await Self.stopped(replica)
         #expect(throws: StockadeError.self) {
@@ -141,7 +141,7 @@ import Testing
         while replica.commitStats.refused == 0 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
-        replica.startCommitThread()
+        replica.startLoop()
         var outcomes: [Outcome] = []
         for task in tasks { outcomes.append(await task.value) }
         let overloaded = outcomes.filter { if case .rejected(let error, _) = $0 { error.code == .overloaded } else { false } }
