@@ -55,11 +55,14 @@ extension ReplicaDriver {
     /// A leader that has not heard from a majority lately refuses at once rather than append
     /// entries that would only time out.
     func hasRecentMajority() -> Bool {
+        // Counted without allocating: the reserve fast path asks this for every reserve.
         let window = configuration.tickMs * Int64(limits.consensus.electionTicksMin)
-        let heard = configuration.voters.filter { voter in
-            voter == configuration.nodeID || lastContactMs[voter].map { nowMs - $0 <= window } == true
+        var heard = 0
+        for voter in configuration.voters
+        where voter == configuration.nodeID || lastContactMs[voter].map({ nowMs - $0 <= window }) == true {
+            heard += 1
         }
-        return Quorum.size(of: configuration.voters.count) <= heard.count
+        return Quorum.size(of: configuration.voters.count) <= heard
     }
 
     mutating func proposeBatch(_ all: [Proposal]) {
