@@ -116,7 +116,7 @@ public struct ClusterClock: Sendable {
             guard let sample = samples[peer], nowMs - sample.atMs <= limits.clockSampleAgeMaxMs else { continue }
             intervals.append((sample.lowMs - skew, sample.highMs + skew))
         }
-        guard let best = Self.marzullo(intervals), best.count >= voters.count / 2 + 1 else { return nil }
+        guard let best = Self.marzullo(intervals), best.count >= Quorum.size(of: voters.count) else { return nil }
         return Agreement(lowOffsetMs: best.low, highOffsetMs: best.high, sources: best.count)
     }
 
