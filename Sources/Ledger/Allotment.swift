@@ -1,17 +1,39 @@
 import StockadeCore
 
 /// Who owns an allotment: the only party that may sell its units.
-public enum AllotmentHolder: UInt8, Sendable, CaseIterable, Comparable {
+public enum AllotmentHolder: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The Redis hot-SKU cache.
-    case cache = 1
+    case cache
+    /// A node's local reserve, sold from only while that node cannot reach the quorum (see
+    /// docs/local-fallback.md). The leader only adds to it; only the node takes from it.
+    case node(UInt64)
 
     public var name: String {
         switch self {
         case .cache: "cache"
+        case .node(let id): "node:\(id)"
         }
     }
 
-    public static func < (lhs: AllotmentHolder, rhs: AllotmentHolder) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { name }
+
+    /// The node that owns the units, for a local reserve.
+    public var node: UInt64? {
+        if case .node(let id) = self { return id }
+        return nil
+    }
+
+    /// The encoding's kind byte: 1 cache, 2 node (followed by the node id).
+    var kind: UInt8 {
+        switch self {
+        case .cache: 1
+        case .node: 2
+        }
+    }
+
+    public static func < (lhs: AllotmentHolder, rhs: AllotmentHolder) -> Bool {
+        (lhs.kind, lhs.node ?? 0) < (rhs.kind, rhs.node ?? 0)
+    }
 }
 
 /// One row's allotment to one holder.
@@ -85,13 +107,18 @@ public struct CacheHold: Hashable, Sendable {
 }
 
 /// What became of one cache hold in `applyAllotmentHolds`.
-public enum CacheHoldResult: UInt8, Sendable, CaseIterable {
+public typealias CacheHoldResult = HoldReplayResult
+
+/// What became of one hold granted from an allotment (by the cache, or by a node on its own)
+/// when it was replayed into the ledger.
+public enum HoldReplayResult: UInt8, Sendable, CaseIterable {
     /// Now a ledger hold.
     case applied = 0
     /// Already in the ledger with the same token (a redelivery).
     case duplicate = 1
     /// The id is in the ledger with another token (granted on the quorum path, e.g. a retry while
-    /// Redis was unreachable). The ledger's hold stands; the cache hold's units stay allotted.
+    /// Redis was unreachable, or on the other side of a partition). The ledger's hold stands; the
+    /// replayed hold's units stay allotted.
     case superseded = 2
     /// Malformed, or its allotment does not cover it. Never applied; belongs in the dead letters.
     case refused = 3

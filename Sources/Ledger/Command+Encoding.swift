@@ -11,9 +11,11 @@ extension TimedCommand {
         writer.write(timeMs)
         switch command {
         case .configureWarehouses(let layout):
-            writer.write(UInt8(1))
+            // A layout without owners keeps the first encoding, so older logs read back unchanged.
+            let owned = layout.contains { $0.owner != nil || $0.localReserve != nil }
+            writer.write(UInt8(owned ? 13 : 1))
             writer.write(UInt32(layout.count))
-            for warehouse in layout { writer.write(warehouse) }
+            for warehouse in layout { writer.write(warehouse, withOwner: owned) }
         case .setStock(let sku, let warehouse, let total):
             writer.write(UInt8(2))
             writer.write(sku.rawValue)
@@ -65,6 +67,18 @@ extension TimedCommand {
             writer.write(UInt8(12))
             writer.write(UInt32(cacheHolds.count))
             for cacheHold in cacheHolds { writer.write(cacheHold) }
+        case .setLocalReserve(let key, let policy):
+            writer.write(UInt8(14))
+            writer.write(key.sku.rawValue)
+            writer.write(key.warehouse.rawValue)
+            writer.write(policy)
+        case .beginLocalEpoch(let node, let nonce):
+            writer.write(UInt8(15))
+            writer.write(node)
+            writer.write(nonce)
+        case .reconcileLocal(let batch):
+            writer.write(UInt8(16))
+            writer.write(batch)
         }
         return writer.bytes
     }
@@ -79,10 +93,10 @@ extension TimedCommand {
         let timeMs = try reader.readInt64()
         let command: Command
         switch try reader.readUInt8() {
-        case 1:
+        case let tag where tag == 1 || tag == 13:
             let count = try reader.readCount(max: limits.warehousesMax)
             var layout: [Warehouse] = []
-            for _ in 0..<count { layout.append(try reader.readWarehouse(limits: limits)) }
+            for _ in 0..<count { layout.append(try reader.readWarehouse(limits: limits, withOwner: tag == 13)) }
             command = .configureWarehouses(layout)
         case 2:
             command = .setStock(
@@ -121,6 +135,13 @@ extension TimedCommand {
             cacheHolds.reserveCapacity(count)
             for _ in 0..<count { cacheHolds.append(try reader.readCacheHold(limits: limits)) }
             command = .applyAllotmentHolds(cacheHolds)
+        case 14:
+            let key = RowKey(sku: SKU(try reader.readString()), warehouse: WarehouseID(try reader.readString()))
+            command = .setLocalReserve(key, try reader.readLocalReservePolicy())
+        case 15:
+            command = .beginLocalEpoch(node: try reader.readUInt64(), nonce: try reader.readUInt64())
+        case 16:
+            command = .reconcileLocal(try reader.readLocalReconcile(limits: limits))
         case let tag: throw ByteReader.Failure(description: "unknown command tag \(tag)")
         }
         guard reader.isAtEnd else { throw ByteReader.Failure(description: "\(reader.remaining) trailing bytes") }
@@ -129,22 +150,66 @@ extension TimedCommand {
 }
 
 extension ByteWriter {
-    mutating func write(_ warehouse: Warehouse) {
+    mutating func write(_ warehouse: Warehouse, withOwner: Bool) {
         write(warehouse.id.rawValue)
         write(warehouse.priority)
         write(UInt32(warehouse.regions.count))
         for region in warehouse.regions { write(region) }
+        guard withOwner else { return }
+        write(warehouse.owner ?? 0)
+        write(warehouse.localReserve)
+    }
+
+    mutating func write(_ policy: LocalReservePolicy?) {
+        write(policy?.kind ?? 0)
+        if let policy { write(policy.amount) }
+    }
+
+    mutating func write(_ batch: LocalReconcile) {
+        write(batch.node)
+        write(batch.epoch)
+        write(batch.throughSequence)
+        write(UInt32(batch.holds.count))
+        for hold in batch.holds { write(hold) }
+        write(batch.returns)
     }
 }
 
 extension ByteReader {
-    mutating func readWarehouse(limits: Limits) throws -> Warehouse {
+    mutating func readWarehouse(limits: Limits, withOwner: Bool) throws -> Warehouse {
         let id = WarehouseID(try readString())
         let priority = try readInt64()
         let count = try readCount(max: 1024)
         var regions: [String] = []
         for _ in 0..<count { regions.append(try readString()) }
-        return Warehouse(id: id, regions: regions, priority: priority)
+        var warehouse = Warehouse(id: id, regions: regions, priority: priority)
+        if withOwner {
+            let owner = try readUInt64()
+            warehouse.owner = owner == 0 ? nil : owner
+            warehouse.localReserve = try readLocalReservePolicy()
+        }
+        return warehouse
+    }
+
+    mutating func readLocalReservePolicy() throws -> LocalReservePolicy? {
+        let kind = try readUInt8()
+        guard kind != 0 else { return nil }
+        guard let policy = LocalReservePolicy(kind: kind, amount: try readInt64()) else {
+            throw ByteReader.Failure(description: "unknown local reserve policy \(kind)")
+        }
+        return policy
+    }
+
+    mutating func readLocalReconcile(limits: Limits) throws -> LocalReconcile {
+        let node = try readUInt64()
+        let epoch = try readUInt64()
+        let through = try readUInt64()
+        let count = try readCount(max: limits.localReconcileHoldsMax)
+        var holds: [Hold] = []
+        holds.reserveCapacity(count)
+        for _ in 0..<count { holds.append(try readHold(limits: limits)) }
+        let returns = try readAllocations(limits: limits)
+        return LocalReconcile(node: node, epoch: epoch, throughSequence: through, holds: holds, returns: returns)
     }
 }
 
@@ -152,7 +217,8 @@ extension ByteWriter {
     public mutating func write(_ key: AllotmentKey) {
         write(key.sku.rawValue)
         write(key.warehouse.rawValue)
-        write(key.holder.rawValue)
+        write(key.holder.kind)
+        if let node = key.holder.node { write(node) }
     }
 
     public mutating func write(_ allocations: [Allocation]) {
@@ -180,8 +246,11 @@ extension ByteReader {
     public mutating func readAllotmentKey() throws -> AllotmentKey {
         let sku = SKU(try readString())
         let warehouse = WarehouseID(try readString())
-        guard let holder = AllotmentHolder(rawValue: try readUInt8()) else {
-            throw ByteReader.Failure(description: "unknown allotment holder")
+        let holder: AllotmentHolder
+        switch try readUInt8() {
+        case 1: holder = .cache
+        case 2: holder = .node(try readUInt64())
+        case let kind: throw ByteReader.Failure(description: "unknown allotment holder \(kind)")
         }
         return AllotmentKey(sku: sku, warehouse: warehouse, holder: holder)
     }

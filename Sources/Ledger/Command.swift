@@ -46,6 +46,12 @@ public enum Command: Hashable, Sendable {
     case returnAllotment(AllotmentKey, quantity: Int64)
     /// Turn holds the cache granted into ledger holds; idempotent by reservation id and token.
     case applyAllotmentHolds([CacheHold])
+    /// Set (or, with nil, clear) a row's local reserve policy.
+    case setLocalReserve(RowKey, LocalReservePolicy?)
+    /// A node starts a new local log; the ledger numbers its epoch. Idempotent by nonce.
+    case beginLocalEpoch(node: UInt64, nonce: UInt64)
+    /// Replay a node's provisional holds; idempotent by its epoch and sequence.
+    case reconcileLocal(LocalReconcile)
 
     /// A short stable name, for logs and metrics.
     public var name: String {
@@ -62,6 +68,9 @@ public enum Command: Hashable, Sendable {
         case .grantAllotment: "grant_allotment"
         case .returnAllotment: "return_allotment"
         case .applyAllotmentHolds: "apply_allotment_holds"
+        case .setLocalReserve: "set_local_reserve"
+        case .beginLocalEpoch: "begin_local_epoch"
+        case .reconcileLocal: "reconcile_local"
         }
     }
 }
@@ -89,6 +98,12 @@ public enum Outcome: Hashable, Sendable {
     case allotment(AllotmentKey, moved: Int64, Allotment)
     /// One result per cache hold, in order.
     case cacheHoldsApplied([CacheHoldResult])
+    /// A row's local reserve policy in force after a change.
+    case localReserve(RowKey, LocalReservePolicy?)
+    /// A node's local epoch, begun or already begun with the same nonce.
+    case localEpoch(node: UInt64, LocalProgress)
+    /// One result per replayed hold, in order; `duplicate` when the whole batch was already taken in.
+    case localReconciled(duplicate: Bool, [HoldReplayResult])
     case rejected(StockadeError, detail: RejectionDetail? = nil)
 }
 

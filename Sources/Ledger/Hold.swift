@@ -40,6 +40,34 @@ public enum GrantPath: UInt8, Sendable, CaseIterable {
     }
 }
 
+/// Where a provisional hold came from: the node that granted it from its local reserve, the epoch
+/// of that node's local log, the record's sequence in it, and the term the node last knew.
+public struct LocalGrant: Hashable, Sendable {
+    public var node: UInt64
+    public var epoch: UInt64
+    public var sequence: UInt64
+    public var term: UInt64
+
+    public init(node: UInt64, epoch: UInt64, sequence: UInt64, term: UInt64) {
+        self.node = node
+        self.epoch = epoch
+        self.sequence = sequence
+        self.term = term
+    }
+
+    /// Local tokens are `tokenBase | node << 48 | (epoch mod 256) << 40 | sequence`: above every
+    /// log index and every cache token, so they collide with neither.
+    public static let tokenBase: UInt64 = 1 << 63
+
+    /// The fencing token of this grant. Node ids below 2^15 and sequences below 2^40 are required.
+    public var token: FencingToken {
+        FencingToken(Self.tokenBase | (node & 0x7FFF) << 48 | (epoch & 0xFF) << 40 | (sequence & 0xFF_FFFF_FFFF))
+    }
+
+    /// The largest sequence a local log may reach in one epoch.
+    public static let sequenceMax: UInt64 = 0xFF_FFFF_FFFF
+}
+
 /// One line of a reservation request.
 public struct ReservationLine: Hashable, Sendable {
     public var sku: SKU
@@ -82,12 +110,16 @@ public struct Hold: Hashable, Sendable {
     public var status: HoldStatus
     /// When the hold left `held`; 0 while it is held.
     public var finishedAtMs: Int64
+    /// For a hold a node granted on its own (`path` local): which node, in which epoch of its
+    /// local log, at which sequence, and the term it last knew.
+    public var local: LocalGrant?
 
     public init(
         reservationId: ReservationID, orderId: String, region: String, allocations: [Allocation], ttlMs: Int64,
         allowSplit: Bool, path: GrantPath, token: FencingToken, createdAtMs: Int64, expiresAtMs: Int64,
-        status: HoldStatus, finishedAtMs: Int64
+        status: HoldStatus, finishedAtMs: Int64, local: LocalGrant? = nil
     ) {
+        self.local = local
         self.reservationId = reservationId
         self.orderId = orderId
         self.region = region

@@ -39,6 +39,11 @@ extension Ledger {
     /// Gives back up to `quantity` allotted units to the row's available stock.
     mutating func returnAllotment(_ key: AllotmentKey, quantity: Int64) -> Outcome {
         if let error = validateAllotment(key, quantity: quantity) { return .rejected(error) }
+        // A node's reserve shrinks only by the node's own replayed records: it may be spending
+        // those units right now, cut off from whoever proposed this.
+        guard key.holder == .cache else {
+            return .rejected(StockadeError(.invalidRequest, "only its node gives back a local reserve (by reconciling)"))
+        }
         guard var allotment = allotments[key], allotment.quantity > 0 else {
             return .allotment(key, moved: 0, allotments[key] ?? Allotment())
         }
@@ -87,13 +92,7 @@ extension Ledger {
         }
         for (key, quantity) in needed where (allotments[key]?.quantity ?? 0) < quantity { return .refused }
         for (key, quantity) in needed.sorted(by: { $0.key < $1.key }) {
-            var allotment = allotments[key]!
-            allotment.quantity -= quantity
-            allotments[key] = allotment.quantity > 0 ? allotment : nil
-            var row = stock[key.sku]![key.warehouse]!
-            row.allotted -= quantity
-            row.held += quantity
-            storeRow(row, sku: key.sku, warehouse: key.warehouse)
+            moveFromAllotment(key, quantity: quantity, into: .held)
         }
         let hold = Hold(
             reservationId: cacheHold.reservationId, orderId: cacheHold.orderId, region: cacheHold.region,

@@ -36,8 +36,18 @@ extension Ledger {
             allottedByRow[key.sku, default: [:]][key.warehouse, default: 0] += allotment.quantity
         }
         for sku in hotSKUs where stock[sku] == nil { problems.append("hot sku \(sku) is unknown") }
-        for hold in holds.values where (hold.path == .cache) != (hold.token.rawValue >= CacheHold.tokenBase) {
-            problems.append("hold \(hold.reservationId) has path \(hold.path.name) but token \(hold.token.rawValue)")
+        for hold in holds.values {
+            let token = hold.token.rawValue
+            let fits =
+                switch hold.path {
+                case .quorum: token < CacheHold.tokenBase && hold.local == nil
+                case .cache: token >= CacheHold.tokenBase && token < LocalGrant.tokenBase && hold.local == nil
+                case .local: hold.local.map { $0.token == hold.token } ?? false
+                }
+            if !fits { problems.append("hold \(hold.reservationId) has path \(hold.path.name) but token \(token)") }
+        }
+        for (node, progress) in localProgress where progress.epoch == 0 || node == 0 {
+            problems.append("node \(node) has local progress \(progress)")
         }
         if active != activeHoldCount { problems.append("activeHoldCount \(activeHoldCount) but \(active) holds are held") }
         for (sku, rows) in stock {

@@ -2,8 +2,9 @@ import StockadeCore
 
 /// Snapshots: the whole ledger as deterministic bytes. Equal states encode to equal bytes.
 extension Ledger {
-    /// 2 added hot SKUs, allotments and each hold's sequence. Version 1 is still read.
-    static let snapshotFormatVersion: UInt8 = 2
+    /// 2 added hot SKUs, allotments and each hold's sequence; 3 warehouse owners, local reserve
+    /// policies and local progress. Versions 1 and 2 are still read.
+    static let snapshotFormatVersion: UInt8 = 3
 
     /// Encodes the state: layout, rows sorted by SKU and warehouse, hot SKUs sorted, allotments
     /// sorted by key, holds in sequence order with their sequences.
@@ -28,7 +29,7 @@ extension Ledger {
         writer.write(Self.snapshotFormatVersion)
         writer.write(appliedIndex)
         writer.write(UInt32(warehouses.count))
-        for warehouse in warehouses { writer.write(warehouse) }
+        for warehouse in warehouses { writer.write(warehouse, withOwner: true) }
         let skus = stock.keys.sorted()
         writer.write(UInt32(skus.count))
         for sku in skus {
@@ -50,6 +51,17 @@ extension Ledger {
             writer.write(key)
             writer.write(allotment)
         }
+        writer.write(UInt32(localReserves.count))
+        for (key, policy) in localReserves.sorted(by: { $0.key < $1.key }) {
+            writer.write(key.sku.rawValue)
+            writer.write(key.warehouse.rawValue)
+            writer.write(policy)
+        }
+        writer.write(UInt32(localProgress.count))
+        for (node, progress) in localProgress.sorted(by: { $0.key < $1.key }) {
+            writer.write(node)
+            writer.write(progress)
+        }
         writer.write(UInt32(holds.count))
         try holds.forEach { hold, sequence in
             writer.write(sequence)
@@ -65,13 +77,13 @@ extension Ledger {
         self.init(limits: limits)
         var reader = ByteReader(bytes)
         let version = try reader.readUInt8()
-        guard version == 1 || version == Self.snapshotFormatVersion else {
+        guard (1...Self.snapshotFormatVersion).contains(version) else {
             throw ByteReader.Failure(description: "unknown snapshot format \(version)")
         }
         appliedIndex = try reader.readUInt64()
         let warehouseCount = try reader.readCount(max: limits.warehousesMax)
         var layout: [Warehouse] = []
-        for _ in 0..<warehouseCount { layout.append(try reader.readWarehouse(limits: limits)) }
+        for _ in 0..<warehouseCount { layout.append(try reader.readWarehouse(limits: limits, withOwner: version >= 3)) }
         setLayout(layout)
         let skuCount = try reader.readCount(max: Int(UInt32.max))
         stock.reserveCapacity(skuCount)
@@ -94,6 +106,21 @@ extension Ledger {
             for _ in 0..<allotmentCount {
                 let key = try reader.readAllotmentKey()
                 allotments[key] = try reader.readAllotment()
+            }
+        }
+        if version >= 3 {
+            let policyCount = try reader.readCount(max: Int(UInt32.max))
+            for _ in 0..<policyCount {
+                let key = RowKey(sku: SKU(try reader.readString()), warehouse: WarehouseID(try reader.readString()))
+                guard let policy = try reader.readLocalReservePolicy() else {
+                    throw ByteReader.Failure(description: "empty local reserve policy in a snapshot")
+                }
+                localReserves[key] = policy
+            }
+            let progressCount = try reader.readCount(max: Int(UInt32.max))
+            for _ in 0..<progressCount {
+                let node = try reader.readUInt64()
+                localProgress[node] = try reader.readLocalProgress()
             }
         }
         let holdCount = try reader.readCount(max: Int(UInt32.max))

@@ -24,6 +24,10 @@ public struct Ledger: Sendable {
     public internal(set) var hotSKUs: Set<SKU> = []
     /// Units escrowed per row and holder; each row's `allotted` is the sum over its holders.
     public internal(set) var allotments: [AllotmentKey: Allotment] = [:]
+    /// Local reserve policies set per row (a warehouse's default applies to rows not named here).
+    public internal(set) var localReserves: [RowKey: LocalReservePolicy] = [:]
+    /// Per node, how far its local log has been replayed.
+    public internal(set) var localProgress: [UInt64: LocalProgress] = [:]
     /// The index of the last applied log entry.
     public internal(set) var appliedIndex: LogIndex = 0
     /// How many holds are in `held`.
@@ -76,6 +80,12 @@ public struct Ledger: Sendable {
             return returnAllotment(key, quantity: quantity)
         case .applyAllotmentHolds(let cacheHolds):
             return applyAllotmentHolds(cacheHolds, index: index)
+        case .setLocalReserve(let key, let policy):
+            return setLocalReserve(key, policy)
+        case .beginLocalEpoch(let node, let nonce):
+            return beginLocalEpoch(node: node, nonce: nonce)
+        case .reconcileLocal(let batch):
+            return reconcileLocal(batch, index: index)
         }
     }
 

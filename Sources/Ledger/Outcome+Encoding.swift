@@ -16,6 +16,14 @@ extension ByteWriter {
         write(hold.status.rawValue)
         write(hold.finishedAtMs)
         write(hold.allocations)
+        // Only local holds carry their origin, so older encodings of other holds are unchanged.
+        if hold.path == .local {
+            let local = hold.local ?? LocalGrant(node: 0, epoch: 0, sequence: 0, term: 0)
+            write(local.node)
+            write(local.epoch)
+            write(local.sequence)
+            write(local.term)
+        }
     }
 }
 
@@ -35,10 +43,14 @@ extension ByteReader {
         }
         let finishedAtMs = try readInt64()
         let allocations = try readAllocations(limits: limits)
+        var local: LocalGrant?
+        if path == .local {
+            local = LocalGrant(node: try readUInt64(), epoch: try readUInt64(), sequence: try readUInt64(), term: try readUInt64())
+        }
         return Hold(
             reservationId: id, orderId: orderId, region: region, allocations: allocations, ttlMs: ttlMs,
             allowSplit: allowSplit, path: path, token: token, createdAtMs: createdAtMs, expiresAtMs: expiresAtMs,
-            status: status, finishedAtMs: finishedAtMs)
+            status: status, finishedAtMs: finishedAtMs, local: local)
     }
 }
 
@@ -76,6 +88,20 @@ extension Outcome {
             writer.write(allotment)
         case .cacheHoldsApplied(let results):
             writer.write(UInt8(8))
+            writer.write(UInt32(results.count))
+            for result in results { writer.write(result.rawValue) }
+        case .localReserve(let key, let policy):
+            writer.write(UInt8(9))
+            writer.write(key.sku.rawValue)
+            writer.write(key.warehouse.rawValue)
+            writer.write(policy)
+        case .localEpoch(let node, let progress):
+            writer.write(UInt8(10))
+            writer.write(node)
+            writer.write(progress)
+        case .localReconciled(let duplicate, let results):
+            writer.write(UInt8(11))
+            writer.write(duplicate)
             writer.write(UInt32(results.count))
             for result in results { writer.write(result.rawValue) }
         case .rejected(let error, let detail):
@@ -132,6 +158,22 @@ extension Outcome {
                 results.append(result)
             }
             self = .cacheHoldsApplied(results)
+        case 9:
+            let key = RowKey(sku: SKU(try reader.readString()), warehouse: WarehouseID(try reader.readString()))
+            self = .localReserve(key, try reader.readLocalReservePolicy())
+        case 10:
+            self = .localEpoch(node: try reader.readUInt64(), try reader.readLocalProgress())
+        case 11:
+            let duplicate = try reader.readBool()
+            let count = try reader.readCount(max: limits.localReconcileHoldsMax)
+            var results: [HoldReplayResult] = []
+            for _ in 0..<count {
+                guard let result = HoldReplayResult(rawValue: try reader.readUInt8()) else {
+                    throw ByteReader.Failure(description: "unknown hold replay result")
+                }
+                results.append(result)
+            }
+            self = .localReconciled(duplicate: duplicate, results)
         case let tag:
             throw ByteReader.Failure(description: "unknown outcome tag \(tag)")
         }
@@ -150,5 +192,19 @@ extension ByteWriter {
 extension ByteReader {
     public mutating func readAllotment() throws -> Allotment {
         Allotment(quantity: try readInt64(), lastGrantIndex: try readUInt64(), lastGrantQuantity: try readInt64())
+    }
+}
+
+extension ByteWriter {
+    mutating func write(_ progress: LocalProgress) {
+        write(progress.epoch)
+        write(progress.nonce)
+        write(progress.sequence)
+    }
+}
+
+extension ByteReader {
+    mutating func readLocalProgress() throws -> LocalProgress {
+        LocalProgress(epoch: try readUInt64(), nonce: try readUInt64(), sequence: try readUInt64())
     }
 }

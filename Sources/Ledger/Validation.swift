@@ -83,6 +83,15 @@ public enum Validation {
             for region in warehouse.regions {
                 if let error = identifier(region, field: "warehouse.regions", limits: limits) { return error }
             }
+            if let owner = warehouse.owner, !(1...Ledger.localNodeMax).contains(owner) {
+                return StockadeError(.invalidRequest, "warehouse \(warehouse.id): owner must be a node id in 1...\(Ledger.localNodeMax)")
+            }
+            if let policy = warehouse.localReserve {
+                if warehouse.owner == nil {
+                    return StockadeError(.invalidRequest, "warehouse \(warehouse.id): a local reserve needs an owner")
+                }
+                if let problem = policy.problem(limits: limits) { return problem }
+            }
         }
         return nil
     }

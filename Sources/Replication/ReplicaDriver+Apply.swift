@@ -87,7 +87,9 @@ extension ReplicaDriver {
 
     static func answersFromLocalState(_ command: Command) -> Bool {
         switch command {
-        case .setStock, .adjustStock, .configureWarehouses, .setHot, .grantAllotment, .returnAllotment: true
+        case .setStock, .adjustStock, .configureWarehouses, .setHot, .grantAllotment, .returnAllotment, .setLocalReserve,
+            .beginLocalEpoch, .reconcileLocal:
+            true
         case .reserve, .confirm, .release, .extend, .expireDue, .applyAllotmentHolds: false
         }
     }

@@ -89,6 +89,32 @@ public struct Limits: Sendable, Equatable {
     /// Clock readings that took longer than this round trip are not used (too uncertain).
     public var clockRoundTripMaxMs: Int64 = 1_000
 
+    /// The local-warehouse fallback's bounds (see docs/local-fallback.md).
+    public var local = Local()
+
+    public struct Local: Sendable, Equatable {
+        /// Provisional holds a node keeps that the ledger has not taken in yet; past it the node
+        /// grants no more on its own (`quorum_unavailable`).
+        public var provisionalHoldsMax = 100_000
+        /// Holds (and returned reserves) replayed in one reconcile command; the node also keeps
+        /// the command under `logEntryBytesMax`.
+        public var reconcileHoldsMax = 256
+        /// The leader refills a reserve once it falls below this percentage of its target.
+        public var refillLowWaterPercent: Int64 = 50
+        /// Reserve refills the leader proposes at once.
+        public var refillsMax = 64
+        /// How often the leader looks for reserves to refill, and a node for reserve to give back.
+        public var refillIntervalMs: Int64 = 500
+        /// A node cut off from the cluster's time expires its provisional holds this long after
+        /// their expiry by its own clock, so that a clock running a little fast ends none early.
+        public var expiryGraceMs: Int64 = 1_000
+
+        public init() {}
+    }
+
+    /// Holds replayed in one reconcile command (`local.reconcileHoldsMax`).
+    public var localReconcileHoldsMax: Int { local.reconcileHoldsMax }
+
     /// The replication protocol's bounds and timing, in ticks (see `Consensus`).
     public var consensus = Consensus()
 
@@ -221,6 +247,12 @@ public struct Limits: Sendable, Equatable {
         if respConnectionsMax < 1 { problems.append("respConnectionsMax must be ≥ 1") }
         if !(1...Self.forwardFrameCommandsMax).contains(forwardBatchMax) {
             problems.append("forwardBatchMax must be in 1...\(Self.forwardFrameCommandsMax)")
+        }
+        if local.provisionalHoldsMax < 1 { problems.append("local.provisionalHoldsMax must be ≥ 1") }
+        if !(1...4_096).contains(local.reconcileHoldsMax) { problems.append("local.reconcileHoldsMax must be in 1...4096") }
+        if !(1...100).contains(local.refillLowWaterPercent) { problems.append("local.refillLowWaterPercent must be in 1...100") }
+        if local.refillsMax < 1 || local.refillIntervalMs < 1 || local.expiryGraceMs < 0 {
+            problems.append("local.refillsMax and refillIntervalMs must be ≥ 1, expiryGraceMs ≥ 0")
         }
         if consensus.heartbeatTicks < 1 || consensus.heartbeatTicks >= consensus.electionTicksMin {
             problems.append("consensus.heartbeatTicks must be in 1..<electionTicksMin")

@@ -10,10 +10,19 @@ public struct HistoryGenerator {
     /// Whether histories include hot-path commands. Off by default, so that the random stream (and
     /// every recorded simulator seed) stays what it was before they existed.
     public var allotments = false
+    /// Whether histories include local reserves: owned warehouses, reserve policies and refills,
+    /// local epochs and reconcile batches of provisional holds (new, replayed, colliding with
+    /// ledger holds, uncovered, malformed, from a stale epoch). Off by default, like `allotments`.
+    public var localReserves = false
+    private var localHolds: [Hold] = []
+    private var localEpochs: [UInt64: UInt64] = [:]
+    /// The epoch the ledger numbered for each node's latest nonce, as the generator expects it.
+    private var expectedEpochs: [UInt64: UInt64] = [:]
+    private var localSequences: [UInt64: UInt64] = [:]
     private var cacheHolds: [CacheHold] = []
     private var nextCacheToken: UInt64 = 0
     public var random: SplitMix64
-    public let warehouses: [Warehouse]
+    public private(set) var warehouses: [Warehouse]
     public let skus: [SKU]
     public let regions: [String]
     public private(set) var timeMs: Int64 = 1_700_000_000_000
@@ -38,6 +47,12 @@ public struct HistoryGenerator {
 
     /// The commands that set up the layout and some initial stock.
     public mutating func setup() -> [TimedCommand] {
+        if localReserves {
+            for index in warehouses.indices where Bool.random(using: &random) {
+                warehouses[index].owner = UInt64.random(in: 1...3, using: &random)
+                if Bool.random(using: &random) { warehouses[index].localReserve = .percent(Int64.random(in: 0...60, using: &random)) }
+            }
+        }
         var commands = [TimedCommand(.configureWarehouses(warehouses), timeMs: timeMs)]
         for sku in skus {
             for warehouse in warehouses where Bool.random(using: &random) {
@@ -55,6 +70,7 @@ public struct HistoryGenerator {
         timeMs += Int64.random(in: 0...4_000, using: &random)
         let roll = Int.random(in: 0..<100, using: &random)
         if allotments && roll < 30 { return TimedCommand(allotmentCommand(), timeMs: timeMs) }
+        if localReserves && roll >= 30 && roll < 55 { return TimedCommand(localCommand(), timeMs: timeMs) }
         let command: Command
         switch roll {
         case 0..<40: command = .reserve(reserveRequest())
@@ -91,6 +107,72 @@ public struct HistoryGenerator {
             for _ in 0..<Int.random(in: 1...4, using: &random) { batch.append(cacheHold()) }
             return .applyAllotmentHolds(batch)
         }
+    }
+
+    mutating func localCommand() -> Command {
+        let node = UInt64.random(in: 1...3, using: &random)
+        let row = RowKey(sku: randomSKU(), warehouse: warehouses.randomElement(using: &random)!.id)
+        switch Int.random(in: 0..<10, using: &random) {
+        case 0:
+            let policy: LocalReservePolicy? =
+                switch Int.random(in: 0..<4, using: &random) {
+                case 0: nil
+                case 1: .units(Int64.random(in: -1...15, using: &random))
+                default: .percent(Int64.random(in: 0...101, using: &random))
+                }
+            return .setLocalReserve(row, policy)
+        case 1, 2:
+            return .grantAllotment(
+                AllotmentKey(sku: row.sku, warehouse: row.warehouse, holder: .node(node)),
+                quantity: Int64.random(in: 0...10, using: &random))
+        case 3:
+            // A new local log (a node that lost its disk), or the same nonce again.
+            let nonce = Bool.random(using: &random) ? localEpochs[node] ?? 1 : UInt64.random(in: 1...1_000, using: &random)
+            if localEpochs[node] != nonce { expectedEpochs[node, default: 0] += 1 }
+            localEpochs[node] = nonce
+            return .beginLocalEpoch(node: node, nonce: nonce)
+        default:
+            var holds: [Hold] = []
+            for _ in 0..<Int.random(in: 1...4, using: &random) { holds.append(localHold(node: node)) }
+            let sequence = localSequences[node, default: 0]
+            // Mostly the epoch the ledger numbered (the generator guesses it), sometimes a stale one.
+            let epoch = Int.random(in: 0..<5, using: &random) == 0 ? UInt64.random(in: 1...3, using: &random) : expectedEpochs[node] ?? 1
+            let returns =
+                Int.random(in: 0..<4, using: &random) == 0
+                ? [Allocation(sku: row.sku, warehouse: row.warehouse, quantity: Int64.random(in: 0...4, using: &random))] : []
+            return .reconcileLocal(
+                LocalReconcile(
+                    node: node, epoch: epoch,
+                    throughSequence: Bool.random(using: &random) ? sequence : UInt64.random(in: 0...sequence, using: &random),
+                    holds: holds, returns: returns))
+        }
+    }
+
+    mutating func localHold(node: UInt64) -> Hold {
+        let roll = Int.random(in: 0..<10, using: &random)
+        if roll == 0, let previous = localHolds.randomElement(using: &random) { return previous }  // replayed
+        localSequences[node, default: 0] += 1
+        let sequence = localSequences[node]!
+        nextReservation += 1
+        var id = ReservationID("l\(nextReservation)")
+        if roll == 1, let quorum = requests.randomElement(using: &random) { id = quorum.reservationId }  // collision
+        let allocations = (0..<Int.random(in: 1...2, using: &random)).map { index in
+            Allocation(
+                sku: skus[(index + Int.random(in: 0..<skus.count, using: &random)) % skus.count],
+                warehouse: warehouses.randomElement(using: &random)!.id,
+                quantity: roll == 2 ? 0 : Int64.random(in: 1...3, using: &random))
+        }
+        let local = LocalGrant(node: node, epoch: expectedEpochs[node] ?? 1, sequence: sequence, term: 1)
+        let status = HoldStatus.allCases.randomElement(using: &random)!
+        let createdAt = timeMs - Int64.random(in: 0...2_000, using: &random)
+        let hold = Hold(
+            reservationId: id, orderId: "o\(nextReservation)", region: regions.randomElement(using: &random)!,
+            allocations: allocations, ttlMs: Int64.random(in: 1...30, using: &random) * 1000,
+            allowSplit: allocations.count > 1 || Bool.random(using: &random), path: .local,
+            token: roll == 3 ? FencingToken(sequence) : local.token, createdAtMs: createdAt,
+            expiresAtMs: createdAt + 30_000, status: status, finishedAtMs: status == .held ? 0 : createdAt + 10, local: local)
+        localHolds.append(hold)
+        return hold
     }
 
     mutating func cacheHold() -> CacheHold {

@@ -12,6 +12,9 @@ public struct LedgerObserver {
     /// Cache holds that became ledger holds, and redeliveries recognised as such.
     public private(set) var cacheApplied = 0
     public private(set) var cacheDuplicates = 0
+    /// Provisional holds replayed into the ledger, and replays recognised as such.
+    public private(set) var localApplied = 0
+    public private(set) var localDuplicates = 0
 
     public init() {}
 
@@ -20,8 +23,17 @@ public struct LedgerObserver {
         log.append(command)
         var existedBefore = false
         if case .reserve(let request) = command.command { existedBefore = ledger.hold(request.reservationId) != nil }
+        let nodeReservesBefore = ledger.allotments.filter { $0.key.holder.node != nil }
         let outcome = ledger.apply(command, index: LogIndex(log.count))
         var problems = ledger.invariantViolations()
+        // A node's local reserve shrinks only by that node's own replayed records.
+        var shrinker: UInt64?
+        if case .reconcileLocal(let batch) = command.command { shrinker = batch.node }
+        for (key, before) in nodeReservesBefore where key.holder.node != shrinker {
+            let after = ledger.allotments[key]?.quantity ?? 0
+            if after < before.quantity { problems.append("reserve \(key) shrank \(before.quantity) → \(after) by \(command.command.name)") }
+        }
+        if case .reconcileLocal(let batch) = command.command { problems += checkReconcile(batch, outcome, ledger) }
         if case .reserve(let request) = command.command {
             if case .reservation(let hold, let created) = outcome {
                 if created {
@@ -68,6 +80,15 @@ public struct LedgerObserver {
                 problems.append("apply_allotment_holds answered \(outcome)")
             }
         }
+        if case .beginLocalEpoch(let node, let nonce) = command.command {
+            if case .localEpoch(_, let progress) = outcome {
+                if progress.nonce != nonce || ledger.localProgress[node] != progress {
+                    problems.append("local epoch of node \(node) answered \(progress) but is \(String(describing: ledger.localProgress[node]))")
+                }
+            } else if case .rejected = outcome, (1...Ledger.localNodeMax).contains(node) {
+                problems.append("local epoch of node \(node) refused: \(outcome)")
+            }
+        }
         // No lost acknowledgement: every granted hold is still there (unless purged after retention),
         // with the same allocations and token, and its status only ever moves held → final.
         for (id, seen) in acknowledged {
@@ -90,6 +111,37 @@ public struct LedgerObserver {
                 problems.append("hold \(id) moved from \(seen.status.name) to \(now.status.name)")
             }
             acknowledged[id] = now
+        }
+        return problems
+    }
+
+    private mutating func checkReconcile(_ batch: LocalReconcile, _ outcome: Outcome, _ ledger: Ledger) -> [String] {
+        guard case .localReconciled(let duplicate, let results) = outcome else {
+            if case .rejected(let error, _) = outcome, error.code == .invalidState || error.code == .invalidRequest { return [] }
+            return ["reconcile_local answered \(outcome)"]
+        }
+        if duplicate { return results.isEmpty ? [] : ["a duplicate reconcile batch has results"] }
+        var problems: [String] = []
+        if results.count != batch.holds.count { problems.append("\(batch.holds.count) local holds but \(results.count) results") }
+        if ledger.localProgress[batch.node]?.sequence != batch.throughSequence {
+            problems.append("reconcile of node \(batch.node) did not advance its progress to \(batch.throughSequence)")
+        }
+        for (hold, result) in zip(batch.holds, results) {
+            let now = ledger.hold(hold.reservationId)
+            switch result {
+            case .applied:
+                localApplied += 1
+                if now != hold { problems.append("local hold \(hold.reservationId) applied but stored as \(String(describing: now))") }
+                requests[hold.reservationId] = hold.request
+                if let now { acknowledged[hold.reservationId] = now }
+            case .duplicate:
+                localDuplicates += 1
+                if now?.token != hold.token { problems.append("local hold \(hold.reservationId) duplicate of nothing") }
+            case .superseded:
+                if now == nil || now?.token == hold.token { problems.append("local hold \(hold.reservationId) superseded by nothing") }
+            case .refused:
+                break
+            }
         }
         return problems
     }

@@ -7,12 +7,13 @@ import Testing
 /// Random command histories against the real ledger, with every invariant checked after every step.
 @Suite struct LedgerPropertyTests {
     /// Runs one seeded history; returns the problems found (empty when sound).
-    static func run(seed: UInt64, steps: Int = 300, allotments: Bool = false) -> [String] {
+    static func run(seed: UInt64, steps: Int = 300, allotments: Bool = false, localReserves: Bool = false) -> [String] {
         var limits = Limits()
         limits.finishedRetentionMs = 120_000  // short, so purging happens inside a history
         limits.expireBatchMax = 3  // small, so expiry needs several commands
         var generator = HistoryGenerator(seed: seed)
         generator.allotments = allotments
+        generator.localReserves = localReserves
         var ledger = Ledger(limits: limits)
         var observer = LedgerObserver()
         var problems: [String] = []
@@ -52,7 +53,7 @@ import Testing
         await propertyCheck(count: 1_200, input: Gen.uint64(in: 0...UInt64.max)) { seed in
             // Yield between histories: the cooperative pool is shared with tests that wait on real processes.
             await Task.yield()
-            let problems = Self.run(seed: seed, allotments: seed % 2 == 0)
+            let problems = Self.run(seed: seed, allotments: seed % 2 == 0, localReserves: seed % 3 == 0)
             #expect(problems.isEmpty, "seed \(seed): \(problems.prefix(5))")
         }
     }
@@ -78,6 +79,29 @@ import Testing
         #expect(applied > 100)
         #expect(duplicates > 10)
         #expect(allotted > 0)
+    }
+
+    @Test func localReserveHistoriesActuallyExerciseReconciliation() async {
+        // Guards against a generator whose provisional holds are all refused or never replayed.
+        var applied = 0
+        var duplicates = 0
+        var reserved: Int64 = 0
+        for seed in UInt64(1)...60 {
+            await Task.yield()
+            var generator = HistoryGenerator(seed: seed)
+            generator.localReserves = true
+            var ledger = Ledger()
+            var observer = LedgerObserver()
+            var history = generator.setup()
+            for _ in 0..<300 { history.append(generator.next()) }
+            for command in history { _ = observer.step(&ledger, command) }
+            applied += observer.localApplied
+            duplicates += observer.localDuplicates
+            reserved += ledger.allotments.filter { $0.key.holder.node != nil }.values.reduce(0) { $0 + $1.quantity }
+        }
+        #expect(applied > 30)
+        #expect(duplicates > 5)
+        #expect(reserved > 0)
     }
 
     @Test func historiesActuallyExerciseTheLedger() async {

@@ -1,0 +1,135 @@
+@testable import Ledger
+import StockadeCore
+import Testing
+
+/// Local reserves: a node's escrowed units, refilled by the leader and spent only by the node's
+/// own replayed records (docs/local-fallback.md).
+@Suite struct LocalReserveTests {
+    static let node: UInt64 = 2
+    static let yiwuReserve = AllotmentKey(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), holder: .node(node))
+
+    static func harness() -> LedgerTests.Harness {
+        var harness = LedgerTests.Harness()
+        var layout = LedgerTests.layout
+        layout[0].owner = node
+        layout[0].localReserve = .percent(20)
+        harness.apply(.configureWarehouses(layout))
+        harness.stock("tee", "yiwu", 100)
+        harness.stock("tee", "beijing", 5)
+        return harness
+    }
+
+    static func provisional(
+        _ id: String, _ quantity: Int64, sequence: UInt64, epoch: UInt64 = 1, status: HoldStatus = .held
+    ) -> Hold {
+        let local = LocalGrant(node: node, epoch: epoch, sequence: sequence, term: 3)
+        return Hold(
+            reservationId: ReservationID(id), orderId: "order-\(id)", region: "east",
+            allocations: [Allocation(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), quantity: quantity)], ttlMs: 60_000,
+            allowSplit: false, path: .local, token: local.token, createdAtMs: 1_000_000, expiresAtMs: 1_060_000, status: status,
+            finishedAtMs: status == .held ? 0 : 1_000_500, local: local)
+    }
+
+    @Test func theLeaderRefillsAReserveBelowItsLowWaterMarkToItsTarget() {
+        var harness = Self.harness()
+        #expect(harness.ledger.localReserveTarget(RowKey(sku: SKU("tee"), warehouse: WarehouseID("yiwu")))! == (2, 20, 0))
+        let refills = harness.ledger.localReserveRefills(lowWaterPercent: 50, limit: 10)
+        #expect(refills.count == 1 && refills[0].key == Self.yiwuReserve && refills[0].quantity == 20)
+        harness.apply(.grantAllotment(Self.yiwuReserve, quantity: 20))
+        #expect(harness.ledger.stock[SKU("tee")]![WarehouseID("yiwu")]!.allotted == 20)
+        // Above the low-water mark nothing more is asked for; a SKU's own policy overrides the warehouse's.
+        #expect(harness.ledger.localReserveRefills(lowWaterPercent: 50, limit: 10).isEmpty)
+        harness.apply(.setLocalReserve(RowKey(sku: SKU("tee"), warehouse: WarehouseID("yiwu")), .units(60)))
+        #expect(harness.ledger.localReserveRefills(lowWaterPercent: 50, limit: 10).first?.quantity == 40)
+    }
+
+    @Test func aReserveNeedsAnOwnedWarehouseAndAValidPolicy() {
+        var harness = Self.harness()
+        let beijing = RowKey(sku: SKU("tee"), warehouse: WarehouseID("beijing"))
+        guard case .rejected(let error, _) = harness.apply(.setLocalReserve(beijing, .units(3))) else {
+            Issue.record("a warehouse without an owner took a reserve")
+            return
+        }
+        #expect(error.code == .invalidRequest)
+        let yiwu = RowKey(sku: SKU("tee"), warehouse: WarehouseID("yiwu"))
+        guard case .rejected(let tooMuch, _) = harness.apply(.setLocalReserve(yiwu, .percent(101))) else {
+            Issue.record("101 percent accepted")
+            return
+        }
+        #expect(tooMuch.code == .invalidRequest)
+    }
+
+    @Test func onlyTheNodeGivesBackItsReserve() {
+        var harness = Self.harness()
+        harness.apply(.grantAllotment(Self.yiwuReserve, quantity: 20))
+        guard case .rejected(let error, _) = harness.apply(.returnAllotment(Self.yiwuReserve, quantity: 5)) else {
+            Issue.record("a reserve was returned by someone else")
+            return
+        }
+        #expect(error.code == .invalidRequest)
+        harness.apply(.beginLocalEpoch(node: Self.node, nonce: 77))
+        harness.apply(
+            .reconcileLocal(
+                LocalReconcile(
+                    node: Self.node, epoch: 1, throughSequence: 1, holds: [],
+                    returns: [Allocation(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), quantity: 5)])))
+        #expect(harness.ledger.allotments[Self.yiwuReserve]?.quantity == 15)
+    }
+
+    @Test func reconcilingMovesUnitsFromTheReserveOnceAndFencesByEpoch() {
+        var harness = Self.harness()
+        harness.apply(.grantAllotment(Self.yiwuReserve, quantity: 20))
+        guard case .localEpoch(_, let progress) = harness.apply(.beginLocalEpoch(node: Self.node, nonce: 77)) else {
+            Issue.record("no epoch")
+            return
+        }
+        #expect(progress.epoch == 1)
+        let batch = LocalReconcile(
+            node: Self.node, epoch: 1, throughSequence: 3,
+            holds: [
+                Self.provisional("p1", 4, sequence: 1), Self.provisional("p2", 3, sequence: 2, status: .confirmed),
+                Self.provisional("p3", 5, sequence: 3, status: .released),
+            ])
+        #expect(harness.apply(.reconcileLocal(batch)) == .localReconciled(duplicate: false, [.applied, .applied, .applied]))
+        let row = harness.ledger.stock[SKU("tee")]![WarehouseID("yiwu")]!
+        #expect(row.held == 4 && row.sold == 3 && row.allotted == 13)
+        #expect(harness.ledger.hold(ReservationID("p1"))?.local?.node == Self.node)
+        // The same batch again, or one from a stale epoch, changes nothing.
+        #expect(harness.apply(.reconcileLocal(batch)) == .localReconciled(duplicate: true, []))
+        harness.apply(.beginLocalEpoch(node: Self.node, nonce: 78))
+        var stale = batch
+        stale.throughSequence = 9
+        guard case .rejected(let error, _) = harness.apply(.reconcileLocal(stale)) else {
+            Issue.record("a stale epoch was replayed")
+            return
+        }
+        #expect(error.code == .invalidState)
+        #expect(harness.ledger.stock[SKU("tee")]![WarehouseID("yiwu")]! == row)
+    }
+
+    @Test func anIdGrantedOnBothSidesKeepsTheLedgersHold() {
+        var harness = Self.harness()
+        harness.apply(.grantAllotment(Self.yiwuReserve, quantity: 20))
+        harness.apply(.beginLocalEpoch(node: Self.node, nonce: 1))
+        _ = harness.reserve("both", [("tee", 2)])
+        let batch = LocalReconcile(node: Self.node, epoch: 1, throughSequence: 1, holds: [Self.provisional("both", 4, sequence: 1)])
+        #expect(harness.apply(.reconcileLocal(batch)) == .localReconciled(duplicate: false, [.superseded]))
+        #expect(harness.ledger.hold(ReservationID("both"))?.path == .quorum)
+        #expect(harness.ledger.allotments[Self.yiwuReserve]?.quantity == 20)
+    }
+
+    @Test func aProvisionalHoldTheReserveDoesNotCoverIsRefused() {
+        var harness = Self.harness()
+        harness.apply(.grantAllotment(Self.yiwuReserve, quantity: 3))
+        harness.apply(.beginLocalEpoch(node: Self.node, nonce: 1))
+        let batch = LocalReconcile(node: Self.node, epoch: 1, throughSequence: 1, holds: [Self.provisional("big", 4, sequence: 1)])
+        #expect(harness.apply(.reconcileLocal(batch)) == .localReconciled(duplicate: false, [.refused]))
+        #expect(harness.ledger.hold(ReservationID("big")) == nil)
+    }
+
+    @Test func localTokensCollideWithNeitherLogIndicesNorCacheTokens() {
+        let token = LocalGrant(node: 0x7FFF, epoch: 300, sequence: LocalGrant.sequenceMax, term: 1).token.rawValue
+        #expect(token >= LocalGrant.tokenBase && LocalGrant.tokenBase > CacheHold.tokenBase)
+        #expect(LocalGrant(node: 1, epoch: 1, sequence: 1, term: 1).token != LocalGrant(node: 2, epoch: 1, sequence: 1, term: 1).token)
+    }
+}
