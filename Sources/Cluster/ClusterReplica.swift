@@ -95,12 +95,12 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
         storage = try ReplicaStorage(
             directory: configuration.dataDirectory, limits: limits, keepsSnapshotBytes: replica.voters.count > 1,
             metrics: metrics, logger: logger)
-        let recovered = try storage.recover(limits: limits)
+        let recovered = try storage.recover(limits: limits, nodeID: replica.nodeID)
         var seed = SystemRandomNumberGenerator()
         driver = Driver(
             configuration: replica,
             ledger: recovered.ledger, hardState: recovered.hardState, snapshot: recovered.snapshot, entries: recovered.entries,
-            random: SplitMix64(seed: seed.next()))
+            random: SplitMix64(seed: seed.next()), local: recovered.local)
         status = driver.status
         logger.info(
             "recovered",
@@ -234,18 +234,11 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
                     nowMs: now, wallMs: clock(), messages: turn.messages, forwards: turn.forwards, replies: turn.replies,
                     proposals: turn.proposals, reads: turn.reads, pings: turn.pings)
             }
-            do {
-                try work()
-            } catch {
-                // The disk can no longer be trusted to hold what we acknowledge: crash, and let
-                // restart recover exactly what was fsynced.
-                logger.critical("storage failed", metadata: ["error": "\(error)"])
-                fatalError("storage failed: \(error)")
-            }
-            let (waiting, status) = withDriver { driver in
-                driver.endTurn()
-                return (driver.waitingCount, driver.status)
-            }
+            workOrCrash()
+            withDriver { $0.endTurn() }
+            // What the deadlines decided (a reserve granted from this node's reserve) is made durable now.
+            workOrCrash()
+            let (waiting, status) = withDriver { driver in (driver.waitingCount, driver.status) }
             statusLock.lock()
             self.status = status
             statusLock.unlock()
@@ -278,6 +271,8 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
     /// three-node cluster's reserve rate).
     private static func answerWithoutLog(_ driver: inout Driver, _ request: ReserveRequest, checked: inout Bool) -> Outcome? {
         guard driver.mayAnswerFromState else { return nil }
+        // An id granted here provisionally is answered from the local log, by the driver.
+        if driver.local.count > 0 && driver.provisionalHold(request.reservationId) != nil { return nil }
         checked = true
         return driver.ledger.answerWithoutLog(request)
     }
@@ -286,6 +281,17 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
         driverLock.lock()
         defer { driverLock.unlock() }
         return try body(&driver)
+    }
+
+    private func workOrCrash() {
+        do {
+            try work()
+        } catch {
+            // The disk can no longer be trusted to hold what we acknowledge: crash, and let
+            // restart recover exactly what was fsynced.
+            logger.critical("storage failed", metadata: ["error": "\(error)"])
+            fatalError("storage failed: \(error)")
+        }
     }
 
     /// Works off the driver's `Work` until it has none; the disk writes run outside the lock.

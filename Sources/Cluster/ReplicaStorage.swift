@@ -20,11 +20,14 @@ final class ReplicaStorage {
         var hardState: HardState
         var snapshot: Snapshot?
         var entries: [Entry]
+        /// The node's local log of provisional holds; nil when it has none yet.
+        var local: LocalHolds?
     }
 
     private let log: CommandLog
     private let hardStateFile: HardStateFile
     private let snapshots: SnapshotStore
+    private let localLog: RecordFile
     private let snapshotWriter: SnapshotWriter
     private let metrics: ReplicaMetrics
     /// Time spent in fsync since the last `takeFsyncTime`.
@@ -41,11 +44,12 @@ final class ReplicaStorage {
         log = try CommandLog(
             directory: directory + "/log", payloadBytesMax: limits.logEntryBytesMax, segmentBytes: limits.logSegmentBytes)
         hardStateFile = try HardStateFile(directory: directory)
+        localLog = RecordFile(path: directory + "/local-holds.log", payloadBytesMax: limits.logEntryBytesMax)
     }
 
     /// The newest snapshot, the hard state, and every log entry after the snapshot (committed or
     /// not; the protocol hands out the committed ones to apply).
-    func recover(limits: Limits) throws -> Recovered {
+    func recover(limits: Limits, nodeID: NodeID) throws -> Recovered {
         let stored = try hardStateFile.load()
         var ledger = Ledger(limits: limits)
         var snapshot: Snapshot?
@@ -58,7 +62,9 @@ final class ReplicaStorage {
             entries.append(Entry(index: entry.index, term: entry.term, payload: entry.payload))
         }
         let hardState = HardState(term: stored.term, votedFor: stored.votedFor == 0 ? nil : stored.votedFor, commit: stored.commit)
-        return Recovered(ledger: ledger, hardState: hardState, snapshot: snapshot, entries: entries)
+        let records = try localLog.recover().map { try LocalRecord(decoding: $0, limits: limits) }
+        let local = records.isEmpty ? nil : try LocalHolds(node: nodeID, recovering: records)
+        return Recovered(ledger: ledger, hardState: hardState, snapshot: snapshot, entries: entries, local: local)
     }
 
     /// Makes `work`'s snapshot, entries and hard state durable. `termAt` gives the protocol's
@@ -83,6 +89,12 @@ final class ReplicaStorage {
             fsyncTime += took
             metrics.fsyncDuration.recordNanoseconds(took.nanoseconds)
             metrics.commitBatchSize.record(work.entries.count)
+        }
+        if !work.localRecords.isEmpty {
+            for record in work.localRecords { localLog.append(record.encoded()) }
+            let start = ContinuousClock.now
+            try localLog.sync()
+            fsyncTime += ContinuousClock.now - start
         }
         if let hardState = work.hardState {
             try hardStateFile.save(

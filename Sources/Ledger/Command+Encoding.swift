@@ -171,7 +171,13 @@ extension ByteWriter {
         write(batch.throughSequence)
         write(UInt32(batch.holds.count))
         for hold in batch.holds { write(hold) }
-        write(batch.returns)
+        write(UInt32(batch.returns.count))
+        for returned in batch.returns {
+            write(returned.sequence)
+            write(returned.allocation.sku.rawValue)
+            write(returned.allocation.warehouse.rawValue)
+            write(returned.allocation.quantity)
+        }
     }
 }
 
@@ -208,7 +214,14 @@ extension ByteReader {
         var holds: [Hold] = []
         holds.reserveCapacity(count)
         for _ in 0..<count { holds.append(try readHold(limits: limits)) }
-        let returns = try readAllocations(limits: limits)
+        let returnCount = try readCount(max: limits.localReconcileHoldsMax)
+        var returns: [LocalReturn] = []
+        for _ in 0..<returnCount {
+            returns.append(
+                LocalReturn(
+                    sequence: try readUInt64(),
+                    allocation: Allocation(sku: SKU(try readString()), warehouse: WarehouseID(try readString()), quantity: try readInt64())))
+        }
         return LocalReconcile(node: node, epoch: epoch, throughSequence: through, holds: holds, returns: returns)
     }
 }

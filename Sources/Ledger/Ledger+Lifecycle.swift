@@ -5,54 +5,28 @@ extension Ledger {
         .rejected(StockadeError(.notFound, "no reservation \(id)"))
     }
 
-    static func invalidState(_ hold: Hold, action: String) -> Outcome {
-        .rejected(StockadeError(.invalidState, "cannot \(action) reservation \(hold.reservationId): it is \(hold.status.name)"))
-    }
 
-    mutating func confirm(_ id: ReservationID, timeMs: Int64) -> Outcome {
-        guard let hold = holds[id] else { return Self.notFound(id) }
-        switch hold.status {
-        case .confirmed:
-            return .reservation(hold, created: false)
-        case .released, .expired:
-            return Self.invalidState(hold, action: "confirm")
-        case .held:
-            if timeMs >= hold.expiresAtMs {
-                return Self.invalidState(finish(hold, as: .expired, timeMs: timeMs), action: "confirm")
-            }
-            return .reservation(finish(hold, as: .confirmed, timeMs: timeMs), created: false)
-        }
-    }
+    mutating func confirm(_ id: ReservationID, timeMs: Int64) -> Outcome { step(id, .confirm, timeMs: timeMs) }
 
-    mutating func release(_ id: ReservationID, timeMs: Int64) -> Outcome {
-        guard let hold = holds[id] else { return Self.notFound(id) }
-        switch hold.status {
-        case .released, .expired:
-            // The stock is already back; releasing again changes nothing.
-            return .reservation(hold, created: false)
-        case .confirmed:
-            return Self.invalidState(hold, action: "release")
-        case .held:
-            let status: HoldStatus = timeMs >= hold.expiresAtMs ? .expired : .released
-            return .reservation(finish(hold, as: status, timeMs: timeMs), created: false)
-        }
-    }
+    mutating func release(_ id: ReservationID, timeMs: Int64) -> Outcome { step(id, .release, timeMs: timeMs) }
 
     mutating func extend(_ id: ReservationID, ttlMs: Int64, timeMs: Int64) -> Outcome {
-        guard var hold = holds[id] else { return Self.notFound(id) }
-        if let error = Validation.ttl(milliseconds: ttlMs, limits: limits) { return .rejected(error) }
-        guard hold.status == .held else { return Self.invalidState(hold, action: "extend") }
-        if timeMs >= hold.expiresAtMs {
-            return Self.invalidState(finish(hold, as: .expired, timeMs: timeMs), action: "extend")
+        step(id, .extend(ttlMs: ttlMs), timeMs: timeMs)
+    }
+
+    /// Applies the lifecycle rule (`Hold.step`) and moves the stock it implies.
+    private mutating func step(_ id: ReservationID, _ action: HoldAction, timeMs: Int64) -> Outcome {
+        guard let hold = holds[id] else { return Self.notFound(id) }
+        let step = hold.step(action, timeMs: timeMs, limits: limits)
+        var next = step.hold
+        if hold.status == .held && next.status.isFinished {
+            next = finish(hold, as: next.status, timeMs: timeMs)
+        } else if next.expiresAtMs != hold.expiresAtMs {
+            holds.update(next)
+            expiryQueue.insert(TimedEntry(timeMs: next.expiresAtMs, sequence: holds.sequence(of: id)!))
         }
-        // Extending never shortens a hold, so a repeated extend is harmless.
-        let expiresAt = max(hold.expiresAtMs, timeMs + ttlMs)
-        if expiresAt != hold.expiresAtMs {
-            hold.expiresAtMs = expiresAt
-            holds.update(hold)
-            expiryQueue.insert(TimedEntry(timeMs: expiresAt, sequence: holds.sequence(of: id)!))
-        }
-        return .reservation(hold, created: false)
+        if let error = step.error { return .rejected(error) }
+        return .reservation(next, created: false)
     }
 
     mutating func expireDue(timeMs: Int64) -> Outcome {
@@ -89,5 +63,64 @@ extension Ledger {
         activeHoldCount -= 1
         finishedQueue.insert(TimedEntry(timeMs: timeMs, sequence: holds.sequence(of: hold.reservationId)!))
         return finished
+    }
+}
+
+/// What a client may do to a hold after it is granted.
+public enum HoldAction: Hashable, Sendable {
+    case confirm
+    case release
+    /// Push the expiry to at least the action's time + `ttlMs`.
+    case extend(ttlMs: Int64)
+
+    public var name: String {
+        switch self {
+        case .confirm: "confirm"
+        case .release: "release"
+        case .extend: "extend"
+        }
+    }
+}
+
+extension Hold {
+    /// The lifecycle rule, in one place for the ledger and a node's provisional holds: the hold
+    /// after `action` at `timeMs`, and the error to answer if the action is refused (a hold found
+    /// past its expiry is expired even then). `held → confirmed | released | expired`; a repeated
+    /// confirm, release or extend changes nothing and succeeds.
+    public func step(_ action: HoldAction, timeMs: Int64, limits: Limits) -> (hold: Hold, error: StockadeError?) {
+        if case .extend(let ttlMs) = action, let error = Validation.ttl(milliseconds: ttlMs, limits: limits) {
+            return (self, error)
+        }
+        func refused(_ hold: Hold) -> (hold: Hold, error: StockadeError?) {
+            (hold, StockadeError(.invalidState, "cannot \(action.name) reservation \(reservationId): it is \(hold.status.name)"))
+        }
+        func finished(_ status: HoldStatus) -> Hold {
+            var next = self
+            next.status = status
+            next.finishedAtMs = timeMs
+            return next
+        }
+        switch (status, action) {
+        case (.confirmed, .confirm):
+            return (self, nil)
+        case (.released, .release), (.expired, .release):
+            // The stock is already back; releasing again changes nothing.
+            return (self, nil)
+        case (.held, _) where timeMs >= expiresAtMs:
+            let expired = finished(.expired)
+            if case .release = action { return (expired, nil) }
+            return refused(expired)
+        case (.held, .confirm):
+            return (finished(.confirmed), nil)
+        case (.held, .release):
+            return (finished(.released), nil)
+        case (.held, .extend(let ttlMs)):
+            // Extending never shortens a hold, so a repeated extend is harmless.
+            var next = self
+            next.expiresAtMs = Swift.max(expiresAtMs, timeMs + ttlMs)
+            return (next, nil)
+        default:
+            return refused(self)
+        }
     }
 }

@@ -36,14 +36,25 @@ public struct LocalReconcile: Hashable, Sendable {
     public var epoch: UInt64
     public var throughSequence: UInt64
     public var holds: [Hold]
-    public var returns: [Allocation]
+    public var returns: [LocalReturn]
 
-    public init(node: UInt64, epoch: UInt64, throughSequence: UInt64, holds: [Hold], returns: [Allocation] = []) {
+    public init(node: UInt64, epoch: UInt64, throughSequence: UInt64, holds: [Hold], returns: [LocalReturn] = []) {
         self.node = node
         self.epoch = epoch
         self.throughSequence = throughSequence
         self.holds = holds
         self.returns = returns
+    }
+}
+
+/// Units a node gave back from its reserve, by the record that did it.
+public struct LocalReturn: Hashable, Sendable {
+    public var sequence: UInt64
+    public var allocation: Allocation
+
+    public init(sequence: UInt64, allocation: Allocation) {
+        self.sequence = sequence
+        self.allocation = allocation
     }
 }
 
@@ -134,14 +145,23 @@ extension Ledger {
         results.reserveCapacity(batch.holds.count)
         var position = 0
         for hold in batch.holds {
+            // A hold granted at or below what was taken in is in the ledger already, or was, and
+            // may have been purged since: it is never created again.
+            guard (hold.local?.sequence ?? 0) > progress.sequence else {
+                results.append(.duplicate)
+                continue
+            }
             let result = applyLocalHold(hold, batch: batch, index: index, position: position)
             if result == .applied { position += 1 }
             results.append(result)
         }
-        for returned in batch.returns where returned.quantity > 0 {
-            let key = AllotmentKey(sku: returned.sku, warehouse: returned.warehouse, holder: .node(batch.node))
+        // Each return counts once: those at or below what was taken in are skipped.
+        for returned in batch.returns
+        where returned.sequence > progress.sequence && returned.sequence <= batch.throughSequence && returned.allocation.quantity > 0 {
+            let allocation = returned.allocation
+            let key = AllotmentKey(sku: allocation.sku, warehouse: allocation.warehouse, holder: .node(batch.node))
             guard let allotment = allotments[key], allotment.quantity > 0 else { continue }
-            let quantity = min(returned.quantity, allotment.quantity)
+            let quantity = min(allocation.quantity, allotment.quantity)
             moveFromAllotment(key, quantity: quantity, into: nil)
         }
         progress.sequence = batch.throughSequence

@@ -44,6 +44,7 @@ extension ReplicaDriver {
             output.events.append(reading.ownClockOff ? .ownClockOff(distanceMs: reading.ownDistanceMs ?? 0) : .ownClockAgreed)
         }
         clockReading = reading
+        if let agreed = reading.timeMs { lastAgreedTime = (agreed, nowMs, wallMs) }
         let inAgreement = reading.agreement != nil && !reading.ownClockOff
         raft.mayCampaign = inAgreement
         // A candidate too: votes that arrive later in an election begun before the clock went off
@@ -106,7 +107,7 @@ extension ReplicaDriver {
         guard !batch.isEmpty else { return }
         guard hasRecentMajority() else {
             let error = StockadeError(.quorumUnavailable, "the leader cannot reach a majority of the cluster; nothing was written")
-            for proposal in batch { answer(proposal.origin, .rejected(error)) }
+            for proposal in batch { settle(proposal.origin, proposal.command, .rejected(error)) }
             return
         }
         let timeMs = stampTime()

@@ -10,6 +10,8 @@ extension ReplicaDriver {
         switch origin {
         case .local(let caller):
             output.answers.append((caller, outcome))
+        case .internal(let task):
+            finishLocalTask(task, outcome)
         case .forwarded(let key, let position):
             guard var batch = incoming[key], batch.outcomes[position] == nil else { return }
             batch.outcomes[position] = outcome
@@ -32,7 +34,7 @@ extension ReplicaDriver {
     mutating func expire() {
         while let first = waiting.first, first.deadlineMs <= nowMs {
             waiting.removeFirst()
-            answer(first.origin, .rejected(Self.unknown))
+            settle(first.origin, first.command.command, .rejected(Self.unknown))
         }
         let noLeader = StockadeError(
             .quorumUnavailable,
@@ -40,7 +42,7 @@ extension ReplicaDriver {
         var stillWaiting: [Proposal] = []
         for proposal in awaitingLeader {
             if proposal.deadlineMs <= nowMs {
-                answer(proposal.origin, .rejected(noLeader))
+                settle(proposal.origin, proposal.command, .rejected(noLeader))
             } else {
                 stillWaiting.append(proposal)
             }
@@ -49,7 +51,9 @@ extension ReplicaDriver {
         answerForwarded()
         while let first = forwardedOrder.first, first.deadlineMs <= nowMs || forwardedOut[first.id] == nil {
             forwardedOrder.removeFirst()
-            for proposal in forwardedOut.removeValue(forKey: first.id) ?? [] { answer(proposal.origin, .rejected(Self.unknown)) }
+            for proposal in forwardedOut.removeValue(forKey: first.id) ?? [] {
+                settle(proposal.origin, proposal.command, .rejected(Self.unknown))
+            }
         }
         let late = StockadeError(.quorumUnavailable, "no read point from a majority within the deadline")
         readsNotYetAccepted.removeAll { read in

@@ -34,10 +34,11 @@ extension ReplicaDriver {
     }
 
     /// A follower sends its proposals to the leader it knows, in frames of at most
-    /// `PeerFrame.forwardBatchMax`; with no leader known they wait for the next turn.
+    /// `PeerFrame.forwardBatchMax`; with no leader known, or none heard from lately, they wait
+    /// for the next turn (so one that times out was certainly not sent: `quorum_unavailable`).
     mutating func forward(_ proposals: [Proposal]) {
         guard !proposals.isEmpty else { return }
-        guard let leader = raft.leaderID, leader != configuration.nodeID else {
+        guard let leader = raft.leaderID, leader != configuration.nodeID, reachesQuorum else {
             awaitingLeader += proposals
             return
         }

@@ -104,9 +104,11 @@ public struct ReplicaDriver<Caller> {
         public var hardStateDurable = false
         /// Sent after the write: votes and acknowledgements promise durable state.
         public var messages: [Envelope] = []
+        /// Records to append to the node's local log and fsync (with the rest of the write).
+        public var localRecords: [LocalRecord] = []
         var ready: Ready
 
-        public var isEmpty: Bool { ready.isEmpty }
+        public var isEmpty: Bool { ready.isEmpty && localRecords.isEmpty }
         /// Committed entries this work applies.
         public var committedCount: Int { ready.committedEntries.count }
     }
@@ -137,10 +139,13 @@ public struct ReplicaDriver<Caller> {
         case local(Caller)
         /// Position `position` of incoming forward batch `batch`.
         case forwarded(batch: UInt64, position: Int)
+        /// The fallback's own work (see `ReplicaDriver+Local`).
+        case `internal`(LocalTask)
 
+        /// This node's own, rather than forwarded to it.
         var isLocal: Bool {
-            if case .local = self { return true }
-            return false
+            if case .forwarded = self { return false }
+            return true
         }
     }
 
@@ -216,11 +221,28 @@ public struct ReplicaDriver<Caller> {
     /// Proposals refused because too many entries were uncommitted (for the shell's metrics).
     public internal(set) var overloadRefusals = 0
 
+    /// This node's provisional holds and local log (see `ReplicaDriver+Local`).
+    public internal(set) var local: LocalHolds
+    /// Answers that wait for local records to be durable: the records made when each was decided.
+    var localAnswers: [(Origin, Outcome, Int)] = []
+    var localRecordsDurable = 0
+    var localEpochInFlight = false
+    var reconcileInFlight = false
+    var refillInFlight = false
+    /// A batch handed over, waiting for its handover record to be durable before it is proposed.
+    var readyBatch: (LocalReconcile, Int)?
+    var nextLocalCheckMs: Int64 = 0
+    /// The cluster's agreed time when last there was one, and the monotonic time it was read at.
+    var lastAgreedTime: (timeMs: Int64, atMs: Int64, wallMs: Int64)?
+    /// Reserves granted from this node's reserve, and provisional holds the ledger took in.
+    public internal(set) var fallbacksTaken = 0
+    public internal(set) var reconciledHolds = 0
+
     /// Starts from what was recovered from disk: the applied state of the newest snapshot (or an
     /// empty ledger), the hard state, and every log entry after the snapshot.
     public init(
         configuration: Configuration, ledger: Ledger, hardState: HardState, snapshot: Snapshot?, entries: [Entry],
-        random: SplitMix64
+        random: SplitMix64, local: LocalHolds? = nil
     ) {
         precondition(configuration.voters.contains(configuration.nodeID), "a node must be one of the voters")
         self.configuration = configuration
@@ -231,6 +253,7 @@ public struct ReplicaDriver<Caller> {
         snapshotHolds = ledger.holds.count
         clock = ClusterClock(nodeID: configuration.nodeID, voters: configuration.voters, limits: configuration.limits)
         var random = random
+        self.local = local ?? LocalHolds(node: configuration.nodeID, nonce: random.next() | 1)
         // Forward request ids start at a random point so that a leader's late reply to a frame
         // this node sent before it restarted cannot match one it sends now.
         nextForwardID = random.next() >> 1
@@ -282,16 +305,17 @@ public struct ReplicaDriver<Caller> {
         awaitingLeader.removeAll()
         let deadline = nowMs + configuration.quorumDeadlineMs
         for proposal in proposals {
-            batch.append(
-                Proposal(
-                    command: proposal.command, origin: .local(proposal.caller), deadlineMs: deadline, checked: proposal.checked,
-                    leaderTerm: proposal.leaderTerm))
+            let proposal = Proposal(
+                command: proposal.command, origin: .local(proposal.caller), deadlineMs: deadline, checked: proposal.checked,
+                leaderTerm: proposal.leaderTerm)
+            if !answeredLocally(proposal) { batch.append(proposal) }
         }
         for forward in forwards { batch += admitForward(forward, deadlineMs: deadline) }
         if !batch.isEmpty { proposeBatch(batch) }
         readsNotYetAccepted += reads.map { ReadWaiter(caller: $0, deadlineMs: deadline) }
         submitReads()
         configureWarehousesIfNeeded()
+        localTurn()
     }
 
     mutating func advanceClock(nowMs: Int64, wallMs: Int64, pings: [(from: NodeID, ping: ClockPing)] = []) {
@@ -320,6 +344,7 @@ public struct ReplicaDriver<Caller> {
         work.messagesBeforePersist = ready.messagesBeforePersist
         work.messages = ready.messages
         work.entries = ready.entries
+        if !local.unsaved.isEmpty { work.localRecords = local.takeUnsaved() }
         if let snapshot = ready.snapshot {
             work.snapshot = snapshot
             // The protocol kept its log after the snapshot when it matched. Rewriting those
@@ -351,6 +376,8 @@ public struct ReplicaDriver<Caller> {
                 readsAwaitingApply.append((index: state.index, waiter: read))
             }
         }
+        local.follow(ledger)
+        localRecordsPersisted(work.localRecords.count)
         answerReads()
         answerForwarded()
         requestSnapshotIfDue()
@@ -362,7 +389,8 @@ public struct ReplicaDriver<Caller> {
             "applied \(ledger.appliedIndex) commit \(raft.commitIndex) stable \(raft.stableIndex)")
     }
 
-    /// Ends the turn: answers everything past its deadline.
+    /// Ends the turn: answers everything past its deadline. A reserve the quorum could not decide
+    /// may be granted from this node's reserve then: run `nextWork()` again to make it durable.
     public mutating func endTurn() {
         expire()
     }

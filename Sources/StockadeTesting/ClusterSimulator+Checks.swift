@@ -11,7 +11,8 @@ extension ClusterSimulator {
         answers[call.id, default: []].append(outcome)
         if answers[call.id]!.count > 1 { violations.append("call \(call.id) (\(call.command)) answered twice: \(answers[call.id]!)") }
         answerCounts[Self.kind(of: outcome), default: 0] += 1
-        guard case .reservation(let hold, _) = outcome else { return }
+        guard case .reservation(let hold, let created) = outcome else { return }
+        if created && hold.path == .local { localGrants += 1 }
         switch call.command {
         case .reserve(let request):
             guard hold.reservationId == request.reservationId else {
@@ -114,6 +115,53 @@ extension ClusterSimulator {
             }
         }
         if step % 20 == 0 { observeAcknowledged() }
+        if localReserves { checkEscrow() }
+    }
+
+    /// The bounded counter: what each node's provisional holds (and returns) consume beyond what
+    /// the most advanced ledger has taken in never exceeds that node's reserve in that ledger. With
+    /// the ledger's own no-oversell, nothing is promised twice. Also: no provisional hold expires
+    /// early by the majority's clocks, however far its node's clock jumped.
+    func checkEscrow() {
+        for id in nodeIDs {
+            guard let ledger = nodes[id]!.driver?.ledger, ledger.appliedIndex > reference?.appliedIndex ?? 0 else { continue }
+            reference = ledger
+        }
+        guard let truth = reference else { return }
+        let timeBoundMs = limits.clockSkewMaxMs + limits.clockRoundTripMaxMs + 1_500
+        for id in nodeIDs {
+            if let driver = nodes[id]!.driver {
+                for entry in driver.local.entries.values where entry.hold.status == .expired && driver.local.isLocal(entry)
+                    && entry.hold.expiresAtMs > majorityWallMs + timeBoundMs
+                {
+                    violations.append(
+                        "provisional hold \(entry.hold.reservationId) on node \(id) expired \(entry.hold.expiresAtMs - majorityWallMs) ms early by the majority's clocks; step \(step)")
+                }
+            }
+            guard let store = nodes[id]!.driver?.local ?? (step % 10 == 0 ? localHolds(of: id) : nil), let epoch = store.epoch
+            else { continue }
+            let progress = truth.localProgress[id]
+            let reflected = progress?.epoch == epoch ? progress!.sequence : 0
+            var consumed: [RowKey: Int64] = [:]
+            for entry in store.entries.values
+            where entry.grantSequence > reflected && (entry.hold.status == .held || entry.hold.status == .confirmed) {
+                for allocation in entry.hold.allocations {
+                    consumed[RowKey(sku: allocation.sku, warehouse: allocation.warehouse), default: 0] += allocation.quantity
+                }
+            }
+            for returned in store.returns where returned.sequence > reflected {
+                for allocation in returned.allocations {
+                    consumed[RowKey(sku: allocation.sku, warehouse: allocation.warehouse), default: 0] += allocation.quantity
+                }
+            }
+            for (row, units) in consumed {
+                let reserve = truth.allotments[AllotmentKey(sku: row.sku, warehouse: row.warehouse, holder: .node(id))]?.quantity ?? 0
+                if units > reserve {
+                    violations.append(
+                        "node \(id) spent \(units) of \(row.sku)@\(row.warehouse) on its own but holds \(reserve) in reserve (ledger at \(truth.appliedIndex), its own at \(nodes[id]!.driver?.ledger.appliedIndex ?? 0), reflected \(reflected), holds \(store.entries.values.map { "\($0.hold.reservationId)#\($0.grantSequence) \($0.hold.status.name) \($0.hold.allocations.map { "\($0.sku)@\($0.warehouse)×\($0.quantity)" })" }), returns \(store.returns.map(\.sequence))); step \(step)")
+                }
+            }
+        }
     }
 
     func converged() -> Bool {
@@ -122,6 +170,7 @@ extension ClusterSimulator {
         let applied = drivers.map(\.ledger.appliedIndex)
         let leaderLast = drivers.first { $0.raft.isLeader }?.raft.lastIndex
         return Set(applied).count == 1 && drivers.allSatisfy { $0.raft.commitIndex == applied[0] } && leaderLast == applied[0]
+            && drivers.allSatisfy { !$0.local.hasUnreplayed }
     }
 
     // MARK: - The end
@@ -149,12 +198,23 @@ extension ClusterSimulator {
                 // `finishedRetentionMs` later.
                 let purgeable = lastCommittedTimeMs >= acknowledgedHold.finishesByMs + limits.finishedRetentionMs
                 if let hold = ledger.hold(reservation), hold.token == acknowledgedHold.token {
+                    if id == nodeIDs[0] && hold.path == .local { provisionalReconciled += 1 }
                     if hold.allocations != acknowledgedHold.allocations {
                         violations.append("acknowledged reservation \(reservation) has other allocations on node \(id)")
                     }
                     continue
                 }
                 if purgeable { continue }
+                // A provisional hold whose id a majority granted too: the ledger's hold stands and
+                // the node that granted it recorded so.
+                let token = acknowledgedHold.token.rawValue
+                if token >= LocalGrant.tokenBase,
+                    let granter = nodes[(token >> 48) & 0x7FFF]?.driver,
+                    granter.localResolution(reservation)?.result == .superseded
+                {
+                    if id == nodeIDs[0] { provisionalSuperseded += 1 }
+                    continue
+                }
                 violations.append("acknowledged reservation \(reservation) lost on node \(id)")
             }
         }
@@ -220,4 +280,19 @@ public struct AcknowledgedHold: Sendable, Equatable {
 
     /// The latest time it finishes: its finish if known, its expiry otherwise.
     public var finishesByMs: Int64 { min(expiresAtMs, finishedAtMs ?? .max) }
+}
+
+extension ClusterSimulator {
+    /// Per node: its local epoch, provisional holds waiting, fallbacks taken, and its reserves in
+    /// its own ledger (for `stockade-sim --seed`).
+    public func localSummary() -> String {
+        let layout = nodeIDs.compactMap { nodes[$0]!.driver?.ledger.warehouses }.first ?? []
+        return "owners " + layout.map { "\($0.id)→\($0.owner.map { "n\($0)" } ?? "-") \($0.regions)" }.joined(separator: " ") + "; "
+            + nodeIDs.map { id in
+            guard let driver = nodes[id]!.driver else { return "n\(id) down" }
+            let reserves = driver.ledger.allotments.filter { $0.key.holder == .node(id) }
+                .map { "\($0.key.sku)@\($0.key.warehouse)=\($0.value.quantity)" }.sorted()
+            return "n\(id) epoch \(driver.local.epoch.map(String.init) ?? "none") waiting \(driver.local.count) fallbacks \(driver.fallbacksTaken) reserves \(reserves)"
+        }.joined(separator: "; ")
+    }
 }

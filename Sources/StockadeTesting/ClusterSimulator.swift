@@ -59,6 +59,8 @@ public final class ClusterSimulator {
         var hardState = HardState()
         var snapshot: Snapshot?
         var entries: [Entry] = []
+        /// The node's local log of provisional holds.
+        var local: [LocalRecord] = []
 
         mutating func persist(_ newEntries: [Entry]) {
             guard let first = newEntries.first else { return }
@@ -127,6 +129,17 @@ public final class ClusterSimulator {
     var nextCall = 0
     /// Set once the faulty steps are over.
     var healing = false
+    /// Whether warehouses have owning nodes with local reserves, so cut-off nodes fall back.
+    public let localReserves: Bool
+    /// The most advanced applied state any node has reached so far (every applied state is a
+    /// prefix of the one committed log, so this is the latest committed state known).
+    var reference: Ledger?
+    /// Reserves granted from a node's local reserve, as clients were answered.
+    public internal(set) var localGrants = 0
+    /// Acknowledged provisional holds found in the converged ledger with their local token, and
+    /// those superseded by a hold a majority granted under the same id.
+    public internal(set) var provisionalReconciled = 0
+    public internal(set) var provisionalSuperseded = 0
 
     // What the checkers remember.
     var leaderOfTerm: [Term: NodeID] = [:]
@@ -156,8 +169,12 @@ public final class ClusterSimulator {
     /// Answers by kind, for reports: granted, refused, quorum_unavailable, outcome_unknown, …
     public internal(set) var answerCounts: [String: Int] = [:]
 
-    public init(seed: UInt64, nodeCount: Int? = nil) {
+    /// `localReserves` nil: decided by the seed (half of all seeds), from a stream of its own so
+    /// that seeds without it run exactly as they did before local reserves existed.
+    public init(seed: UInt64, nodeCount: Int? = nil, localReserves: Bool? = nil) {
         self.seed = seed
+        var localRandom = SplitMix64(seed: seed ^ 0x10CA_1F_A11B_ACC)
+        self.localReserves = localReserves ?? (localRandom.next() % 2 == 0)
         var random = SplitMix64(seed: seed)
         faults = Faults.draw(&random)
         let count = nodeCount ?? (Bool.random(using: &random) ? 3 : 5)
@@ -172,6 +189,7 @@ public final class ClusterSimulator {
         limits.forwardBatchMax = Int.random(in: 1...8, using: &random)
         self.limits = limits
         generator = HistoryGenerator(seed: random.next())
+        if self.localReserves { generator.assignOwners(nodeCount: count, random: &localRandom) }
         setupCommands = generator.setup()
         self.random = random
         for id in nodeIDs {
@@ -212,6 +230,12 @@ public final class ClusterSimulator {
     // MARK: - Faults and clients
 
     func faultStep() {
+        if localReserves && Int.random(in: 0..<1000, using: &random) < 8 {
+            // Cut off a warehouse owner (both ways), so that its region falls back on its reserve.
+            if let owner = generator.warehouses.compactMap(\.owner).randomElement(using: &random) {
+                for other in nodeIDs where other != owner { blocked.formUnion([[owner, other], [other, owner]]) }
+            }
+        }
         if Int.random(in: 0..<1000, using: &random) < faults.crashPerMille {
             let id = nodeIDs.randomElement(using: &random)!
             if nodes[id]!.driver != nil { crash(id) } else { start(id) }
@@ -249,6 +273,7 @@ public final class ClusterSimulator {
 
     /// A client calls a node: usually the one it believes leads, sometimes any other.
     func clientStep() {
+        if localReserves && Int.random(in: 0..<100, using: &random) < 25 { localClientStep() }
         guard Int.random(in: 0..<100, using: &random) < faults.proposePercent else { return }
         let live = nodeIDs.filter { nodes[$0]!.driver != nil }
         let leaders = live.filter { nodes[$0]!.driver!.raft.isLeader }
@@ -256,6 +281,22 @@ public final class ClusterSimulator {
         guard let target else { return }
         let command = setupCommands.isEmpty ? generator.next().command : setupCommands.removeFirst().command
         call(command, on: target)
+    }
+
+    /// A shopper in a warehouse owner's region calls that node (cut off or not): a reserve for its
+    /// region, or a confirm, release or extend of one it was granted there.
+    func localClientStep() {
+        let owners = generator.warehouses.filter { $0.owner.map { nodes[$0]?.driver != nil } ?? false }
+        guard let warehouse = owners.randomElement(using: &random), let owner = warehouse.owner else { return }
+        let mine = acknowledged.filter { $0.value.token.rawValue >= LocalGrant.tokenBase && ($0.value.token.rawValue >> 48) & 0x7FFF == owner }
+        if let (id, _) = mine.randomElement(using: &random), Bool.random(using: &random) {
+            let commands: [Command] = [.confirm(id), .release(id), .extend(id, ttlMs: Int64.random(in: 1...30, using: &random) * 1000)]
+            call(commands.randomElement(using: &random)!, on: owner)
+            return
+        }
+        var request = generator.reserveRequest()
+        request.region = warehouse.regions.randomElement(using: &random) ?? request.region
+        call(.reserve(request), on: owner)
     }
 
     func call(_ command: Command, on id: NodeID) {
@@ -292,7 +333,19 @@ public final class ClusterSimulator {
                 nodeID: id, voters: nodeIDs, warehouses: generator.warehouses, limits: limits,
                 tickMs: Int64(Self.stepMs), quorumDeadlineMs: 2_000),
             ledger: ledger, hardState: disk.hardState, snapshot: disk.snapshot, entries: disk.entries,
-            random: SplitMix64(seed: random.next()))
+            random: SplitMix64(seed: random.next()), local: localHolds(of: id))
+    }
+
+    /// Node `id`'s local log as its disk holds it (nil before it wrote one).
+    func localHolds(of id: NodeID) -> LocalHolds? {
+        let records = nodes[id]!.disk.local
+        guard !records.isEmpty else { return nil }
+        do {
+            return try LocalHolds(node: id, recovering: records)
+        } catch {
+            violations.append("node \(id) cannot read its local log: \(error)")
+            return nil
+        }
     }
 
     // MARK: - One step of time
@@ -329,23 +382,38 @@ public final class ClusterSimulator {
         node.replies.removeAll()
         node.proposals.removeAll()
         nodes[id] = node
+        guard workOff(id, lossless: lossless) else { return }
+        nodes[id]!.driver!.endTurn()
+        takeOutput(id, lossless: lossless)
+        // What the deadlines decided (a grant from the local reserve) is made durable now.
+        guard workOff(id, lossless: lossless) else { return }
+    }
+
+    /// Works off the driver's `Work` until it has none; false if the node crashed meanwhile.
+    func workOff(_ id: NodeID, lossless: Bool) -> Bool {
         while true {
             let work = nodes[id]!.driver!.nextWork()
-            if work.isEmpty { break }
+            if work.isEmpty { return true }
             for envelope in work.messagesBeforePersist { send(.raft(envelope), from: id, lossless: lossless) }
-            if !write(work, on: id, lossless: lossless) { return }
+            if !write(work, on: id, lossless: lossless) { return false }
             for envelope in work.messages { send(.raft(envelope), from: id, lossless: lossless) }
             appliedEntries += work.committedCount
             nodes[id]!.driver!.persisted(work)
             takeOutput(id, lossless: lossless)
         }
-        nodes[id]!.driver!.endTurn()
-        takeOutput(id, lossless: lossless)
     }
 
     /// Writes `work` to the simulated disk; false if the node crashed in the middle of it (a
     /// prefix of the entries reached the disk, nothing after it did).
     func write(_ work: Driver.Work, on id: NodeID, lossless: Bool) -> Bool {
+        if !lossless && !work.localRecords.isEmpty && Int.random(in: 0..<1000, using: &random) < faults.crashPerMille
+            && Int.random(in: 0..<100, using: &random) < faults.tornWritePercent
+        {
+            // The local log is written with the rest; a crash keeps a prefix of its records.
+            nodes[id]!.disk.local += work.localRecords.prefix(Int.random(in: 0..<work.localRecords.count, using: &random))
+            crash(id)
+            return false
+        }
         if !lossless && !work.entries.isEmpty && Int.random(in: 0..<1000, using: &random) < faults.crashPerMille
             && Int.random(in: 0..<100, using: &random) < faults.tornWritePercent
         {
@@ -363,6 +431,7 @@ public final class ClusterSimulator {
         }
         if let snapshot = work.snapshot { nodes[id]!.disk.install(snapshot, keepingLog: work.snapshotKeepsLog) }
         nodes[id]!.disk.persist(work.entries)
+        nodes[id]!.disk.local += work.localRecords
         if let hardState = work.hardState { nodes[id]!.disk.hardState = hardState }
         return true
     }

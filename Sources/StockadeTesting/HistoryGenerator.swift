@@ -45,6 +45,18 @@ public struct HistoryGenerator {
         self.random = random
     }
 
+    /// Gives some warehouses an owning node (of `1...nodeCount`) and a default local reserve, with
+    /// draws from `random` (so the generator's own stream stays what it was).
+    public mutating func assignOwners(nodeCount: Int, random: inout SplitMix64) {
+        for index in warehouses.indices where Int.random(in: 0..<5, using: &random) > 0 {
+            warehouses[index].owner = UInt64.random(in: 1...UInt64(nodeCount), using: &random)
+            warehouses[index].localReserve =
+                Bool.random(using: &random)
+                ? .percent(Int64.random(in: 20...70, using: &random)) : .units(Int64.random(in: 2...10, using: &random))
+            if warehouses[index].regions.isEmpty { warehouses[index].regions = [regions.randomElement(using: &random)!] }
+        }
+    }
+
     /// The commands that set up the layout and some initial stock.
     public mutating func setup() -> [TimedCommand] {
         if localReserves {
@@ -139,7 +151,11 @@ public struct HistoryGenerator {
             let epoch = Int.random(in: 0..<5, using: &random) == 0 ? UInt64.random(in: 1...3, using: &random) : expectedEpochs[node] ?? 1
             let returns =
                 Int.random(in: 0..<4, using: &random) == 0
-                ? [Allocation(sku: row.sku, warehouse: row.warehouse, quantity: Int64.random(in: 0...4, using: &random))] : []
+                ? [
+                    LocalReturn(
+                        sequence: UInt64.random(in: 0...sequence + 1, using: &random),
+                        allocation: Allocation(sku: row.sku, warehouse: row.warehouse, quantity: Int64.random(in: 0...4, using: &random)))
+                ] : []
             return .reconcileLocal(
                 LocalReconcile(
                     node: node, epoch: epoch,
@@ -206,7 +222,7 @@ public struct HistoryGenerator {
         return requests.randomElement(using: &random)!.reservationId
     }
 
-    mutating func reserveRequest() -> ReserveRequest {
+    public mutating func reserveRequest() -> ReserveRequest {
         // Replays: the same body again, or the same id with a different body.
         if !requests.isEmpty && Int.random(in: 0..<5, using: &random) == 0 {
             var request = requests.randomElement(using: &random)!

@@ -24,6 +24,7 @@ public struct LedgerObserver {
         var existedBefore = false
         if case .reserve(let request) = command.command { existedBefore = ledger.hold(request.reservationId) != nil }
         let nodeReservesBefore = ledger.allotments.filter { $0.key.holder.node != nil }
+        let progressBefore = ledger.localProgress
         let outcome = ledger.apply(command, index: LogIndex(log.count))
         var problems = ledger.invariantViolations()
         // A node's local reserve shrinks only by that node's own replayed records.
@@ -33,7 +34,9 @@ public struct LedgerObserver {
             let after = ledger.allotments[key]?.quantity ?? 0
             if after < before.quantity { problems.append("reserve \(key) shrank \(before.quantity) → \(after) by \(command.command.name)") }
         }
-        if case .reconcileLocal(let batch) = command.command { problems += checkReconcile(batch, outcome, ledger) }
+        if case .reconcileLocal(let batch) = command.command {
+            problems += checkReconcile(batch, outcome, ledger, takenInBefore: progressBefore[batch.node]?.sequence ?? 0)
+        }
         if case .reserve(let request) = command.command {
             if case .reservation(let hold, let created) = outcome {
                 if created {
@@ -115,7 +118,7 @@ public struct LedgerObserver {
         return problems
     }
 
-    private mutating func checkReconcile(_ batch: LocalReconcile, _ outcome: Outcome, _ ledger: Ledger) -> [String] {
+    private mutating func checkReconcile(_ batch: LocalReconcile, _ outcome: Outcome, _ ledger: Ledger, takenInBefore: UInt64) -> [String] {
         guard case .localReconciled(let duplicate, let results) = outcome else {
             if case .rejected(let error, _) = outcome, error.code == .invalidState || error.code == .invalidRequest { return [] }
             return ["reconcile_local answered \(outcome)"]
@@ -136,7 +139,9 @@ public struct LedgerObserver {
                 if let now { acknowledged[hold.reservationId] = now }
             case .duplicate:
                 localDuplicates += 1
-                if now?.token != hold.token { problems.append("local hold \(hold.reservationId) duplicate of nothing") }
+                if now?.token != hold.token && (hold.local?.sequence ?? 0) > takenInBefore {
+                    problems.append("local hold \(hold.reservationId) duplicate of nothing")
+                }
             case .superseded:
                 if now == nil || now?.token == hold.token { problems.append("local hold \(hold.reservationId) superseded by nothing") }
             case .refused:

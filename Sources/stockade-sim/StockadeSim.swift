@@ -22,6 +22,8 @@ struct StockadeSim: ParsableCommand {
             let violations = simulator.run(steps: steps)
             print("seed \(seed): faults \(simulator.faults)")
             print("elections \(simulator.leaderElections), applied \(simulator.appliedEntries), acknowledged \(simulator.acknowledged.count)")
+            print("local reserves \(simulator.localReserves), provisional grants \(simulator.localGrants)")
+            if simulator.localReserves { print(simulator.localSummary()) }
             print("answers: " + simulator.answerCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if violations.isEmpty { print("ok") } else {
                 for violation in violations { print("VIOLATION: \(violation)") }
@@ -40,7 +42,7 @@ struct StockadeSim: ParsableCommand {
                     if announce { FileHandle.standardError.write(Data("seed \(seed)\n".utf8)) }
                     let simulator = ClusterSimulator(seed: seed)
                     let violations = simulator.run(steps: steps)
-                    let done = tally.record(seed: seed, failed: !violations.isEmpty)
+                    let done = tally.record(seed: seed, failed: !violations.isEmpty, localGrants: simulator.localGrants)
                     if !violations.isEmpty {
                         FileHandle.standardError.write(Data("FAIL seed \(seed): \(violations.prefix(3))\n".utf8))
                         print("FAIL seed \(seed): \(violations.prefix(3)) (replay: stockade-sim --seed \(seed))")
@@ -53,7 +55,7 @@ struct StockadeSim: ParsableCommand {
         }
         group.wait()
         let failed = tally.failed
-        print("\(tally.done) seeds from \(start): \(failed.count) failed in \(Int(Date().timeIntervalSince(began))) s")
+        print("\(tally.done) seeds from \(start): \(failed.count) failed in \(Int(Date().timeIntervalSince(began))) s; \(tally.localGrants) provisional grants")
         if !failed.isEmpty {
             print("failing seeds: \(failed.sorted())")
             throw ExitCode(1)
@@ -66,10 +68,12 @@ final class Tally: @unchecked Sendable {
     private let lock = NSLock()
     private var doneCount = 0
     private var failedSeeds: [UInt64] = []
+    private var grants = 0
 
-    func record(seed: UInt64, failed: Bool) -> Int {
+    func record(seed: UInt64, failed: Bool, localGrants: Int) -> Int {
         lock.withLock {
             doneCount += 1
+            grants += localGrants
             if failed { failedSeeds.append(seed) }
             return doneCount
         }
@@ -77,4 +81,5 @@ final class Tally: @unchecked Sendable {
 
     var done: Int { lock.withLock { doneCount } }
     var failed: [UInt64] { lock.withLock { failedSeeds } }
+    var localGrants: Int { lock.withLock { grants } }
 }

@@ -72,7 +72,14 @@ import Testing
             .reconcileLocal(
                 LocalReconcile(
                     node: Self.node, epoch: 1, throughSequence: 1, holds: [],
-                    returns: [Allocation(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), quantity: 5)])))
+                    returns: [LocalReturn(sequence: 1, allocation: Allocation(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), quantity: 5))])))
+        #expect(harness.ledger.allotments[Self.yiwuReserve]?.quantity == 15)
+        // The same return in a later batch counts once.
+        harness.apply(
+            .reconcileLocal(
+                LocalReconcile(
+                    node: Self.node, epoch: 1, throughSequence: 2, holds: [],
+                    returns: [LocalReturn(sequence: 1, allocation: Allocation(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), quantity: 5))])))
         #expect(harness.ledger.allotments[Self.yiwuReserve]?.quantity == 15)
     }
 

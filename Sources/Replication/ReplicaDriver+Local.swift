@@ -1,0 +1,198 @@
+import Consensus
+import Ledger
+import StockadeCore
+
+/// The local-warehouse fallback (docs/local-fallback.md): a reserve the quorum cannot decide in
+/// time is granted from this node's reserve when its region is local, as a provisional hold in the
+/// node's own log; provisional holds are changed here until handed over, and replayed into the
+/// ledger once the quorum answers again. The leader keeps every reserve topped up.
+extension ReplicaDriver {
+    /// Work of the fallback's own that goes through the log.
+    enum LocalTask {
+        case epoch
+        case reconcile
+        case refill
+    }
+
+    /// Whether a proposal made now would reach a majority: a leader heard from one lately, or a
+    /// follower heard from its leader lately.
+    var reachesQuorum: Bool {
+        if raft.isLeader { return hasRecentMajority() }
+        guard let leader = raft.leaderID, let contact = lastContactMs[leader] else { return false }
+        return nowMs - contact <= configuration.tickMs * Int64(limits.consensus.electionTicksMin)
+    }
+
+    /// The time provisional holds are stamped with: the cluster's agreed time while there is one;
+    /// cut off from it, the last agreed time carried forward by the monotonic clock; never having
+    /// had one, the wall clock.
+    var localTimeMs: Int64 {
+        if let agreed = clockReading.timeMs { return max(agreed, lastTimeMs) }
+        if let last = lastAgreedTime { return last.timeMs + (nowMs - last.atMs) }
+        return wallMs
+    }
+
+    /// The time by which provisional holds may expire, or nil when this node cannot tell.
+    ///
+    /// No single clock decides: with the cluster's agreed time, that. Cut off from it, the node
+    /// carries the last agreed time forward twice, by its monotonic clock and by its wall clock
+    /// (at the offset it last had), and decides only while the two agree within the allowed skew,
+    /// by the earlier, less a grace. A wall clock that jumps, or a monotonic clock that runs fast,
+    /// then stops expiry on its own rather than ending holds early; they stay held until the
+    /// ledger decides them.
+    var localExpiryTimeMs: Int64? {
+        if let agreed = clockReading.timeMs { return max(agreed, lastTimeMs) }
+        guard let last = lastAgreedTime else { return nil }
+        let byMonotonic = last.timeMs + (nowMs - last.atMs)
+        let byWall = wallMs - (last.wallMs - last.timeMs)
+        guard abs(byMonotonic - byWall) <= limits.clockSkewMaxMs else { return nil }
+        return min(byMonotonic, byWall) - limits.local.expiryGraceMs
+    }
+
+    /// Whether this node owns a warehouse, and so may keep a reserve and a local log.
+    var ownsWarehouse: Bool { ledger.warehouses.contains { $0.owner == configuration.nodeID } }
+
+    /// Answers `origin` with `outcome`, unless `outcome` says the quorum could not decide a reserve
+    /// of this node's own caller: then the reserve is tried against this node's reserve first.
+    mutating func settle(_ origin: Origin, _ command: Command, _ outcome: Outcome) {
+        guard case .local = origin, case .reserve(let request) = command, case .rejected(let error, _) = outcome,
+            error.code == .quorumUnavailable || error.code == .outcomeUnknown
+        else { return answer(origin, outcome) }
+        guard let granted = local.grant(request, ledger: ledger, term: raft.term, timeMs: localTimeMs, limits: limits) else {
+            return answer(origin, outcome)
+        }
+        if case .reservation = granted { fallbacksTaken += 1 }
+        answerOnceDurable(origin, granted)
+    }
+
+    /// Answers once the local records made so far are on disk.
+    mutating func answerOnceDurable(_ origin: Origin, _ outcome: Outcome) {
+        if local.recordsMade <= localRecordsDurable {
+            answer(origin, outcome)
+        } else {
+            localAnswers.append((origin, outcome, local.recordsMade))
+        }
+    }
+
+    /// A proposal about a provisional hold of this node is answered here: a replayed reserve from
+    /// the hold, a confirm, release or extend by the ledger's rule in the local log. True if it was.
+    mutating func answeredLocally(_ proposal: Proposal) -> Bool {
+        guard local.count > 0 else { return false }
+        let outcome: Outcome?
+        switch proposal.command {
+        case .reserve(let request): outcome = local.replay(request)
+        case .confirm(let id): outcome = local.step(id, .confirm, timeMs: localTimeMs, expiryTimeMs: localExpiryTimeMs, limits: limits)
+        case .release(let id): outcome = local.step(id, .release, timeMs: localTimeMs, expiryTimeMs: localExpiryTimeMs, limits: limits)
+        case .extend(let id, let ttlMs):
+            outcome = local.step(id, .extend(ttlMs: ttlMs), timeMs: localTimeMs, expiryTimeMs: localExpiryTimeMs, limits: limits)
+        default: outcome = nil
+        }
+        guard let outcome else { return false }
+        answerOnceDurable(proposal.origin, outcome)
+        return true
+    }
+
+    /// The outcome of the fallback's own proposal.
+    mutating func finishLocalTask(_ task: LocalTask, _ outcome: Outcome) {
+        switch task {
+        case .epoch:
+            localEpochInFlight = false
+            local.follow(ledger)
+        case .reconcile:
+            reconcileInFlight = false
+            switch outcome {
+            case .localReconciled(_, let results):
+                reconciledHolds += results.filter { $0 == .applied || $0 == .duplicate }.count
+            case .rejected(let error, _) where error.code == .invalidState:
+                local.noteRefusedBatch()
+            default:
+                break
+            }
+            local.follow(ledger)
+        case .refill:
+            refillInFlight = false
+        }
+    }
+
+    /// The fallback's turn: learn the epoch, replay what waits, expire provisional holds that are
+    /// due, and (as leader) refill reserves or (as owner) give back what is held beyond them.
+    mutating func localTurn() {
+        local.follow(ledger)
+        let connected = reachesQuorum
+        if connected && local.epoch == nil && !localEpochInFlight && ownsWarehouse {
+            local.open()
+            localEpochInFlight = true
+            proposeLocal(.beginLocalEpoch(node: configuration.nodeID, nonce: local.nonce), .epoch)
+        }
+        if connected && !reconcileInFlight && readyBatch == nil, local.hasUnreplayed, let batch = local.nextBatch(limits: limits) {
+            readyBatch = (batch, local.recordsMade)
+        }
+        proposeReadyBatch()
+        guard nowMs >= nextLocalCheckMs else { return }
+        nextLocalCheckMs = nowMs + limits.local.refillIntervalMs
+        if local.count > 0, let expiryTime = localExpiryTimeMs { _ = local.expireDue(timeMs: expiryTime, limit: limits.expireBatchMax) }
+        if connected && mayAnswerFromState && !refillInFlight {
+            let refills = ledger.localReserveRefills(lowWaterPercent: limits.local.refillLowWaterPercent, limit: limits.local.refillsMax)
+            if !refills.isEmpty {
+                refillInFlight = true
+                let term = raft.term
+                proposeBatch(
+                    refills.map {
+                        Proposal(
+                            command: .grantAllotment($0.key, quantity: $0.quantity), origin: .internal(.refill),
+                            deadlineMs: nowMs + configuration.quorumDeadlineMs, checked: true, leaderTerm: term)
+                    })
+            }
+        }
+        if connected && local.epoch != nil { giveBackExcess() }
+    }
+
+    /// Proposes the handed-over batch once its handover record is on disk.
+    mutating func proposeReadyBatch() {
+        guard let (batch, needed) = readyBatch, needed <= localRecordsDurable else { return }
+        readyBatch = nil
+        reconcileInFlight = true
+        proposeLocal(.reconcileLocal(batch), .reconcile)
+    }
+
+    mutating func proposeLocal(_ command: Command, _ task: LocalTask) {
+        proposeBatch([
+            Proposal(
+                command: command, origin: .internal(task), deadlineMs: nowMs + configuration.quorumDeadlineMs, checked: true,
+                leaderTerm: nil)
+        ])
+    }
+
+    /// Units this node holds in reserve beyond twice its target (or any, once it no longer owns
+    /// the warehouse or the policy is gone) go back, down to the target.
+    mutating func giveBackExcess() {
+        var returns: [Allocation] = []
+        for (key, _) in ledger.allotments where key.holder == .node(configuration.nodeID) {
+            let row = RowKey(sku: key.sku, warehouse: key.warehouse)
+            let target = ledger.localReserveTarget(row).flatMap { $0.owner == configuration.nodeID ? $0.target : nil } ?? 0
+            let spendable = local.spendable(row, in: ledger)
+            if spendable > 0 && (target == 0 || spendable > 2 * target) {
+                returns.append(Allocation(sku: key.sku, warehouse: key.warehouse, quantity: spendable - target))
+            }
+        }
+        returns.sort { ($0.sku, $0.warehouse) < ($1.sku, $1.warehouse) }
+        local.giveBack(Array(returns.prefix(limits.local.reconcileHoldsMax)))
+    }
+
+    /// Local records up to `count` are durable: answers waiting on them go, and a handed-over batch may leave.
+    mutating func localRecordsPersisted(_ count: Int) {
+        guard count > 0 else { return }
+        localRecordsDurable += count
+        var still: [(Origin, Outcome, Int)] = []
+        for (origin, outcome, needed) in localAnswers {
+            if needed <= localRecordsDurable { answer(origin, outcome) } else { still.append((origin, outcome, needed)) }
+        }
+        localAnswers = still
+        proposeReadyBatch()
+    }
+
+    /// A provisional hold of this node, as reads show it (nil when the id is none).
+    public func provisionalHold(_ id: ReservationID) -> Hold? { local.entries[id]?.hold }
+
+    /// What became of a provisional hold the ledger did not take as granted here.
+    public func localResolution(_ id: ReservationID) -> LocalHolds.Resolution? { local.resolutions[id] }
+}
