@@ -170,8 +170,15 @@ extension ReservationPayload {
             writer.endObject()
         }
         writer.endArray()
+        if let local = hold.local {
+            writer.field("localEpoch", local.epoch)
+            writer.field("localNode", local.node)
+            writer.field("localSequence", local.sequence)
+            writer.field("localTerm", local.term)
+        }
         writer.field("orderId", hold.orderId)
         writer.field("path", hold.path.name)
+        if let reconciliation { writer.field("reconciliation", reconciliation) }
         writer.field("region", hold.region)
         writer.field("reservationId", hold.reservationId.rawValue)
         writer.field("status", hold.status.name)

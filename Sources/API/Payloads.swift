@@ -8,6 +8,49 @@ struct SetStockBody: Decodable {
     var total: Int64
 }
 
+/// `PUT /v1/skus/{sku}/local-reserve`: exactly one of `units` and `percent`.
+struct LocalReserveBody: Decodable {
+    var warehouse: String
+    var units: Int64?
+    var percent: Int64?
+
+    func policy() throws -> LocalReservePolicy {
+        switch (units, percent) {
+        case (let units?, nil): return .units(units)
+        case (nil, let percent?): return .percent(percent)
+        default: throw StockadeError(.invalidRequest, "give exactly one of units and percent")
+        }
+    }
+}
+
+/// A SKU's local reserves, one per warehouse that has an owning node and a row of the SKU.
+struct LocalReservesPayload: Encodable {
+    struct Reserve: Encodable {
+        var warehouse: String
+        var owner: String
+        /// The policy in force (`{"units": N}` or `{"percent": P}`), or null for none.
+        var policy: [String: Int64]?
+        /// Where it comes from: `sku` (set for this SKU) or `warehouse` (the warehouse's default).
+        var source: String?
+        /// Units the owner should hold now, and holds.
+        var target: Int64
+        var reserved: Int64
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(warehouse, forKey: .warehouse)
+            try container.encode(owner, forKey: .owner)
+            try container.encode(policy, forKey: .policy)
+            try container.encode(source, forKey: .source)
+            try container.encode(target, forKey: .target)
+            try container.encode(reserved, forKey: .reserved)
+        }
+        enum CodingKeys: String, CodingKey { case warehouse, owner, policy, source, target, reserved }
+    }
+    var sku: String
+    var reserves: [Reserve]
+}
+
 struct AdjustStockBody: Decodable {
     var warehouse: String
     var delta: Int64
@@ -44,8 +87,17 @@ struct ExtendBody: Decodable {
 /// A reservation as the API shows it: the hold, written by `JSONWriter` (see `write(into:)`).
 struct ReservationPayload {
     var hold: Hold
+    /// In reads of a hold granted from a node's local reserve: `pending` until the ledger takes
+    /// it in (read from the node that granted it), `reconciled` once it has. (Answers to writes
+    /// leave it out: a granted `path: local` answer is provisional.)
+    var reconciliation: String?
 
     init(_ hold: Hold) { self.hold = hold }
+
+    init(_ hold: Hold, provisional: Bool) {
+        self.hold = hold
+        reconciliation = hold.path == .local ? (provisional ? "pending" : "reconciled") : nil
+    }
 }
 
 struct StockRowPayload: Encodable {
@@ -104,6 +156,8 @@ struct WarehousePayload: Encodable {
     var id: String
     var regions: [String]
     var priority: Int64
+    /// The owning node (`n2`), when the warehouse has one.
+    var owner: String?
 }
 
 struct HoldsPagePayload {
@@ -156,7 +210,29 @@ struct ClusterPayload: Encodable {
     var appliedIndex: UInt64
     var peers: [Peer]
     var clock: Clock?
+    var local: Local?
     var cache: CachePayload?
+
+    /// The local-warehouse fallback on this node.
+    struct Local: Encodable {
+        var epoch: UInt64?
+        var provisionalHolds: Int
+        var oldestAgeMs: Int64?
+        var fallbacks: Int
+        var reconciledHolds: Int
+        var reconcileErrors: Int
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(epoch, forKey: .epoch)
+            try container.encode(provisionalHolds, forKey: .provisionalHolds)
+            try container.encode(oldestAgeMs, forKey: .oldestAgeMs)
+            try container.encode(fallbacks, forKey: .fallbacks)
+            try container.encode(reconciledHolds, forKey: .reconciledHolds)
+            try container.encode(reconcileErrors, forKey: .reconcileErrors)
+        }
+        enum CodingKeys: String, CodingKey { case epoch, provisionalHolds, oldestAgeMs, fallbacks, reconciledHolds, reconcileErrors }
+    }
 
     func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)

@@ -30,6 +30,41 @@ extension StockadeAPI {
         return try skuAnswer(after: outcome, sku: sku)
     }
 
+    /// Sets (or, with nil, clears) a row's local reserve policy and answers the SKU's reserves.
+    func setLocalReserve(_ sku: SKU, warehouse: String, _ policy: LocalReservePolicy?) async throws -> APIAnswer {
+        try Self.check(Validation.identifier(warehouse, field: "warehouse", limits: limits))
+        try Self.check(policy?.problem(limits: limits))
+        let outcome = await replica.propose(.setLocalReserve(RowKey(sku: sku, warehouse: WarehouseID(warehouse)), policy))
+        if case .rejected(let error, _) = outcome { throw error }
+        return try localReservesAnswer(sku)
+    }
+
+    /// A SKU's local reserves from the applied state (the caller has passed its read point).
+    func localReservesAnswer(_ sku: SKU) throws -> APIAnswer {
+        let payload: LocalReservesPayload? = replica.read { ledger in
+            guard let rows = ledger.stock[sku] else { return nil }
+            let reserves = ledger.warehouses.compactMap { warehouse -> LocalReservesPayload.Reserve? in
+                guard let owner = warehouse.owner, rows[warehouse.id] != nil else { return nil }
+                let key = RowKey(sku: sku, warehouse: warehouse.id)
+                let policy = ledger.localReservePolicy(key)
+                let state = ledger.localReserveTarget(key)
+                return LocalReservesPayload.Reserve(
+                    warehouse: warehouse.id.rawValue, owner: "n\(owner)",
+                    policy: policy.map {
+                        switch $0 {
+                        case .units(let units): ["units": units]
+                        case .percent(let percent): ["percent": percent]
+                        }
+                    },
+                    source: policy == nil ? nil : (ledger.localReserves[key] != nil ? "sku" : "warehouse"),
+                    target: state?.target ?? 0, reserved: state?.current ?? 0)
+            }
+            return LocalReservesPayload(sku: sku.rawValue, reserves: reserves)
+        }
+        guard let payload else { throw StockadeError(.unknownSKU, "unknown sku \(sku)") }
+        return APIAnswer(status: .ok, body: JSON.encoded(payload))
+    }
+
     func setHot(_ sku: SKU, _ hot: Bool) async throws -> APIAnswer {
         try skuAnswer(after: await replica.propose(.setHot(sku, hot)), sku: sku)
     }
@@ -51,12 +86,19 @@ extension StockadeAPI {
         return try skuAnswer(sku)
     }
 
+    /// A reservation: a provisional hold this node granted from its local reserve, not yet in
+    /// the ledger, or the ledger's.
     func reservationAnswer(_ id: ReservationID) throws -> APIAnswer {
-        guard let hold = replica.read({ $0.hold(id) }) else {
+        var payload: ReservationPayload
+        if let provisional = replica.provisionalHold(id) {
+            payload = ReservationPayload(provisional, provisional: true)
+        } else if let hold = replica.read({ $0.hold(id) }) {
+            payload = ReservationPayload(hold, provisional: false)
+        } else {
             throw StockadeError(.notFound, "no reservation \(id)")
         }
         var writer = JSONWriter()
-        ReservationPayload(hold).write(into: &writer)
+        payload.write(into: &writer)
         return APIAnswer(status: .ok, body: writer.buffer)
     }
 
@@ -87,7 +129,9 @@ extension StockadeAPI {
 
     func warehousesAnswer() -> APIAnswer {
         let layout = replica.read { ledger in
-            ledger.warehousesByPriority.map { WarehousePayload(id: $0.id.rawValue, regions: $0.regions, priority: $0.priority) }
+            ledger.warehousesByPriority.map {
+                WarehousePayload(id: $0.id.rawValue, regions: $0.regions, priority: $0.priority, owner: $0.owner.map { "n\($0)" })
+            }
         }
         return APIAnswer(status: .ok, body: JSON.encoded(layout))
     }

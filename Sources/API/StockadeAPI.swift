@@ -113,6 +113,29 @@ public struct StockadeAPI: Sendable {
             }
         }
 
+        router.put("/v1/skus/{sku}/local-reserve") { request, context in
+            try context.require(.admin)
+            let sku = SKU(try Self.pathParameter("sku", context, limits: limits))
+            let body = try await JSON.decode(LocalReserveBody.self, from: request, limit: limits.requestBodyBytesMax)
+            return JSON.response(try await setLocalReserve(sku, warehouse: body.warehouse, try body.policy()))
+        }
+
+        router.delete("/v1/skus/{sku}/local-reserve") { request, context in
+            try context.require(.admin)
+            let sku = SKU(try Self.pathParameter("sku", context, limits: limits))
+            guard let warehouse = request.uri.queryParameters["warehouse"] else {
+                throw StockadeError(.invalidRequest, "name the warehouse: ?warehouse=<id>")
+            }
+            return JSON.response(try await setLocalReserve(sku, warehouse: String(warehouse), nil))
+        }
+
+        router.get("/v1/skus/{sku}/local-reserve") { request, context in
+            try context.require(.admin)
+            try await readPoint(request)
+            let sku = SKU(try Self.pathParameter("sku", context, limits: limits))
+            return JSON.response(try localReservesAnswer(sku))
+        }
+
         router.get("/v1/skus/{sku}") { request, context in
             try context.require(.checkout)
             try await readPoint(request)
@@ -208,6 +231,11 @@ public struct StockadeAPI: Sendable {
                 },
                 clock: status.clock.map {
                     ClusterPayload.Clock(agreed: $0.agreed, distanceMs: $0.distanceMs, offClock: $0.offClock.map { "n\($0)" })
+                },
+                local: status.local.map {
+                    ClusterPayload.Local(
+                        epoch: $0.epoch, provisionalHolds: $0.provisionalHolds, oldestAgeMs: $0.oldestAgeMs, fallbacks: $0.fallbacks,
+                        reconciledHolds: $0.reconciledHolds, reconcileErrors: $0.reconcileErrors)
                 })
         } else {
             let applied = replica.read { $0.appliedIndex }

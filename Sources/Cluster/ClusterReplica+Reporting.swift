@@ -1,6 +1,8 @@
+import Ledger
 import Logging
 import Node
 import Replication
+import StockadeCore
 
 /// What a cluster member tells the API about itself, and what it logs as its driver reports events.
 extension ClusterReplica {
@@ -21,7 +23,17 @@ extension ClusterReplica {
             },
             clock: MemberStatus.Clock(
                 agreed: status.clock.agreement != nil, distanceMs: status.clock.ownDistanceMs,
-                offClock: (status.clock.ownClockOff ? [status.nodeID] : []) + status.clock.peersOff))
+                offClock: (status.clock.ownClockOff ? [status.nodeID] : []) + status.clock.peersOff),
+            local: MemberStatus.Local(
+                epoch: status.local.epoch, provisionalHolds: status.local.provisionalHolds, oldestAgeMs: status.local.oldestAgeMs,
+                fallbacks: status.local.fallbacks, reconciledHolds: status.local.reconciledHolds,
+                reconcileErrors: status.local.reconcileErrors))
+    }
+
+    public var answersFromAppliedState: Bool { caughtUpLeaderNow }
+
+    public func provisionalHold(_ id: ReservationID) -> Hold? {
+        withDriver { $0.provisionalHold(id) }
     }
 
     func log(_ event: Driver.Event) {

@@ -62,6 +62,7 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
     var status: ReplicaStatus
     /// `status.caughtUpLeader`, for the reserve fast path to read without copying the status.
     private let caughtUpLeader = Atomic<Bool>(false)
+    var caughtUpLeaderNow: Bool { caughtUpLeader.load(ordering: .relaxed) }
 
     private let senderLock = NSLock()
     private var sender: (@Sendable ([Envelope]) -> Void)?
@@ -72,6 +73,10 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
     private let storage: ReplicaStorage
     private let started = ContinuousClock.now
     private var overloadsCounted = 0
+    /// Fallback counts already added to the metrics, and the reserve gauges set last.
+    private var localCounted = (fallbacks: 0, reconciled: 0, errors: 0)
+    private var reserveGauges: [RowKey: Int64] = [:]
+    private var nextReserveReport = ContinuousClock.now
     private let loopThread = WorkerThread(name: "stockade-raft")
 
     /// Opens the data directory: newest snapshot, hard state, and every log entry after the
@@ -247,6 +252,7 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
             metrics.clockDistanceMs.record(reading.ownDistanceMs ?? 0)
             metrics.clockAgreed.record(reading.agreement != nil && !reading.ownClockOff ? 1 : 0)
             metrics.clockPeersOff.record(reading.peersOff.count)
+            reportLocal(status.local)
             wasLeader = status.role == .leader
             deliverOutput()
             noteTurn(started: started, proposals: turn.proposals.count, messages: turn.messages.count)
@@ -277,10 +283,43 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
         return driver.ledger.answerWithoutLog(request)
     }
 
-    private func withDriver<T>(_ body: (inout Driver) throws -> T) rethrows -> T {
+    func withDriver<T>(_ body: (inout Driver) throws -> T) rethrows -> T {
         driverLock.lock()
         defer { driverLock.unlock() }
         return try body(&driver)
+    }
+
+    /// The fallback's metrics: counters by what the driver counted since, the reserve per row
+    /// about once a second.
+    private func reportLocal(_ local: ReplicaStatus.Local) {
+        if local.fallbacks > localCounted.fallbacks { metrics.localFallbacks.increment(by: local.fallbacks - localCounted.fallbacks) }
+        if local.reconciledHolds > localCounted.reconciled {
+            metrics.localReconciled.increment(by: local.reconciledHolds - localCounted.reconciled)
+        }
+        if local.reconcileErrors > localCounted.errors {
+            metrics.localReconcileErrors.increment(by: local.reconcileErrors - localCounted.errors)
+        }
+        localCounted = (max(localCounted.fallbacks, local.fallbacks), max(localCounted.reconciled, local.reconciledHolds),
+            max(localCounted.errors, local.reconcileErrors))
+        metrics.localProvisionalHolds.record(local.provisionalHolds)
+        metrics.localOldestAgeSeconds.record(Double(local.oldestAgeMs ?? 0) / 1000)
+        guard ContinuousClock.now >= nextReserveReport else { return }
+        nextReserveReport = ContinuousClock.now + .seconds(1)
+        let me = configuration.replica.nodeID
+        let reserves = withDriver { driver in
+            var rows: [RowKey: Int64] = [:]
+            for (key, allotment) in driver.ledger.allotments where key.holder == .node(me) {
+                rows[RowKey(sku: key.sku, warehouse: key.warehouse)] = allotment.quantity
+            }
+            return rows
+        }
+        for (row, units) in reserves where reserveGauges[row] != units {
+            metrics.localReserveUnits(sku: row.sku.rawValue, warehouse: row.warehouse.rawValue).record(units)
+        }
+        for row in reserveGauges.keys where reserves[row] == nil {
+            metrics.localReserveUnits(sku: row.sku.rawValue, warehouse: row.warehouse.rawValue).record(0)
+        }
+        reserveGauges = reserves
     }
 
     private func workOrCrash() {

@@ -188,7 +188,9 @@ public final class HotPath: CacheGate, @unchecked Sendable {
             answered(quorum())
             return nil
         }
-        if let sku = request.lines.map(\.sku).first(where: isSoldOut) {
+        // Sold out is an answer from the applied state: current only while this node may answer
+        // from it (a node cut off from the quorum says quorum_unavailable instead).
+        if replica.answersFromAppliedState, let sku = request.lines.map(\.sku).first(where: isSoldOut) {
             routed.soldOutMemory.increment()
             counters.cacheAnswered.add(1, ordering: .relaxed)
             let line = request.lines.first { $0.sku == sku }!
@@ -238,7 +240,7 @@ public final class HotPath: CacheGate, @unchecked Sendable {
             let sku = SKU(parts.count > 1 ? parts[1].string ?? "" : "")
             wake.signal()
             // Sold out for good only when the ledger has nothing left outside the allotments either.
-            if ledgerAvailable(sku) == 0 {
+            if replica.answersFromAppliedState && ledgerAvailable(sku) == 0 {
                 markSoldOut(sku)
                 routed.cache.increment()
                 counters.cacheAnswered.add(1, ordering: .relaxed)

@@ -53,12 +53,38 @@ public struct MemberStatus: Sendable, Equatable {
     public var appliedIndex: UInt64
     public var peers: [Peer]
     public var clock: Clock?
+    public var local: Local?
+
+    /// The local-warehouse fallback on this node (docs/local-fallback.md).
+    public struct Local: Sendable, Equatable {
+        /// The epoch the ledger numbered for this node's local log (nil: not yet, or it owns no warehouse).
+        public var epoch: UInt64?
+        /// Provisional holds not yet taken in by the ledger, and how old the oldest is.
+        public var provisionalHolds: Int
+        public var oldestAgeMs: Int64?
+        /// Reserves granted from the local reserve, holds the ledger took in, and replays it refused.
+        public var fallbacks: Int
+        public var reconciledHolds: Int
+        public var reconcileErrors: Int
+
+        public init(
+            epoch: UInt64?, provisionalHolds: Int, oldestAgeMs: Int64?, fallbacks: Int, reconciledHolds: Int, reconcileErrors: Int
+        ) {
+            self.epoch = epoch
+            self.provisionalHolds = provisionalHolds
+            self.oldestAgeMs = oldestAgeMs
+            self.fallbacks = fallbacks
+            self.reconciledHolds = reconciledHolds
+            self.reconcileErrors = reconcileErrors
+        }
+    }
 
     public init(
         nodeID: UInt64, role: String, term: UInt64, leaderID: UInt64?, commitIndex: UInt64, appliedIndex: UInt64, peers: [Peer],
-        clock: Clock? = nil
+        clock: Clock? = nil, local: Local? = nil
     ) {
         self.clock = clock
+        self.local = local
         self.nodeID = nodeID
         self.role = role
         self.term = term

@@ -16,6 +16,15 @@ public struct ReplicaMetrics: Sendable {
     public let clockDistanceMs: Gauge
     public let clockAgreed: Gauge
     public let clockPeersOff: Gauge
+    /// The local-warehouse fallback: reserves granted from this node's reserve, provisional holds
+    /// waiting for the ledger and the age of the oldest, holds the ledger took in, and replays it
+    /// refused.
+    public let localFallbacks: Counter
+    public let localProvisionalHolds: Gauge
+    public let localOldestAgeSeconds: Gauge
+    public let localReconciled: Counter
+    public let localReconcileErrors: Counter
+    let factory: MetricsFactory
     /// Turns at least this long are logged with where their time went.
     public static let slowTurn = Duration.milliseconds(25)
 
@@ -30,5 +39,16 @@ public struct ReplicaMetrics: Sendable {
         clockAgreed = Gauge(label: "stockade_clock_agreed", dimensions: [], factory: factory)
         clockPeersOff = Gauge(label: "stockade_clock_peers_off", dimensions: [], factory: factory)
         refusedOverload = Counter(label: "stockade_commands_refused_total", dimensions: [("reason", "queue_full")], factory: factory)
+        localFallbacks = Counter(label: "stockade_local_fallbacks_total", dimensions: [], factory: factory)
+        localProvisionalHolds = Gauge(label: "stockade_local_provisional_holds", dimensions: [], factory: factory)
+        localOldestAgeSeconds = Gauge(label: "stockade_local_provisional_oldest_age_seconds", dimensions: [], factory: factory)
+        localReconciled = Counter(label: "stockade_local_reconciled_holds_total", dimensions: [], factory: factory)
+        localReconcileErrors = Counter(label: "stockade_local_reconcile_errors_total", dimensions: [], factory: factory)
+        self.factory = factory
+    }
+
+    /// The gauge of the units a node holds in local reserve for one row.
+    public func localReserveUnits(sku: String, warehouse: String) -> Gauge {
+        Gauge(label: "stockade_local_reserve_units", dimensions: [("sku", sku), ("warehouse", warehouse)], factory: factory)
     }
 }

@@ -31,9 +31,21 @@ public protocol ReplicatedLedger: AnyObject, Sendable {
     /// Returns once the applied state includes every command acknowledged before the call
     /// (a linearizable read point), or throws a `StockadeError` if that cannot be established.
     func readBarrier() async throws
+    /// A hold this node granted from its local reserve that the ledger has not taken in yet.
+    func provisionalHold(_ id: ReservationID) -> Hold?
+    /// Whether a refusal decided from this node's applied state (a shortfall) is current: the
+    /// single node, or a caught-up leader that heard from a majority lately. A node cut off from
+    /// the quorum answers nothing from possibly stale shared state.
+    var answersFromAppliedState: Bool { get }
 }
 
 extension ReplicatedLedger {
     /// Whether this node may propose on its own (the single node, or the cluster's leader).
     public var mayPropose: Bool { leaderTerm != nil }
+
+    /// A hold this node granted from its local reserve that the ledger has not taken in yet
+    /// (a cluster member cut off from the quorum grants these; see docs/local-fallback.md).
+    public func provisionalHold(_ id: ReservationID) -> Hold? { nil }
+
+    public var answersFromAppliedState: Bool { true }
 }

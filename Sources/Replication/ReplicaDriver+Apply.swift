@@ -213,7 +213,11 @@ extension ReplicaDriver {
                 ReplicaStatus.Peer(
                     nodeID: peer, matchIndex: raft.matchIndex(of: peer), lastContactMs: lastContactMs[peer].map { nowMs - $0 })
             },
-            caughtUpLeader: mayAnswerFromState, clock: clockReading)
+            caughtUpLeader: mayAnswerFromState, clock: clockReading,
+            local: ReplicaStatus.Local(
+                epoch: local.epoch, provisionalHolds: local.count,
+                oldestAgeMs: local.count > 0 ? local.oldestCreatedAtMs().map { max(0, localTimeMs - $0) } : nil,
+                fallbacks: fallbacksTaken, reconciledHolds: reconciledHolds, reconcileErrors: local.reconcileErrors))
     }
 }
 
@@ -237,4 +241,15 @@ public struct ReplicaStatus: Sendable, Equatable {
     public var caughtUpLeader: Bool
     /// What the cluster's clocks agree on, and whose clock is off, as of this turn.
     public var clock: ClusterClock.Reading
+    /// The local-warehouse fallback, as of this turn.
+    public var local: Local
+
+    public struct Local: Sendable, Equatable {
+        public var epoch: UInt64?
+        public var provisionalHolds: Int
+        public var oldestAgeMs: Int64?
+        public var fallbacks: Int
+        public var reconciledHolds: Int
+        public var reconcileErrors: Int
+    }
 }

@@ -8,6 +8,31 @@ struct NodeConfiguration: Decodable {
         var id: String
         var regions: [String]
         var priority: Int64
+        /// The node that owns the warehouse (`n2`): it serves the warehouse's regions from its
+        /// local reserve while cut off from the quorum (docs/local-fallback.md).
+        var owner: String?
+        /// The default local reserve of every SKU here: `{"units": N}` or `{"percent": P}`.
+        var localReserve: LocalReserveEntry?
+
+        init(id: String, regions: [String], priority: Int64, owner: String? = nil, localReserve: LocalReserveEntry? = nil) {
+            self.id = id
+            self.regions = regions
+            self.priority = priority
+            self.owner = owner
+            self.localReserve = localReserve
+        }
+    }
+    struct LocalReserveEntry: Decodable {
+        var units: Int64?
+        var percent: Int64?
+
+        func policy(warehouse: String) throws -> LocalReservePolicy {
+            switch (units, percent) {
+            case (let units?, nil): return .units(units)
+            case (nil, let percent?): return .percent(percent)
+            default: throw ConfigurationError("warehouse \(warehouse): localReserve needs exactly one of units and percent")
+            }
+        }
     }
     struct Tokens: Decodable {
         var admin: [String]?
@@ -116,8 +141,12 @@ struct NodeConfiguration: Decodable {
         return result
     }
 
-    func resolvedWarehouses() -> [Warehouse] {
-        (warehouses ?? []).map { Warehouse(id: WarehouseID($0.id), regions: $0.regions, priority: $0.priority) }
+    func resolvedWarehouses() throws -> [Warehouse] {
+        try (warehouses ?? []).map { entry in
+            Warehouse(
+                id: WarehouseID(entry.id), regions: entry.regions, priority: entry.priority,
+                owner: try entry.owner.map(parseNodeID), localReserve: try entry.localReserve?.policy(warehouse: entry.id))
+        }
     }
 }
 

@@ -65,9 +65,12 @@ struct StockadeNode: AsyncParsableCommand {
             throw ConfigurationError("a data directory is needed: --data-dir or dataDir in the config")
         }
         let address = try parseAddress(http ?? file.http ?? "127.0.0.1:7101")
-        let warehouses = file.resolvedWarehouses()
+        let warehouses = try file.resolvedWarehouses()
         guard !warehouses.isEmpty else {
             throw ConfigurationError("no warehouses configured: give a config file with warehouses, or --dev")
+        }
+        if let problem = Validation.warehouses(warehouses, limits: file.resolvedLimits()) {
+            throw ConfigurationError("warehouses: \(problem.message)")
         }
         var limits = file.resolvedLimits()
         if let snapshotInterval { limits.snapshotIntervalEntries = snapshotInterval }

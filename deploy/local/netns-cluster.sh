@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# A three-node Stockade cluster with each node in its own network namespace, so that a real
+# network partition can be made and healed (root and iproute2 needed). For the fallback tests and
+# for trying partitions by hand.
+#
+#   deploy/local/netns-cluster.sh up          create the namespaces and links, write configs, start n1..n3, wait for a leader
+#   deploy/local/netns-cluster.sh partition nI cut nI off from the other nodes (its client link stays up)
+#   deploy/local/netns-cluster.sh heal         join every node to the others again
+#   deploy/local/netns-cluster.sh down         stop the nodes; delete the namespaces, links and bridge; keep the state directory
+#   deploy/local/netns-cluster.sh status       each node's /v1/cluster view
+#
+# The network: a bridge joins the nodes' cluster links (node nI is 10.231.0.I inside its namespace;
+# peers talk on port 7200, nodes relay reads on port 7100). Each node also has a client link of its
+# own to this host: from here, node nI answers HTTP on 10.232.I.2:7100 (and RESP on 10.232.I.2:7400).
+# A partition takes nI's cluster link down, so clients still reach it while its peers do not.
+#
+# Warehouses: yiwu (east) is owned by n3, guangzhou (south) by n1, chengdu (west) by n2, each with
+# a local reserve of 200 units per SKU by default; beijing (north) has no owner.
+# Environment: STOCKADE_NODE_BIN (the binary; built in release otherwise), STOCKADE_CLUSTER_DIR
+# (state, .netns-cluster/ by default), STOCKADE_NETNS_PREFIX (names of namespaces and links, "stk"
+# by default; at most 6 characters), STOCKADE_QUORUM_DEADLINE_MS (2000), STOCKADE_ADMIN_TOKEN /
+# STOCKADE_CHECKOUT_TOKEN, STOCKADE_LOG_LEVEL, STOCKADE_UP_TIMEOUT (seconds, 120).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+state="${STOCKADE_CLUSTER_DIR:-$root/.netns-cluster}"
+prefix="${STOCKADE_NETNS_PREFIX:-stk}"
+admin_token="${STOCKADE_ADMIN_TOKEN:-dev-admin-token}"
+checkout_token="${STOCKADE_CHECKOUT_TOKEN:-dev-checkout-token}"
+deadline_ms="${STOCKADE_QUORUM_DEADLINE_MS:-2000}"
+count=3
+export PATH="/opt/swift/usr/bin:$PATH"
+
+die() { echo "netns-cluster.sh: $*" >&2; exit 2; }
+
+(( ${#prefix} <= 6 )) || die "STOCKADE_NETNS_PREFIX must be at most 6 characters (interface names are at most 15)"
+namespace() { echo "${prefix}-n$1"; }
+bridge="${prefix}-br"
+cluster_link() { echo "${prefix}-c$1"; }   # the bridge's end of node I's cluster link
+client_link() { echo "${prefix}-h$1"; }    # this host's end of node I's client link
+client_ip() { echo "10.232.$1.2"; }
+
+node_bin() {
+    if [[ -n "${STOCKADE_NODE_BIN:-}" ]]; then echo "$STOCKADE_NODE_BIN"; return; fi
+    (cd "$root" && swift build -c release --product stockade-node >&2)
+    echo "$(cd "$root" && swift build -c release --show-bin-path)/stockade-node"
+}
+
+check_name() {
+    [[ "${1:-}" =~ ^n([1-3])$ ]] || die "node names are n1..n3, not '${1:-}'"
+    echo "${BASH_REMATCH[1]}"
+}
+
+# Removes everything this prefix created; safe to run when nothing exists.
+teardown_network() {
+    local i
+    for ((i = 1; i <= count; i++)); do
+        ip netns pids "$(namespace "$i")" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+        ip netns del "$(namespace "$i")" 2>/dev/null || true
+        ip link del "$(cluster_link "$i")" 2>/dev/null || true
+        ip link del "$(client_link "$i")" 2>/dev/null || true
+    done
+    ip link del "$bridge" 2>/dev/null || true
+}
+
+setup_network() {
+    teardown_network
+    ip link add "$bridge" type bridge
+    ip link set "$bridge" up
+    local i ns
+    for ((i = 1; i <= count; i++)); do
+        ns="$(namespace "$i")"
+        ip netns add "$ns"
+        ip -n "$ns" link set lo up
+        # The cluster link: eth0 in the namespace, its peer on the bridge.
+        ip link add "$(cluster_link "$i")" type veth peer name "${prefix}-x$i"
+        ip link set "${prefix}-x$i" netns "$ns"
+        ip -n "$ns" link set "${prefix}-x$i" name eth0
+        ip -n "$ns" addr add "10.231.0.$i/24" dev eth0
+        ip -n "$ns" link set eth0 up
+        ip link set "$(cluster_link "$i")" master "$bridge"
+        ip link set "$(cluster_link "$i")" up
+        # The client link: eth1 in the namespace, its peer here.
+        ip link add "$(client_link "$i")" type veth peer name "${prefix}-y$i"
+        ip link set "${prefix}-y$i" netns "$ns"
+        ip -n "$ns" link set "${prefix}-y$i" name eth1
+        ip -n "$ns" addr add "$(client_ip "$i")/24" dev eth1
+        ip -n "$ns" link set eth1 up
+        ip addr add "10.232.$i.1/24" dev "$(client_link "$i")"
+        ip link set "$(client_link "$i")" up
+    done
+}
+
+write_configs() {
+    local i members=""
+    for ((i = 1; i <= count; i++)); do
+        members+="${members:+,}{\"id\":\"n$i\",\"http\":\"10.231.0.$i:7100\",\"peer\":\"10.231.0.$i:7200\"}"
+    done
+    mkdir -p "$state"
+    if [[ ! -s "$state/secret" ]]; then
+        head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$state/secret"
+        chmod 600 "$state/secret"
+    fi
+    for ((i = 1; i <= count; i++)); do
+        mkdir -p "$state/n$i/data"
+        cat > "$state/n$i/config.json" <<JSON
+{
+  "nodeId": "n$i",
+  "http": "0.0.0.0:7100",
+  "resp": "0.0.0.0:7400",
+  "dataDir": "$state/n$i/data",
+  "warehouses": [
+    {"id": "yiwu", "regions": ["east"], "priority": 1, "owner": "n3", "localReserve": {"units": 200}},
+    {"id": "guangzhou", "regions": ["south"], "priority": 2, "owner": "n1", "localReserve": {"units": 200}},
+    {"id": "beijing", "regions": ["north"], "priority": 3},
+    {"id": "chengdu", "regions": ["west"], "priority": 4, "owner": "n2", "localReserve": {"units": 200}}
+  ],
+  "tokens": {"admin": ["$admin_token"], "checkout": ["$checkout_token"]},
+  "cluster": {"nodes": [$members], "secretFile": "$state/secret", "quorumDeadlineMs": $deadline_ms},
+  "logLevel": "${STOCKADE_LOG_LEVEL:-notice}"
+}
+JSON
+    done
+}
+
+start_node() {
+    local i="$1" bin="$2"
+    ip netns exec "$(namespace "$i")" nohup "$bin" --config "$state/n$i/config.json" >> "$state/n$i/node.log" 2>&1 < /dev/null &
+    echo $! > "$state/n$i/pid"
+    echo "n$i started in $(namespace "$i") (pid $!)"
+}
+
+wait_ready() {
+    local deadline=$((SECONDS + ${STOCKADE_UP_TIMEOUT:-120})) i leader all body
+    while (( SECONDS < deadline )); do
+        leader=""
+        all=1
+        for ((i = 1; i <= count; i++)); do
+            body="$(curl -s -m 1 -H "Authorization: Bearer $checkout_token" "http://$(client_ip "$i"):7100/v1/cluster" || true)"
+            [[ -n "$body" ]] || { all=0; continue; }
+            [[ "$body" == *'"role":"leader"'* ]] && leader="n$i"
+        done
+        if (( all )) && [[ -n "$leader" ]]; then echo "ready: $leader leads"; return 0; fi
+        sleep 0.2
+    done
+    die "the cluster did not become ready; see $state/n*/node.log"
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+    up)
+        [[ "$(id -u)" == 0 ]] || die "network namespaces need root"
+        command -v ip > /dev/null || die "ip (iproute2) is needed"
+        bin="$(node_bin)"
+        setup_network
+        write_configs
+        for ((i = 1; i <= count; i++)); do start_node "$i" "$bin"; done
+        wait_ready
+        ;;
+    partition)
+        i="$(check_name "${1:-}")"
+        ip link set "$(cluster_link "$i")" down
+        echo "n$i cut off from its peers"
+        ;;
+    heal)
+        for ((i = 1; i <= count; i++)); do ip link set "$(cluster_link "$i")" up 2>/dev/null || true; done
+        echo "healed"
+        ;;
+    down)
+        pids=()
+        for ((i = 1; i <= count; i++)); do
+            pid="$(cat "$state/n$i/pid" 2>/dev/null || true)"
+            if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; pids+=("$pid"); fi
+        done
+        deadline=$((SECONDS + 10))
+        for pid in "${pids[@]}"; do
+            while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.1; done
+            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+        done
+        for ((i = 1; i <= count; i++)); do rm -f "$state/n$i/pid"; done
+        teardown_network
+        echo "stopped ${#pids[@]} node(s); namespaces removed"
+        ;;
+    status)
+        for ((i = 1; i <= count; i++)); do
+            body="$(curl -s -m 2 -H "Authorization: Bearer $checkout_token" "http://$(client_ip "$i"):7100/v1/cluster" || true)"
+            echo "n$i ${body:-not answering}"
+        done
+        ;;
+    *)
+        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        [[ -z "$cmd" ]] && exit 0 || exit 2
+        ;;
+esac
