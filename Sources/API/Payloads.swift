@@ -244,7 +244,8 @@ struct ClusterPayload: Encodable {
         try container.encode(appliedIndex, forKey: .appliedIndex)
         try container.encode(peers, forKey: .peers)
         try container.encodeIfPresent(clock, forKey: .clock)
+        try container.encodeIfPresent(local, forKey: .local)
         try container.encodeIfPresent(cache, forKey: .cache)
     }
-    enum CodingKeys: String, CodingKey { case nodeId, role, term, leaderId, commitIndex, appliedIndex, peers, clock, cache }
+    enum CodingKeys: String, CodingKey { case nodeId, role, term, leaderId, commitIndex, appliedIndex, peers, clock, local, cache }
 }

@@ -138,6 +138,7 @@ public final class PeerTransport: Service, @unchecked Sendable {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(Self.userTimeout, value: Self.userTimeoutMs)
             .childChannelInitializer { [self] channel in
                 let admitted = inboundCount.withLockedValue { count -> Bool in
                     guard count < inboundConnectionsMax else { return false }
@@ -160,6 +161,13 @@ public final class PeerTransport: Service, @unchecked Sendable {
             }
             .bind(host: listenHost, port: listenPort).get()
     }
+
+    /// A peer connection whose sent data stays unacknowledged this long is closed by the kernel
+    /// (`TCP_USER_TIMEOUT`), and redialled. Without it a connection across a partition stays
+    /// "established" while TCP's retransmission backs off, and once the partition heals the
+    /// peers may not hear each other for as long as the last back-off (tens of seconds).
+    static let userTimeoutMs: SocketOptionValue = 3_000
+    static let userTimeout = ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: 18))  // TCP_USER_TIMEOUT
 
     /// Keeps one outbound, authenticated connection to `link`'s peer, redialling with backoff.
     private func maintain(_ link: PeerLink) async {
@@ -190,6 +198,7 @@ public final class PeerTransport: Service, @unchecked Sendable {
         let connecting = ClientBootstrap(group: group)
             .connectTimeout(.seconds(2))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(Self.userTimeout, value: Self.userTimeoutMs)
             .channelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {

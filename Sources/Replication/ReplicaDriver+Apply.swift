@@ -216,7 +216,7 @@ extension ReplicaDriver {
             caughtUpLeader: mayAnswerFromState, clock: clockReading,
             local: ReplicaStatus.Local(
                 epoch: local.epoch, provisionalHolds: local.count,
-                oldestAgeMs: local.count > 0 ? local.oldestCreatedAtMs().map { max(0, localTimeMs - $0) } : nil,
+                oldestAgeMs: local.count > 0 ? oldestProvisionalMs.map { max(0, localTimeMs - $0) } : nil,
                 fallbacks: fallbacksTaken, reconciledHolds: reconciledHolds, reconcileErrors: local.reconcileErrors))
     }
 }

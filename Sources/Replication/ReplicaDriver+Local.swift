@@ -129,6 +129,7 @@ extension ReplicaDriver {
         proposeReadyBatch()
         guard nowMs >= nextLocalCheckMs else { return }
         nextLocalCheckMs = nowMs + limits.local.refillIntervalMs
+        oldestProvisionalMs = local.oldestCreatedAtMs()
         if local.count > 0, let expiryTime = localExpiryTimeMs { _ = local.expireDue(timeMs: expiryTime, limit: limits.expireBatchMax) }
         if connected && mayAnswerFromState && !refillInFlight {
             let refills = ledger.localReserveRefills(lowWaterPercent: limits.local.refillLowWaterPercent, limit: limits.local.refillsMax)

@@ -232,6 +232,9 @@ public struct ReplicaDriver<Caller> {
     /// A batch handed over, waiting for its handover record to be durable before it is proposed.
     var readyBatch: (LocalReconcile, Int)?
     var nextLocalCheckMs: Int64 = 0
+    /// When the oldest provisional hold was created, as of the last periodic check (for reports:
+    /// finding it is O(provisional holds)).
+    var oldestProvisionalMs: Int64?
     /// The cluster's agreed time when last there was one, and the monotonic time it was read at.
     var lastAgreedTime: (timeMs: Int64, atMs: Int64, wallMs: Int64)?
     /// Reserves granted from this node's reserve, and provisional holds the ledger took in.
