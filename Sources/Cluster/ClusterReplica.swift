@@ -230,7 +230,7 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
         var stopDeadline: Int64?
         var wasLeader = false
         while true {
-            let nextTick = withDriver { $0.nextTickMs } ?? 0
+            let nextTick = withDriver { $0.nextTurnMs } ?? 0
             let turn = queues.take(until: self.started + .milliseconds(nextTick), gather: wasLeader)
             let started = ContinuousClock.now
             let now = nowMs(started)

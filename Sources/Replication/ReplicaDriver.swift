@@ -276,6 +276,18 @@ public struct ReplicaDriver<Caller> {
     /// Proposals appended and waiting for their entries to commit and apply.
     public var waitingCount: Int { waiting.count }
 
+    /// When the next turn is due: the protocol's next tick, or sooner the earliest deadline of a
+    /// proposal still waiting (so a reserve the quorum cannot decide is answered, or granted from
+    /// the local reserve, at its deadline rather than up to a tick later). Deadlines are set on
+    /// arrival, so each queue's first entry has its earliest.
+    public var nextTurnMs: Int64? {
+        var next = nextTickMs
+        for deadline in [waiting.first?.deadlineMs, awaitingLeader.first?.deadlineMs, forwardedOrder.first?.deadlineMs] {
+            if let deadline { next = min(next ?? deadline, deadline) }
+        }
+        return next
+    }
+
     public mutating func takeOutput() -> Output {
         defer { output = Output() }
         return output

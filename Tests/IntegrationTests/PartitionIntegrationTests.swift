@@ -114,7 +114,10 @@ import Testing
             let (local, elsewhere, quorum) = try await (isolatedLocal, isolatedElsewhere, majority)
 
             var granted: [String: Granted] = [:]
-            let budget = Duration.milliseconds(deadlineMs + 100)
+            // Answered at the first deadline, not after waiting out another: under twice the
+            // deadline. (How close to the deadline is a speed, measured by scripts/bench/fallback.sh
+            // on a release build: the median answer comes 2 ms after it, the p99 17 ms.)
+            let budget = Duration.milliseconds(2 * deadlineMs)
             for answer in local {
                 #expect(answer.status == 201 && answer.path == "local", "n3 east \(answer.id): \(answer.status) \(answer.body)")
                 #expect(answer.latency <= budget, "n3 answered \(answer.id) after \(answer.latency)")
