@@ -40,6 +40,7 @@ public struct StockadeAPI: Sendable {
         ("GET", "/v1/warehouses"),
         ("PUT", "/v1/skus/{sku}/stock"), ("POST", "/v1/skus/{sku}/stock/adjust"), ("GET", "/v1/skus/{sku}"),
         ("POST", "/v1/skus/{sku}/hot"), ("DELETE", "/v1/skus/{sku}/hot"),
+        ("GET", "/v1/skus/{sku}/local-reserve"), ("PUT", "/v1/skus/{sku}/local-reserve"), ("DELETE", "/v1/skus/{sku}/local-reserve"),
         ("POST", "/v1/reservations"), ("GET", "/v1/reservations/{id}"),
         ("POST", "/v1/reservations/{id}/confirm"), ("POST", "/v1/reservations/{id}/release"),
         ("POST", "/v1/reservations/{id}/extend"),
@@ -54,6 +55,7 @@ public struct StockadeAPI: Sendable {
         if let cluster {
             router.middlewares.add(ForwardingMiddleware(cluster: cluster))
         }
+        router.middlewares.add(LocalReadMiddleware(replica: replica, cluster: cluster))
 
         // Liveness is answered from a pre-encoded body: as cheap as the server can answer anything.
         let healthy = ByteBuffer(string: #"{"status":"ok"}"#)

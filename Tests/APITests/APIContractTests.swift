@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import HTTPTypes
 import Ledger
 import StockadeCore
 import Testing
@@ -126,6 +127,37 @@ import Testing
             #expect(reply.errorCode == "unavailable")
             #expect(try await client.call(.get, "/readyz", token: nil).status == 503)
             #expect(try await client.rows("tee").first?["held"] == 0)
+        }
+    }
+
+    @Test func aLocalReadSaysHowStaleItMayBe() async throws {
+        try await APITestHarness.withApp { client, _ in
+            _ = try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#)
+            let headers = try await client.execute(
+                uri: "/v1/skus/tee?consistency=local", method: .get, headers: APITestHarness.headers(APITestHarness.checkout)
+            ) { $0.headers }
+            // The single node answers from state that is always current.
+            #expect(headers[HTTPField.Name("Stockade-Stale")!] == "false")
+            #expect(headers[HTTPField.Name("Stockade-Applied-Index")!].flatMap { Int($0) }.map { $0 >= 2 } == true)
+            let linearizable = try await client.execute(
+                uri: "/v1/skus/tee", method: .get, headers: APITestHarness.headers(APITestHarness.checkout)
+            ) { $0.headers }
+            #expect(linearizable[HTTPField.Name("Stockade-Stale")!] == nil)
+        }
+    }
+
+    @Test func aLocalReserveNeedsAnOwnedWarehouseAndOnePolicy() async throws {
+        try await APITestHarness.withApp { client, _ in
+            _ = try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#)
+            let both = try await client.call(.put, "/v1/skus/tee/local-reserve", body: #"{"warehouse":"yiwu","units":2,"percent":5}"#)
+            #expect(both.status == 400 && both.errorCode == "invalid_request")
+            let unowned = try await client.call(.put, "/v1/skus/tee/local-reserve", body: #"{"warehouse":"yiwu","units":2}"#)
+            #expect(unowned.status == 400 && unowned.errorCode == "invalid_request", "\(unowned.json)")
+            let checkout = try await client.call(
+                .put, "/v1/skus/tee/local-reserve", token: APITestHarness.checkout, body: #"{"warehouse":"yiwu","units":2}"#)
+            #expect(checkout.status == 403)
+            let read = try await client.call(.get, "/v1/skus/tee/local-reserve")
+            #expect(read.status == 200 && (read.json["reserves"] as? [Any])?.isEmpty == true)
         }
     }
 

@@ -150,6 +150,11 @@ import Testing
             let (readStatus, readBack) = try await isolated.call("GET", "/v1/reservations/\(locals[0])?consistency=local")
             #expect(readStatus == 200 && readBack["reconciliation"] as? String == "pending", "\(readBack)")
             await isolated.connection.close()
+            // A local read on the cut-off node says it may be stale.
+            let (_, headers) = try await ChildProcess.run(
+                "curl", ["-s", "-D", "-", "-o", "/dev/null", "-H", "Authorization: Bearer \(cluster.checkoutToken)",
+                    "http://\(cluster.host(3)):7100/v1/skus/mug?consistency=local"])
+            #expect(headers.lowercased().contains("stockade-stale: true"), "\(headers)")
             let localLatencies = local.map(\.latency)
             print(
                 "partition: n3 granted \(local.filter { $0.status == 201 }.count) locally, median \(Self.median(localLatencies)), max \(localLatencies.max()!) (deadline \(deadlineMs) ms); refused \(elsewhere.count) north, median \(Self.median(elsewhere.map(\.latency))); majority granted \(quorum.filter { $0.status == 201 }.count)"
