@@ -24,10 +24,7 @@ extension ClusterReplica {
             clock: MemberStatus.Clock(
                 agreed: status.clock.agreement != nil, distanceMs: status.clock.ownDistanceMs,
                 offClock: (status.clock.ownClockOff ? [status.nodeID] : []) + status.clock.peersOff),
-            local: MemberStatus.Local(
-                epoch: status.local.epoch, provisionalHolds: status.local.provisionalHolds, oldestAgeMs: status.local.oldestAgeMs,
-                fallbacks: status.local.fallbacks, reconciledHolds: status.local.reconciledHolds,
-                reconcileErrors: status.local.reconcileErrors))
+            local: status.local)
     }
 
     public var answersFromAppliedState: Bool { caughtUpLeaderNow }

@@ -291,7 +291,7 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
 
     /// The fallback's metrics: counters by what the driver counted since, the reserve per row
     /// about once a second.
-    private func reportLocal(_ local: ReplicaStatus.Local) {
+    private func reportLocal(_ local: LocalFallbackStatus) {
         if local.fallbacks > localCounted.fallbacks { metrics.localFallbacks.increment(by: local.fallbacks - localCounted.fallbacks) }
         if local.reconciledHolds > localCounted.reconciled {
             metrics.localReconciled.increment(by: local.reconciledHolds - localCounted.reconciled)

@@ -47,6 +47,30 @@ public struct LocalReconcile: Hashable, Sendable {
     }
 }
 
+/// The local-warehouse fallback on one node, as it reports it (`GET /v1/cluster`, metrics).
+public struct LocalFallbackStatus: Sendable, Equatable {
+    /// The epoch the ledger numbered for this node's local log (nil: not yet, or it owns no warehouse).
+    public var epoch: UInt64?
+    /// Provisional holds not yet taken in by the ledger, and how old the oldest is.
+    public var provisionalHolds: Int
+    public var oldestAgeMs: Int64?
+    /// Reserves granted from the local reserve, holds the ledger took in, and replays it refused.
+    public var fallbacks: Int
+    public var reconciledHolds: Int
+    public var reconcileErrors: Int
+
+    public init(
+        epoch: UInt64?, provisionalHolds: Int, oldestAgeMs: Int64?, fallbacks: Int, reconciledHolds: Int, reconcileErrors: Int
+    ) {
+        self.epoch = epoch
+        self.provisionalHolds = provisionalHolds
+        self.oldestAgeMs = oldestAgeMs
+        self.fallbacks = fallbacks
+        self.reconciledHolds = reconciledHolds
+        self.reconcileErrors = reconcileErrors
+    }
+}
+
 /// Units a node gave back from its reserve, by the record that did it.
 public struct LocalReturn: Hashable, Sendable {
     public var sequence: UInt64

@@ -56,28 +56,7 @@ public struct MemberStatus: Sendable, Equatable {
     public var local: Local?
 
     /// The local-warehouse fallback on this node (docs/local-fallback.md).
-    public struct Local: Sendable, Equatable {
-        /// The epoch the ledger numbered for this node's local log (nil: not yet, or it owns no warehouse).
-        public var epoch: UInt64?
-        /// Provisional holds not yet taken in by the ledger, and how old the oldest is.
-        public var provisionalHolds: Int
-        public var oldestAgeMs: Int64?
-        /// Reserves granted from the local reserve, holds the ledger took in, and replays it refused.
-        public var fallbacks: Int
-        public var reconciledHolds: Int
-        public var reconcileErrors: Int
-
-        public init(
-            epoch: UInt64?, provisionalHolds: Int, oldestAgeMs: Int64?, fallbacks: Int, reconciledHolds: Int, reconcileErrors: Int
-        ) {
-            self.epoch = epoch
-            self.provisionalHolds = provisionalHolds
-            self.oldestAgeMs = oldestAgeMs
-            self.fallbacks = fallbacks
-            self.reconciledHolds = reconciledHolds
-            self.reconcileErrors = reconcileErrors
-        }
-    }
+    public typealias Local = LocalFallbackStatus
 
     public init(
         nodeID: UInt64, role: String, term: UInt64, leaderID: UInt64?, commitIndex: UInt64, appliedIndex: UInt64, peers: [Peer],

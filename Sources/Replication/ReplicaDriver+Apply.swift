@@ -214,7 +214,7 @@ extension ReplicaDriver {
                     nodeID: peer, matchIndex: raft.matchIndex(of: peer), lastContactMs: lastContactMs[peer].map { nowMs - $0 })
             },
             caughtUpLeader: mayAnswerFromState, clock: clockReading,
-            local: ReplicaStatus.Local(
+            local: LocalFallbackStatus(
                 epoch: local.epoch, provisionalHolds: local.count,
                 oldestAgeMs: local.count > 0 ? oldestProvisionalMs.map { max(0, localTimeMs - $0) } : nil,
                 fallbacks: fallbacksTaken, reconciledHolds: reconciledHolds, reconcileErrors: local.reconcileErrors))
@@ -242,14 +242,5 @@ public struct ReplicaStatus: Sendable, Equatable {
     /// What the cluster's clocks agree on, and whose clock is off, as of this turn.
     public var clock: ClusterClock.Reading
     /// The local-warehouse fallback, as of this turn.
-    public var local: Local
-
-    public struct Local: Sendable, Equatable {
-        public var epoch: UInt64?
-        public var provisionalHolds: Int
-        public var oldestAgeMs: Int64?
-        public var fallbacks: Int
-        public var reconciledHolds: Int
-        public var reconcileErrors: Int
-    }
+    public var local: LocalFallbackStatus
 }
