@@ -14,6 +14,10 @@ public enum LocalRecord: Hashable, Sendable {
     /// Everything up to this sequence is about to be replayed: the node changes none of those
     /// holds on its own any more (the ledger decides them from here on).
     case handover(throughSequence: UInt64)
+    /// The ledger did not take this provisional hold as granted here (another hold with its id
+    /// won, or the replay was refused); kept so the node still says so after a restart, when the
+    /// winner may have been purged.
+    case resolved(Hold, HoldReplayResult)
 }
 
 /// A node's provisional holds: granted from its local reserve while it could not reach the
@@ -119,6 +123,13 @@ public struct LocalHolds {
             }
         case .handover(let through):
             handedOverThrough = max(handedOverThrough, through)
+        case .resolved(let hold, let result):
+            if result == .refused { reconcileErrors += 1 }
+            if resolutions[hold.reservationId] == nil { resolutionOrder.append(hold.reservationId) }
+            resolutions[hold.reservationId] = Resolution(hold: hold, result: result)
+            if resolutionOrder.count > Self.resolutionsKept {
+                resolutions[resolutionOrder.removeFirst()] = nil
+            }
         }
     }
 
@@ -156,6 +167,8 @@ public struct LocalHolds {
             entries[id] = nil
             account(entry.hold, sign: -1)
             if let now = ledger.hold(id), now.token == entry.hold.token { continue }
+            // Resolved already from the batch's own results.
+            if resolutions[id]?.hold.token == entry.hold.token { continue }
             // Not in the ledger as granted here: another hold with this id won, or the replay was
             // refused (or the hold was already purged, for a finished one).
             let result: HoldReplayResult = ledger.hold(id) != nil ? .superseded : .refused
@@ -172,13 +185,16 @@ public struct LocalHolds {
         }
     }
 
-    mutating func resolve(_ hold: Hold, _ result: HoldReplayResult) {
-        if result == .refused { reconcileErrors += 1 }
-        if resolutions[hold.reservationId] == nil { resolutionOrder.append(hold.reservationId) }
-        resolutions[hold.reservationId] = Resolution(hold: hold, result: result)
-        if resolutionOrder.count > Self.resolutionsKept {
-            resolutions[resolutionOrder.removeFirst()] = nil
+    /// Records what the ledger made of a batch's holds, from the reconcile command's results.
+    mutating func noteResults(of batch: LocalReconcile, _ results: [HoldReplayResult]) {
+        for (hold, result) in zip(batch.holds, results) where result == .superseded || result == .refused {
+            guard resolutions[hold.reservationId]?.hold.token != hold.token else { continue }
+            resolve(hold, result)
         }
+    }
+
+    mutating func resolve(_ hold: Hold, _ result: HoldReplayResult) {
+        record(.resolved(hold, result))
     }
 
     /// A batch the ledger refused as a whole (a stale epoch): counted as a reconcile error.
@@ -202,8 +218,11 @@ public struct LocalHolds {
     public mutating func grant(
         _ request: ReserveRequest, ledger: Ledger, term: UInt64, timeMs: Int64, limits: Limits
     ) -> Outcome? {
+        // An id this node's applied ledger knows is the ledger's: its answer (a replay or a
+        // conflict) must come from the quorum, so it is never granted here again (seed 50091: an
+        // expired quorum hold's id, reused with another body, was granted locally).
         guard let epoch, entries.count < limits.local.provisionalHoldsMax, nextSequence <= LocalGrant.sequenceMax,
-            serves(region: request.region, in: ledger)
+            serves(region: request.region, in: ledger), ledger.hold(request.reservationId) == nil
         else { return nil }
         if let error = Validation.reserve(request, limits: limits) { return .rejected(error) }
         let owned = ledger.warehouseOrder(forRegion: request.region).filter { id in
@@ -346,6 +365,10 @@ extension LocalRecord {
         case .handover(let through):
             writer.write(UInt8(5))
             writer.write(through)
+        case .resolved(let hold, let result):
+            writer.write(UInt8(6))
+            writer.write(hold)
+            writer.write(result.rawValue)
         }
         return writer.bytes
     }
@@ -358,6 +381,12 @@ extension LocalRecord {
         case 3: self = .hold(sequence: try reader.readUInt64(), try reader.readHold(limits: limits))
         case 4: self = .returned(sequence: try reader.readUInt64(), try reader.readAllocations(limits: limits))
         case 5: self = .handover(throughSequence: try reader.readUInt64())
+        case 6:
+            let hold = try reader.readHold(limits: limits)
+            guard let result = HoldReplayResult(rawValue: try reader.readUInt8()) else {
+                throw ByteReader.Failure(description: "unknown replay result")
+            }
+            self = .resolved(hold, result)
         case let tag: throw ByteReader.Failure(description: "unknown local record tag \(tag)")
         }
         guard reader.isAtEnd else { throw ByteReader.Failure(description: "trailing bytes after a local record") }

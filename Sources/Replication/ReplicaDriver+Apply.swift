@@ -151,6 +151,15 @@ extension ReplicaDriver {
                 }
                 lastTimeMs = max(lastTimeMs, command.timeMs)
                 outcome = ledger.apply(command, index: entry.index)
+                // This node's own batch: what became of each hold is read from the entry's outcome,
+                // at once, not later from a ledger that may have purged the winner of an id
+                // granted on both sides by then (seed 50105).
+                if case .reconcileLocal(let batch) = command.command, batch.node == configuration.nodeID,
+                    case .localReconciled(_, let results)? = outcome
+                {
+                    local.noteResults(of: batch, results)
+                    local.follow(ledger)
+                }
             }
             while let first = waiting.first, first.index <= entry.index {
                 waiting.removeFirst()

@@ -111,6 +111,8 @@ public struct ReplicaDriver<Caller> {
         public var isEmpty: Bool { ready.isEmpty && localRecords.isEmpty }
         /// Committed entries this work applies.
         public var committedCount: Int { ready.committedEntries.count }
+        /// The committed entries this work applies.
+        public var committedEntries: [Entry] { ready.committedEntries }
     }
 
     /// A copy of the applied state for the shell to encode and write off its loop thread. Report

@@ -118,49 +118,16 @@ extension ClusterSimulator {
         if localReserves { checkEscrow() }
     }
 
-    /// The bounded counter: what each node's provisional holds (and returns) consume beyond what
-    /// the most advanced ledger has taken in never exceeds that node's reserve in that ledger. With
-    /// the ledger's own no-oversell, nothing is promised twice. Also: no provisional hold expires
-    /// early by the majority's clocks, however far its node's clock jumped.
-    func checkEscrow() {
-        for id in nodeIDs {
-            guard let ledger = nodes[id]!.driver?.ledger, ledger.appliedIndex > reference?.appliedIndex ?? 0 else { continue }
-            reference = ledger
-        }
-        guard let truth = reference else { return }
-        let timeBoundMs = limits.clockSkewMaxMs + limits.clockRoundTripMaxMs + 1_500
-        for id in nodeIDs {
-            if let driver = nodes[id]!.driver {
-                for entry in driver.local.entries.values where entry.hold.status == .expired && driver.local.isLocal(entry)
-                    && entry.hold.expiresAtMs > majorityWallMs + timeBoundMs
-                {
-                    violations.append(
-                        "provisional hold \(entry.hold.reservationId) on node \(id) expired \(entry.hold.expiresAtMs - majorityWallMs) ms early by the majority's clocks; step \(step)")
-                }
-            }
-            guard let store = nodes[id]!.driver?.local ?? (step % 10 == 0 ? localHolds(of: id) : nil), let epoch = store.epoch
-            else { continue }
-            let progress = truth.localProgress[id]
-            let reflected = progress?.epoch == epoch ? progress!.sequence : 0
-            var consumed: [RowKey: Int64] = [:]
-            for entry in store.entries.values
-            where entry.grantSequence > reflected && (entry.hold.status == .held || entry.hold.status == .confirmed) {
-                for allocation in entry.hold.allocations {
-                    consumed[RowKey(sku: allocation.sku, warehouse: allocation.warehouse), default: 0] += allocation.quantity
-                }
-            }
-            for returned in store.returns where returned.sequence > reflected {
-                for allocation in returned.allocations {
-                    consumed[RowKey(sku: allocation.sku, warehouse: allocation.warehouse), default: 0] += allocation.quantity
-                }
-            }
-            for (row, units) in consumed {
-                let reserve = truth.allotments[AllotmentKey(sku: row.sku, warehouse: row.warehouse, holder: .node(id))]?.quantity ?? 0
-                if units > reserve {
-                    violations.append(
-                        "node \(id) spent \(units) of \(row.sku)@\(row.warehouse) on its own but holds \(reserve) in reserve (ledger at \(truth.appliedIndex), its own at \(nodes[id]!.driver?.ledger.appliedIndex ?? 0), reflected \(reflected), holds \(store.entries.values.map { "\($0.hold.reservationId)#\($0.grantSequence) \($0.hold.status.name) \($0.hold.allocations.map { "\($0.sku)@\($0.warehouse)×\($0.quantity)" })" }), returns \(store.returns.map(\.sequence))); step \(step)")
-                }
-            }
+    /// Entries a node is about to apply are committed: their command times count towards
+    /// `lastCommittedTimeMs` even if every node compacts them into a snapshot before a step's
+    /// check reads them from a log (seed 50068: a purge at a time the checker never saw committed
+    /// made a properly purged hold look lost).
+    func noteApplied(_ entries: [Entry]) {
+        for entry in entries where entry.index > appliedSeenThrough {
+            appliedSeenThrough = entry.index
+            guard !entry.payload.isEmpty, let command = try? TimedCommand(decoding: entry.payload, limits: limits) else { continue }
+            lastCommittedTimeMs = max(lastCommittedTimeMs, command.timeMs)
+            if case .reserve(let request) = command.command { committedReserves.insert(request.reservationId) }
         }
     }
 
@@ -280,19 +247,4 @@ public struct AcknowledgedHold: Sendable, Equatable {
 
     /// The latest time it finishes: its finish if known, its expiry otherwise.
     public var finishesByMs: Int64 { min(expiresAtMs, finishedAtMs ?? .max) }
-}
-
-extension ClusterSimulator {
-    /// Per node: its local epoch, provisional holds waiting, fallbacks taken, and its reserves in
-    /// its own ledger (for `stockade-sim --seed`).
-    public func localSummary() -> String {
-        let layout = nodeIDs.compactMap { nodes[$0]!.driver?.ledger.warehouses }.first ?? []
-        return "owners " + layout.map { "\($0.id)→\($0.owner.map { "n\($0)" } ?? "-") \($0.regions)" }.joined(separator: " ") + "; "
-            + nodeIDs.map { id in
-            guard let driver = nodes[id]!.driver else { return "n\(id) down" }
-            let reserves = driver.ledger.allotments.filter { $0.key.holder == .node(id) }
-                .map { "\($0.key.sku)@\($0.key.warehouse)=\($0.value.quantity)" }.sorted()
-            return "n\(id) epoch \(driver.local.epoch.map(String.init) ?? "none") waiting \(driver.local.count) fallbacks \(driver.fallbacksTaken) reserves \(reserves)"
-        }.joined(separator: "; ")
-    }
 }

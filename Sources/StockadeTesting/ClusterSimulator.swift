@@ -163,6 +163,8 @@ public final class ClusterSimulator {
     public internal(set) var acknowledged: [ReservationID: AcknowledgedHold] = [:]
     /// The latest command time in any committed entry.
     var lastCommittedTimeMs: Int64 = 0
+    /// The highest index whose entry `noteApplied` has read.
+    var appliedSeenThrough: LogIndex = 0
     public internal(set) var violations: [String] = []
     public internal(set) var leaderElections = 0
     public internal(set) var appliedEntries = 0
@@ -283,22 +285,6 @@ public final class ClusterSimulator {
         call(command, on: target)
     }
 
-    /// A shopper in a warehouse owner's region calls that node (cut off or not): a reserve for its
-    /// region, or a confirm, release or extend of one it was granted there.
-    func localClientStep() {
-        let owners = generator.warehouses.filter { $0.owner.map { nodes[$0]?.driver != nil } ?? false }
-        guard let warehouse = owners.randomElement(using: &random), let owner = warehouse.owner else { return }
-        let mine = acknowledged.filter { $0.value.token.rawValue >= LocalGrant.tokenBase && ($0.value.token.rawValue >> 48) & 0x7FFF == owner }
-        if let (id, _) = mine.randomElement(using: &random), Bool.random(using: &random) {
-            let commands: [Command] = [.confirm(id), .release(id), .extend(id, ttlMs: Int64.random(in: 1...30, using: &random) * 1000)]
-            call(commands.randomElement(using: &random)!, on: owner)
-            return
-        }
-        var request = generator.reserveRequest()
-        request.region = warehouse.regions.randomElement(using: &random) ?? request.region
-        call(.reserve(request), on: owner)
-    }
-
     func call(_ command: Command, on id: NodeID) {
         nextCall += 1
         calls[nextCall] = command
@@ -334,18 +320,6 @@ public final class ClusterSimulator {
                 tickMs: Int64(Self.stepMs), quorumDeadlineMs: 2_000),
             ledger: ledger, hardState: disk.hardState, snapshot: disk.snapshot, entries: disk.entries,
             random: SplitMix64(seed: random.next()), local: localHolds(of: id))
-    }
-
-    /// Node `id`'s local log as its disk holds it (nil before it wrote one).
-    func localHolds(of id: NodeID) -> LocalHolds? {
-        let records = nodes[id]!.disk.local
-        guard !records.isEmpty else { return nil }
-        do {
-            return try LocalHolds(node: id, recovering: records)
-        } catch {
-            violations.append("node \(id) cannot read its local log: \(error)")
-            return nil
-        }
     }
 
     // MARK: - One step of time
@@ -398,6 +372,7 @@ public final class ClusterSimulator {
             if !write(work, on: id, lossless: lossless) { return false }
             for envelope in work.messages { send(.raft(envelope), from: id, lossless: lossless) }
             appliedEntries += work.committedCount
+            noteApplied(work.committedEntries)
             nodes[id]!.driver!.persisted(work)
             takeOutput(id, lossless: lossless)
         }

@@ -91,6 +91,21 @@ import Testing
         #expect(acknowledged > 100)
     }
 
+    /// Long seeds that failed once the local fallback existed (3,000 steps each).
+    /// 50068: the checker missed the command time of entries every node compacted into a snapshot
+    /// before a step read them, so a purge after retention looked like a lost hold (it now reads
+    /// every entry as it is applied). 50091: a cut-off node granted locally an id its own ledger
+    /// knew (an expired quorum hold, reused with another body); such ids are never granted locally
+    /// now. 50105: an id granted on both sides was superseded, but the node learnt it only after
+    /// the winner was purged and called its hold refused; results are now read from the batch's
+    /// own outcome when it is applied, and kept in the local log.
+    static let localLongRunSeeds: [UInt64] = [50068, 50091, 50105]
+
+    @Test(arguments: localLongRunSeeds) func localLongRunSeed(_ seed: UInt64) {
+        let (violations, _) = Self.check(seed: seed, steps: 3_000)
+        #expect(violations.isEmpty, "seed \(seed): \(violations.prefix(3))")
+    }
+
     /// The fallback's checks only mean something if cut-off nodes grant provisional holds, and
     /// those reach the ledger after healing.
     @Test func simulationsExerciseTheLocalFallback() async {
