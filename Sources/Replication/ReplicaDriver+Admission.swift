@@ -53,11 +53,14 @@ extension ReplicaDriver {
         for (ping, peer) in clock.pingsDue(nowMs: nowMs, wallMs: wallMs) { output.frames.append((.clock(ping), peer)) }
     }
 
+    /// How recently a node must have heard from a peer for it to count as reachable: one election timeout.
+    var recentContactWindowMs: Int64 { configuration.tickMs * Int64(limits.consensus.electionTicksMin) }
+
     /// A leader that has not heard from a majority lately refuses at once rather than append
     /// entries that would only time out.
     func hasRecentMajority() -> Bool {
         // Counted without allocating: the reserve fast path asks this for every reserve.
-        let window = configuration.tickMs * Int64(limits.consensus.electionTicksMin)
+        let window = recentContactWindowMs
         var heard = 0
         for voter in configuration.voters
         where voter == configuration.nodeID || lastContactMs[voter].map({ nowMs - $0 <= window }) == true {

@@ -19,7 +19,7 @@ extension ReplicaDriver {
     var reachesQuorum: Bool {
         if raft.isLeader { return hasRecentMajority() }
         guard let leader = raft.leaderID, let contact = lastContactMs[leader] else { return false }
-        return nowMs - contact <= configuration.tickMs * Int64(limits.consensus.electionTicksMin)
+        return nowMs - contact <= recentContactWindowMs
     }
 
     /// The time provisional holds are stamped with: the cluster's agreed time while there is one;
@@ -40,7 +40,7 @@ extension ReplicaDriver {
     /// then stops expiry on its own rather than ending holds early; they stay held until the
     /// ledger decides them.
     var localExpiryTimeMs: Int64? {
-        if let agreed = clockReading.timeMs { return max(agreed, lastTimeMs) }
+        if clockReading.timeMs != nil { return localTimeMs }
         guard let last = lastAgreedTime else { return nil }
         let byMonotonic = last.timeMs + (nowMs - last.atMs)
         let byWall = wallMs - (last.wallMs - last.timeMs)
