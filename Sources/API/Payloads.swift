@@ -106,6 +106,8 @@ struct StockRowPayload: Encodable {
     var held: Int64
     var sold: Int64
     var allotted: Int64
+    /// `allotted` by holder: `cache`, or the owning node (`n3`) of a local reserve.
+    var allottedTo: [String: Int64] = [:]
     var available: Int64
 
     init(warehouse: WarehouseID, row: StockRow) {

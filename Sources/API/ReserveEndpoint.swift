@@ -44,7 +44,7 @@ struct ReserveEndpoint: Sendable {
         outcome = DebugFault.apply(to: outcome, request: request)
         #endif
         switch outcome {
-        case .reservation(_, let created): (created ? metrics.granted : metrics.replayed).increment()
+        case .reservation(_, let created): created ? metrics.countGranted() : metrics.countReplayed()
         case .rejected(let error, _): metrics.count(outcome: error.code.rawValue)
         default: metrics.count(outcome: ErrorCode.internalError.rawValue)
         }

@@ -74,11 +74,31 @@ extension StockadeAPI {
         guard let rows = replica.read({ $0.rows(of: sku) }) else {
             throw StockadeError(.unknownSKU, "unknown sku \(sku)")
         }
-        let hot = replica.read { $0.hotSKUs.contains(sku) }
+        // Each row's allotments are the cache's and its warehouse owner's reserve: looked up, not scanned.
+        let (hot, allotted) = replica.read { ledger in
+            let owners = Dictionary(uniqueKeysWithValues: ledger.warehouses.map { ($0.id, $0.owner) })
+            var found: [AllotmentKey: Allotment] = [:]
+            for (warehouse, _) in rows {
+                let holders: [AllotmentHolder] = [.cache] + (owners[warehouse].flatMap { $0 }.map { [.node($0)] } ?? [])
+                for holder in holders {
+                    let key = AllotmentKey(sku: sku, warehouse: warehouse, holder: holder)
+                    if let allotment = ledger.allotments[key], allotment.quantity != 0 { found[key] = allotment }
+                }
+            }
+            return (ledger.hotSKUs.contains(sku), found)
+        }
         return APIAnswer(
             status: .ok,
             body: JSON.encoded(
-                SKUPayload(sku: sku.rawValue, hot: hot, warehouses: rows.map { StockRowPayload(warehouse: $0.warehouse, row: $0.row) })))
+                SKUPayload(
+                    sku: sku.rawValue, hot: hot,
+                    warehouses: rows.map { entry in
+                        var payload = StockRowPayload(warehouse: entry.warehouse, row: entry.row)
+                        for (key, allotment) in allotted where key.warehouse == entry.warehouse {
+                            payload.allottedTo[key.holder.node.map { "n\($0)" } ?? "cache"] = allotment.quantity
+                        }
+                        return payload
+                    })))
     }
 
     func skuAnswer(after outcome: Outcome, sku: SKU) throws -> APIAnswer {
@@ -146,6 +166,10 @@ extension StockadeAPI {
         if let sku = parameter("sku") {
             try Self.check(Validation.identifier(sku, field: "sku", limits: limits))
             query.sku = SKU(sku)
+        }
+        if let orderId = parameter("orderId") {
+            try Self.check(Validation.identifier(orderId, field: "orderId", limits: limits))
+            query.orderId = orderId
         }
         if let status = parameter("status") {
             guard let parsed = HoldStatus(name: status) else {

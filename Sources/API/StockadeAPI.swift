@@ -46,6 +46,7 @@ public struct StockadeAPI: Sendable {
         ("POST", "/v1/reservations/{id}/extend"),
         ("GET", "/v1/holds"),
         ("GET", "/v1/cluster"),
+        ("GET", "/v1/audit"), ("GET", "/v1/stats"),
     ]
 
     public func buildRouter() -> Router<StockadeRequestContext> {
@@ -183,6 +184,16 @@ public struct StockadeAPI: Sendable {
             let id = ReservationID(try Self.pathParameter("id", context, limits: limits))
             let body = try await JSON.decode(ExtendBody.self, from: request, limit: limits.requestBodyBytesMax)
             return JSON.response(try await extend(id, ttlSeconds: body.ttlSeconds))
+        }
+
+        router.get("/v1/audit") { request, context in
+            try context.require(.admin)
+            return JSON.response(try await auditAnswer(sku: request.uri.queryParameters["sku"].map(String.init)))
+        }
+
+        router.get("/v1/stats") { _, context in
+            try context.require(.admin)
+            return JSON.response(statsAnswer())
         }
 
         router.get("/v1/holds") { request, context in

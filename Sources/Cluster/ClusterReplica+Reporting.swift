@@ -33,6 +33,10 @@ extension ClusterReplica {
         withDriver { $0.provisionalHold(id) }
     }
 
+    public func localAudit(sku: SKU?) -> (provisionalHolds: Int, findings: [AuditFinding]) {
+        withDriver { ($0.local.count, $0.local.audit(in: $0.ledger, sku: sku)) }
+    }
+
     func log(_ event: Driver.Event) {
         switch event {
         case .leading(let term, let lastIndex): logger.info("leading", metadata: ["term": "\(term)", "lastIndex": "\(lastIndex)"])

@@ -37,6 +37,8 @@ final class HotCounters: Sendable {
     let deadLetters = Atomic<Int>(0)
     let queuePending = Atomic<Int>(0)
     let queueOldestAgeMs = Atomic<Int64>(0)
+    let queueDelivered = Atomic<Int>(0)
+    let deadLetterStream = Atomic<Int>(0)
 }
 
 /// The gate in front of Redis: routes a reservation whose lines are all hot to the gate script,
@@ -267,7 +269,7 @@ public final class HotPath: CacheGate, @unchecked Sendable {
     }
 
     public func status() -> CacheStatus {
-        CacheStatus(
+        var status = CacheStatus(
             breaker: breaker.stateName, degradeSwitches: counters.degradeSwitches.load(ordering: .relaxed),
             cacheAnswered: counters.cacheAnswered.load(ordering: .relaxed),
             quorumAnswered: counters.quorumAnswered.load(ordering: .relaxed),
@@ -275,6 +277,9 @@ public final class HotPath: CacheGate, @unchecked Sendable {
             queueOldestAgeMs: counters.queueOldestAgeMs.load(ordering: .relaxed),
             deadLetters: counters.deadLetters.load(ordering: .relaxed), refills: counters.refills.load(ordering: .relaxed),
             reclaims: counters.reclaims.load(ordering: .relaxed))
+        status.queueDelivered = counters.queueDelivered.load(ordering: .relaxed)
+        status.deadLetterStream = counters.deadLetterStream.load(ordering: .relaxed)
+        return status
     }
 
     private func quorum() -> Outcome? {

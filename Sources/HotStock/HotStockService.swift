@@ -373,6 +373,11 @@ public final class HotStockService: Service, @unchecked Sendable {
         {
             oldestAge = max(0, replica.clock() - ms)
         }
+        // XPENDING's summary: [count, smallest id, largest id, consumers]; an error before the group exists.
+        let delivered = (try? await redis.call(RedisCommand(["XPENDING", HotKeys.holds, HotKeys.group])))?.elements?.first?.integer ?? 0
+        let dead = try await redis.call(RedisCommand(["XLEN", HotKeys.deadLetters])).integer ?? 0
+        hot.counters.queueDelivered.store(Int(delivered), ordering: .relaxed)
+        hot.counters.deadLetterStream.store(Int(dead), ordering: .relaxed)
         hot.counters.queuePending.store(Int(length), ordering: .relaxed)
         hot.counters.queueOldestAgeMs.store(oldestAge, ordering: .relaxed)
         hot.pendingGauge.record(Int(length))

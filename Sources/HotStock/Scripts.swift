@@ -165,6 +165,29 @@ enum Scripts {
         return tonumber(redis.call('GET', KEYS[2]) or '0')
         """)
 
+    /// Reads what an audit compares, in one instant of Redis (read-only). KEYS: the decrement
+    /// stream, the dead-letter stream, n allotment counters, then their n grant markers. ARGV: n,
+    /// the most records to read per stream. Returns {counters, markers, queued records,
+    /// dead records, 1 if a stream was longer than that}.
+    static let audit = RedisScript(
+        """
+        local n = tonumber(ARGV[1])
+        local most = tonumber(ARGV[2])
+        local counters, markers = {}, {}
+        for i = 1, n do
+          counters[i] = tonumber(redis.call('GET', KEYS[2 + i]) or '0')
+          markers[i] = tonumber(redis.call('GET', KEYS[2 + n + i]) or '0')
+        end
+        local truncated = 0
+        if redis.call('XLEN', KEYS[1]) > most or redis.call('XLEN', KEYS[2]) > most then truncated = 1 end
+        local queued, dead = {}, {}
+        if truncated == 0 then
+          queued = redis.call('XRANGE', KEYS[1], '-', '+')
+          dead = redis.call('XRANGE', KEYS[2], '-', '+')
+        end
+        return {counters, markers, queued, dead, truncated}
+        """)
+
     /// Publishes one node's counts of one second (KEYS: that second's hash; ARGV: expiry ms, then
     /// field and count pairs). HSET, so publishing the same counts again changes nothing.
     static let publishRates = RedisScript(

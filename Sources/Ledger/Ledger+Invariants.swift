@@ -5,8 +5,6 @@ extension Ledger {
     /// Every broken invariant, described. Empty when the ledger is sound.
     public func invariantViolations() -> [String] {
         var problems: [String] = []
-        var heldByRow: [SKU: [WarehouseID: Int64]] = [:]
-        var soldByRow: [SKU: [WarehouseID: Int64]] = [:]
         var active = 0
         let known = Set(warehouses.map(\.id))
         for hold in holds.values {
@@ -22,18 +20,11 @@ extension Ledger {
                 if stock[allocation.sku]?[allocation.warehouse] == nil {
                     problems.append("hold \(id) refers to missing row \(allocation.sku)@\(allocation.warehouse)")
                 }
-                switch hold.status {
-                case .held: heldByRow[allocation.sku, default: [:]][allocation.warehouse, default: 0] += allocation.quantity
-                case .confirmed: soldByRow[allocation.sku, default: [:]][allocation.warehouse, default: 0] += allocation.quantity
-                case .released, .expired: break
-                }
             }
         }
-        var allottedByRow: [SKU: [WarehouseID: Int64]] = [:]
         for (key, allotment) in allotments {
             if allotment.quantity <= 0 { problems.append("allotment \(key) holds \(allotment.quantity)") }
             if stock[key.sku]?[key.warehouse] == nil { problems.append("allotment \(key) has no stock row") }
-            allottedByRow[key.sku, default: [:]][key.warehouse, default: 0] += allotment.quantity
         }
         for sku in hotSKUs where stock[sku] == nil { problems.append("hot sku \(sku) is unknown") }
         for hold in holds.values {
@@ -51,19 +42,13 @@ extension Ledger {
         }
         if active != activeHoldCount { problems.append("activeHoldCount \(activeHoldCount) but \(active) holds are held") }
         for (sku, rows) in stock {
-            for (warehouse, row) in rows {
-                if !row.isConsistent { problems.append("oversell at \(sku)@\(warehouse): \(row)") }
-                if !known.contains(warehouse) { problems.append("row \(sku)@\(warehouse) names an unknown warehouse") }
-                let allotted = allottedByRow[sku]?[warehouse] ?? 0
-                if row.allotted != allotted {
-                    problems.append("\(sku)@\(warehouse) allotted \(row.allotted) but allotments sum to \(allotted)")
-                }
-                let held = heldByRow[sku]?[warehouse] ?? 0
-                if row.held != held { problems.append("\(sku)@\(warehouse) held \(row.held) but holds sum to \(held)") }
-                // Confirmed holds are purged after retention while their units stay sold.
-                let sold = soldByRow[sku]?[warehouse] ?? 0
-                if row.sold < sold { problems.append("\(sku)@\(warehouse) sold \(row.sold) below confirmed holds \(sold)") }
+            for warehouse in rows.keys where !known.contains(warehouse) {
+                problems.append("row \(sku)@\(warehouse) names an unknown warehouse")
             }
+        }
+        // The row quantities against their parts: the same check `stockadectl audit` reports.
+        for audit in auditRows() {
+            problems += audit.findings.map { "\($0.sku.map(\.rawValue) ?? "")@\($0.warehouse.map(\.rawValue) ?? ""): \($0.message)" }
         }
         // Every held hold must be reachable by expiry at its current expiry time.
         let queued = Set(expiryQueue.unordered.map { "\($0.sequence)@\($0.timeMs)" })

@@ -3,6 +3,8 @@ import StockadeCore
 /// A filter for paging through holds.
 public struct HoldQuery: Sendable {
     public var sku: SKU?
+    /// Only the holds of this order.
+    public var orderId: String?
     public var status: HoldStatus?
     /// Only held holds that expire within this many milliseconds of `nowMs`.
     public var expiringWithinMs: Int64?
@@ -25,6 +27,7 @@ public struct HoldQuery: Sendable {
 
     func matches(_ hold: Hold) -> Bool {
         if let status, hold.status != status { return false }
+        if let orderId, hold.orderId != orderId { return false }
         if let sku, !hold.allocations.contains(where: { $0.sku == sku }) { return false }
         if let expiringWithinMs {
             if hold.status != .held || hold.expiresAtMs > nowMs + expiringWithinMs { return false }

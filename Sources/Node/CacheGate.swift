@@ -14,6 +14,8 @@ public protocol CacheGate: Sendable {
     func settle(_ id: ReservationID) async
     /// Counters and state for `/v1/cluster`.
     func status() -> CacheStatus
+    /// The ledger's cache allotments (of `sku`, or all) compared with Redis: every disagreement.
+    func audit(sku: SKU?, attempts: Int) async throws -> [AuditFinding]
 }
 
 public struct CacheStatus: Sendable, Equatable {
@@ -23,6 +25,10 @@ public struct CacheStatus: Sendable, Equatable {
     public var quorumAnswered: Int
     public var queuePending: Int
     public var queueOldestAgeMs: Int64
+    /// Records delivered to a consumer and not yet acknowledged (`XPENDING`).
+    public var queueDelivered: Int = 0
+    /// Records in the dead-letter stream (every node's), and how many this node moved there.
+    public var deadLetterStream: Int = 0
     public var deadLetters: Int
     public var refills: Int
     public var reclaims: Int

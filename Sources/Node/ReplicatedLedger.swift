@@ -37,6 +37,9 @@ public protocol ReplicatedLedger: AnyObject, Sendable {
     /// single node, or a caught-up leader that heard from a majority lately. A node cut off from
     /// the quorum answers nothing from possibly stale shared state.
     var answersFromAppliedState: Bool { get }
+    /// This node's provisional holds checked against its local reserves in its ledger (see
+    /// `LocalHolds.audit`), and how many there are.
+    func localAudit(sku: SKU?) -> (provisionalHolds: Int, findings: [AuditFinding])
 }
 
 extension ReplicatedLedger {
@@ -48,4 +51,6 @@ extension ReplicatedLedger {
     public func provisionalHold(_ id: ReservationID) -> Hold? { nil }
 
     public var answersFromAppliedState: Bool { true }
+
+    public func localAudit(sku: SKU?) -> (provisionalHolds: Int, findings: [AuditFinding]) { (0, []) }
 }

@@ -208,6 +208,20 @@ public struct LocalHolds {
         return reserve - (pendingUnits[key] ?? 0)
     }
 
+    /// Rows whose provisional holds (and returns) not yet in the ledger use more units than the
+    /// ledger escrows to this node: the one thing the fallback must never do.
+    public func audit(in ledger: Ledger, sku: SKU? = nil) -> [AuditFinding] {
+        pendingUnits.keys.sorted().compactMap { key in
+            guard sku == nil || key.sku == sku else { return nil }
+            let reserve = ledger.allotments[AllotmentKey(sku: key.sku, warehouse: key.warehouse, holder: .node(node))]?.quantity ?? 0
+            let used = pendingUnits[key] ?? 0
+            guard used > reserve else { return nil }
+            return AuditFinding(
+                sku: key.sku, warehouse: key.warehouse, check: .local, ledger: reserve, derived: used,
+                message: "n\(node)'s provisional holds use \(used) units but the ledger escrows \(reserve) to it")
+        }
+    }
+
     /// Whether this node serves `region` locally: a warehouse it owns serves it.
     public func serves(region: String, in ledger: Ledger) -> Bool {
         ledger.warehouses.contains { $0.owner == node && $0.serves(region: region) }

@@ -67,6 +67,10 @@ struct ClientOperation: Sendable {
         var words = ["HOLDS", query.sku ?? "*"]
         var parameters: [(String, String)] = []
         if let sku = query.sku { parameters.append(("sku", sku)) }
+        if let orderId = query.orderId {
+            words += ["ORDER", orderId]
+            parameters.append(("orderId", orderId))
+        }
         if let status = query.status {
             words += ["STATUS", status]
             parameters.append(("status", status))
@@ -92,6 +96,13 @@ struct ClientOperation: Sendable {
     }
 
     static let cluster = ClientOperation(words: ["CLUSTERINFO"], method: .GET, path: "/v1/cluster", body: nil)
+    static let stats = ClientOperation(words: ["STATS"], method: .GET, path: "/v1/stats", body: nil)
+
+    static func audit(_ sku: String?) -> ClientOperation {
+        ClientOperation(
+            words: ["AUDIT"] + (sku.map { [$0] } ?? []), method: .GET, path: "/v1/audit" + (sku.map { "?sku=\(escaped($0))" } ?? ""),
+            body: nil)
+    }
     static let warehouses = ClientOperation(words: ["WAREHOUSES"], method: .GET, path: "/v1/warehouses", body: nil)
 
     private static func read(_ words: [String], _ path: String, _ consistency: ReadConsistency) -> ClientOperation {

@@ -50,6 +50,14 @@ public struct Reservation: Sendable, Hashable, Codable {
     public var createdAt: Int64
     public var expiresAt: Int64
     public var finishedAt: Int64?
+    /// For a hold a node granted from its local reserve (`path` local): the node, its local log's
+    /// epoch and sequence, and the term it last knew; and, in reads, `pending` until the ledger
+    /// has it, then `reconciled`.
+    public var localNode: UInt64?
+    public var localEpoch: UInt64?
+    public var localSequence: UInt64?
+    public var localTerm: UInt64?
+    public var reconciliation: String?
 }
 
 /// One stock row: `available = total − held − sold − allotted`.
@@ -59,6 +67,8 @@ public struct StockRow: Sendable, Hashable, Codable {
     public var held: Int64
     public var sold: Int64
     public var allotted: Int64
+    /// `allotted` by holder: `cache`, or a node (`n3`) for its local reserve.
+    public var allottedTo: [String: Int64]?
     public var available: Int64
 }
 
@@ -78,13 +88,18 @@ public struct HoldsPage: Sendable, Hashable, Codable {
 /// Which holds to list.
 public struct HoldsQuery: Sendable, Hashable {
     public var sku: String?
+    public var orderId: String?
     public var status: String?
     public var expiringWithinSeconds: Int64?
     public var limit: Int?
     public var cursor: String?
 
-    public init(sku: String? = nil, status: String? = nil, expiringWithinSeconds: Int64? = nil, limit: Int? = nil, cursor: String? = nil) {
+    public init(
+        sku: String? = nil, orderId: String? = nil, status: String? = nil, expiringWithinSeconds: Int64? = nil, limit: Int? = nil,
+        cursor: String? = nil
+    ) {
         self.sku = sku
+        self.orderId = orderId
         self.status = status
         self.expiringWithinSeconds = expiringWithinSeconds
         self.limit = limit
@@ -114,6 +129,8 @@ public struct ClusterStatus: Sendable, Hashable, Codable {
         public var quorumAnswered: Int
         public var queuePending: Int
         public var queueOldestAgeMs: Int64
+        public var queueDelivered: Int?
+        public var deadLetterStream: Int?
         public var deadLetters: Int
         public var refills: Int
         public var reclaims: Int
@@ -126,6 +143,85 @@ public struct ClusterStatus: Sendable, Hashable, Codable {
     public var appliedIndex: UInt64
     public var peers: [Peer]
     public var cache: Cache?
+    public var local: LocalFallback?
+
+    /// The local-warehouse fallback on this node.
+    public struct LocalFallback: Sendable, Hashable, Codable {
+        public var epoch: UInt64?
+        public var provisionalHolds: Int
+        public var oldestAgeMs: Int64?
+        public var fallbacks: Int
+        public var reconciledHolds: Int
+        public var reconcileErrors: Int
+    }
+}
+
+/// An audit of one node: every disagreement between the ledger's rows and their holds and
+/// allotments, between its cache allotments and Redis, and between its provisional holds and its
+/// local reserves.
+public struct AuditReport: Sendable, Hashable, Codable {
+    public struct Checked: Sendable, Hashable, Codable {
+        public var rows: Int
+        public var cacheRows: Int?
+        public var provisionalHolds: Int
+    }
+    public struct Finding: Sendable, Hashable, Codable {
+        public var sku: String?
+        public var warehouse: String?
+        /// held, sold, allotted, oversold, cache, dead_letters or local.
+        public var check: String
+        /// The authority's number, and the same quantity derived from its parts.
+        public var ledger: Int64
+        public var derived: Int64
+        public var message: String
+    }
+    public var nodeId: String
+    public var appliedIndex: UInt64
+    public var sku: String?
+    public var clean: Bool
+    public var checked: Checked
+    public var findings: [Finding]
+}
+
+/// A node's counters since it started and a summary of its ledger.
+public struct NodeStats: Sendable, Hashable, Codable {
+    public struct Holds: Sendable, Hashable, Codable {
+        public var active: Int
+        public var stored: Int
+    }
+    public struct SKUTotals: Sendable, Hashable, Codable {
+        public var sku: String
+        public var hot: Bool
+        public var total: Int64
+        public var held: Int64
+        public var sold: Int64
+        public var allotted: Int64
+        public var available: Int64
+    }
+    public struct Expiry: Sendable, Hashable, Codable {
+        public var reservationId: String
+        public var orderId: String
+        public var expiresAt: Int64
+        public var units: Int64
+    }
+    public var nodeId: String
+    public var role: String
+    public var term: UInt64
+    public var leaderId: String?
+    /// The node's clock when it answered (UTC milliseconds).
+    public var atMs: Int64
+    public var appliedIndex: UInt64
+    /// Reservation answers by outcome: granted, replayed, then error codes.
+    public var reservations: [String: Int]
+    public var holds: Holds
+    public var skuCount: Int
+    public var hotSKUs: Int
+    /// The SKUs with the most units held, and every hot SKU.
+    public var skus: [SKUTotals]
+    /// The held holds that expire next, soonest first.
+    public var nextExpiries: [Expiry]
+    public var cache: ClusterStatus.Cache?
+    public var local: ClusterStatus.LocalFallback?
 }
 
 /// How fresh a read must be.

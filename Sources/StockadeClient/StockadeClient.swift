@@ -100,6 +100,49 @@ public final class StockadeClient: Sendable {
 
     public func warehouses() async throws -> [WarehouseInfo] { try await call(.warehouses) }
 
+    /// Cross-checks on the node answering (admin): see `AuditReport`.
+    public func audit(sku: String? = nil) async throws -> AuditReport { try await call(.audit(sku)) }
+
+    /// The node's counters and ledger summary (admin).
+    public func stats() async throws -> NodeStats { try await call(.stats) }
+
+    // MARK: - Answers as sent
+
+    /// A call whose answer a tool wants as the service's JSON, unchanged (`data(_:)`).
+    public struct Request: Sendable {
+        let operation: ClientOperation
+
+        public static func reservation(_ id: String, consistency: ReadConsistency = .linearizable) -> Request {
+            Request(operation: .reservation(id, consistency))
+        }
+        public static func holds(_ query: HoldsQuery, consistency: ReadConsistency = .linearizable) -> Request {
+            Request(operation: .holds(query, consistency))
+        }
+        public static func sku(_ sku: String, consistency: ReadConsistency = .linearizable) -> Request {
+            Request(operation: .sku(sku, consistency))
+        }
+        public static let cluster = Request(operation: .cluster)
+        public static let warehouses = Request(operation: .warehouses)
+        public static let stats = Request(operation: .stats)
+        public static func audit(sku: String?) -> Request { Request(operation: .audit(sku)) }
+        public static func confirm(_ id: String) -> Request { Request(operation: .lifecycle("confirm", id)) }
+        public static func release(_ id: String) -> Request { Request(operation: .lifecycle("release", id)) }
+        public static func extend(_ id: String, ttlSeconds: Int64) -> Request { Request(operation: .extend(id, ttlSeconds: ttlSeconds)) }
+        public static func setStock(sku: String, warehouse: String, total: Int64) -> Request {
+            Request(operation: .setStock(sku: sku, warehouse: warehouse, total: total))
+        }
+        public static func adjustStock(sku: String, warehouse: String, delta: Int64, reason: String) -> Request {
+            Request(operation: .adjustStock(sku: sku, warehouse: warehouse, delta: delta, reason: reason))
+        }
+        public static func setHot(_ sku: String, _ hot: Bool) -> Request { Request(operation: .setHot(sku, hot)) }
+    }
+
+    /// The answer's JSON as the service sent it (a RESP reply in the HTTP API's JSON shape), for
+    /// tools that print it unchanged; throws the refusal like the typed calls.
+    public func data(_ request: Request) async throws -> Data {
+        try await perform(request.operation)
+    }
+
     /// Closes every connection.
     public func close() async {
         for connection in pool.drain() {

@@ -43,6 +43,15 @@ public struct Limits: Sendable, Equatable {
     /// Cache holds in one `applyAllotmentHolds` entry (the consumer also keeps it under `logEntryBytesMax`).
     public var cacheHoldsBatchMax: Int = 512
     public var holdsScanMax: Int = 100_000
+    /// Most records an audit reads from each Redis stream (decrement queue, dead letters); past
+    /// it the cache is reported as not compared.
+    public var auditStreamEntriesMax: Int = 100_000
+    /// `GET /v1/stats`: the SKUs with the most units held that it lists (hot SKUs are always
+    /// listed), and the soonest expiring holds.
+    public var statsSKUsMax: Int = 20
+    public var statsExpiriesMax: Int = 10
+    /// Rows one `stockadectl sku import` file may hold.
+    public var importRowsMax: Int = 100_000
     /// Most open HTTP connections.
     public var connectionsMax: Int = 4_096
     /// Peer messages waiting for a cluster member's loop thread; beyond it new ones are dropped
@@ -222,6 +231,9 @@ public struct Limits: Sendable, Equatable {
         if commitBatchMax < 1 || commitBatchMax > pendingCommandsMax { problems.append("commitBatchMax must be in 1...pendingCommandsMax") }
         if snapshotIntervalEntries < commitBatchMax { problems.append("snapshotIntervalEntries must be ≥ commitBatchMax") }
         if holdsPageMax < 1 || holdsPageMax > holdsScanMax { problems.append("holdsPageMax must be in 1...holdsScanMax") }
+        if auditStreamEntriesMax < 1 || statsSKUsMax < 0 || statsExpiriesMax < 0 || importRowsMax < 1 {
+            problems.append("auditStreamEntriesMax and importRowsMax must be ≥ 1, statsSKUsMax and statsExpiriesMax ≥ 0")
+        }
         if expireBatchMax < 1 { problems.append("expireBatchMax must be ≥ 1") }
         if cacheHoldsBatchMax < 1 || cacheHoldsBatchMax > 65_535 { problems.append("cacheHoldsBatchMax must be in 1...65535") }
         // Every encoded reserve (the largest command) must fit one log entry.

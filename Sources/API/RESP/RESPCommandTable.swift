@@ -49,7 +49,11 @@ enum RESPCommandTable {
         .init(name: "SKU.COOL", arity: 2, flags: ["write"], firstKey: 1, lastKey: 1, keyStep: 1, role: .admin,
               summary: "SKU.COOL sku: stop selling the SKU from the cache"),
         .init(name: "HOLDS", arity: -2, flags: ["readonly"], firstKey: 1, lastKey: 1, keyStep: 1, role: .admin,
-              summary: "HOLDS sku|* [STATUS s] [LIMIT n] [CURSOR c] [EXPIRING seconds] [CONSISTENCY local]: list holds"),
+              summary: "HOLDS sku|* [ORDER orderId] [STATUS s] [LIMIT n] [CURSOR c] [EXPIRING seconds] [CONSISTENCY local]: list holds"),
+        .init(name: "AUDIT", arity: -1, flags: ["readonly"], firstKey: 0, lastKey: 0, keyStep: 0, role: .admin,
+              summary: "AUDIT [sku]: cross-check the ledger's rows, the cache and provisional holds on this node"),
+        .init(name: "STATS", arity: 1, flags: ["readonly"], firstKey: 0, lastKey: 0, keyStep: 0, role: .admin,
+              summary: "STATS: reservations by outcome, the cache, the fallback and the busiest SKUs on this node"),
         // Housekeeping that clients send on connect.
         .init(name: "HELLO", arity: -1, flags: ["fast", "no-auth"], firstKey: 0, lastKey: 0, keyStep: 0, role: nil,
               summary: "HELLO [2|3] [AUTH user token] [SETNAME name]: handshake"),

@@ -71,6 +71,8 @@ struct RESPExecutor: Sendable {
                 return RESPReply.from(try await api.adjustStock(sku, warehouse: warehouse, delta: delta, reason: reason))
             case .setHot(let sku, let hot): return RESPReply.from(try await api.setHot(sku, hot))
             case .info(let section): return .verbatim(format: "txt", text: info(section))
+            case .audit(let sku): return RESPReply.from(try await api.auditAnswer(sku: sku))
+            case .stats: return RESPReply.from(api.statsAnswer())
             }
         } catch let error as StockadeError {
             return RESPReply.error(error)

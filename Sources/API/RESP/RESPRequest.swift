@@ -18,6 +18,8 @@ enum RESPRequest: Sendable, Equatable {
     /// `GET /v1/holds` with these query parameters (same names, same checks).
     case holds([String: String], consistency: String?)
     case info(section: String?)
+    case audit(sku: String?)
+    case stats
 
     /// The HTTP path a follower relays a linearizable read to, or nil for commands that are not such reads.
     var leaderReadPath: String? {
@@ -79,13 +81,20 @@ enum RESPRequest: Sendable, Equatable {
         case "SKU.COOL": return .setHot(SKU(try identifier(arguments[0], "sku", limits)), false)
         case "HOLDS":
             var parameters = try options(
-                Array(arguments.dropFirst()), allowed: ["STATUS", "LIMIT", "CURSOR", "EXPIRING", "CONSISTENCY"], name)
+                Array(arguments.dropFirst()), allowed: ["ORDER", "STATUS", "LIMIT", "CURSOR", "EXPIRING", "CONSISTENCY"], name)
             let consistency = parameters.removeValue(forKey: "consistency")
+            if let order = parameters.removeValue(forKey: "order") { parameters["orderId"] = order }
             if let within = parameters.removeValue(forKey: "expiring") { parameters["expiringWithinSeconds"] = within }
             if arguments[0] != "*" { parameters["sku"] = try identifier(arguments[0], "sku", limits) }
             return .holds(parameters, consistency: consistency)
         case "INFO":
             return .info(section: arguments.first?.lowercased())
+        case "AUDIT":
+            guard arguments.count <= 1 else { throw wrongArity(name) }
+            if let sku = arguments.first { return .audit(sku: try identifier(sku, "sku", limits)) }
+            return .audit(sku: nil)
+        case "STATS":
+            return .stats
         default:
             preconditionFailure("no parser for \(name)")
         }

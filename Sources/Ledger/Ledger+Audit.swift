@@ -1,0 +1,171 @@
+import StockadeCore
+
+/// One stock row as the ledger keeps it, beside the same quantities summed from what makes them
+/// up: its live holds and its allotments. On a sound ledger each pair agrees.
+public struct RowAudit: Hashable, Sendable {
+    public var sku: SKU
+    public var warehouse: WarehouseID
+    public var row: StockRow
+    /// Units of the row's holds in `held`.
+    public var heldByHolds: Int64 = 0
+    /// Units of the row's confirmed holds still stored (purged ones stay sold, so `sold` may be more).
+    public var soldByConfirmedHolds: Int64 = 0
+    /// The row's allotments by holder.
+    public var allotments: [AllotmentHolder: Int64] = [:]
+
+    public var allottedByAllotments: Int64 { allotments.values.reduce(0, +) }
+
+    /// Every disagreement in the row, with its numbers.
+    public var findings: [AuditFinding] {
+        var found: [AuditFinding] = []
+        func add(_ check: AuditFinding.Check, ledger: Int64, derived: Int64, _ message: String) {
+            found.append(AuditFinding(sku: sku, warehouse: warehouse, check: check, ledger: ledger, derived: derived, message: message))
+        }
+        if row.held != heldByHolds {
+            add(.held, ledger: row.held, derived: heldByHolds, "the row says held \(row.held) but its held holds sum to \(heldByHolds)")
+        }
+        if row.sold < soldByConfirmedHolds {
+            add(
+                .sold, ledger: row.sold, derived: soldByConfirmedHolds,
+                "the row says sold \(row.sold) but its confirmed holds alone sum to \(soldByConfirmedHolds)")
+        }
+        if row.allotted != allottedByAllotments {
+            add(
+                .allotted, ledger: row.allotted, derived: allottedByAllotments,
+                "the row says allotted \(row.allotted) but its allotments sum to \(allottedByAllotments)")
+        }
+        if !row.isConsistent {
+            let committed = row.held + row.sold + row.allotted
+            add(.oversold, ledger: row.total, derived: committed, "held + sold + allotted = \(committed) exceeds total \(row.total)")
+        }
+        return found
+    }
+}
+
+/// A disagreement an audit found: which row, which check, the number the authority holds and the
+/// number derived from its parts.
+public struct AuditFinding: Hashable, Sendable {
+    public enum Check: String, Sendable, CaseIterable {
+        /// A row's `held` against its held holds.
+        case held
+        /// A row's `sold` against its confirmed holds.
+        case sold
+        /// A row's `allotted` against its allotments.
+        case allotted
+        /// held + sold + allotted above total.
+        case oversold
+        /// The ledger's cache allotment against the Redis counter and what the cache sold.
+        case cache
+        /// Cache holds Redis gave up on (dead letters): sold by the cache, never in the ledger.
+        case deadLetters = "dead_letters"
+        /// A node's provisional holds against its local reserve in the ledger.
+        case local
+    }
+
+    public var sku: SKU?
+    public var warehouse: WarehouseID?
+    public var check: Check
+    /// What the authority for this check holds (the ledger's number, for every check but `cache`'s
+    /// other side).
+    public var ledger: Int64
+    /// The same quantity derived from its parts.
+    public var derived: Int64
+    public var message: String
+
+    public init(sku: SKU?, warehouse: WarehouseID?, check: Check, ledger: Int64, derived: Int64, message: String) {
+        self.sku = sku
+        self.warehouse = warehouse
+        self.check = check
+        self.ledger = ledger
+        self.derived = derived
+        self.message = message
+    }
+}
+
+extension Ledger {
+    /// Every row (of `sku`, or of every SKU), with its quantities derived from its holds and
+    /// allotments, sorted by SKU and warehouse. O(holds + allotments).
+    public func auditRows(sku only: SKU? = nil) -> [RowAudit] {
+        var audits: [RowKey: RowAudit] = [:]
+        for (sku, rows) in stock where only == nil || sku == only {
+            for (warehouse, row) in rows {
+                audits[RowKey(sku: sku, warehouse: warehouse)] = RowAudit(sku: sku, warehouse: warehouse, row: row)
+            }
+        }
+        holds.forEach { hold, _ in
+            guard hold.status == .held || hold.status == .confirmed else { return true }
+            for allocation in hold.allocations {
+                let key = RowKey(sku: allocation.sku, warehouse: allocation.warehouse)
+                guard audits[key] != nil else { continue }
+                if hold.status == .held {
+                    audits[key]!.heldByHolds += allocation.quantity
+                } else {
+                    audits[key]!.soldByConfirmedHolds += allocation.quantity
+                }
+            }
+            return true
+        }
+        for (key, allotment) in allotments {
+            let row = RowKey(sku: key.sku, warehouse: key.warehouse)
+            audits[row]?.allotments[key.holder, default: 0] += allotment.quantity
+        }
+        return audits.values.sorted { ($0.sku, $0.warehouse) < ($1.sku, $1.warehouse) }
+    }
+
+    /// A summary for a live screen: the SKUs with the most units held (and every hot SKU), and
+    /// the held holds that expire next. O(rows + held holds).
+    public func overview(topSKUs: Int, nextExpiries: Int) -> LedgerOverview {
+        var totals: [SKU: LedgerOverview.SKUTotals] = [:]
+        for (sku, rows) in stock {
+            var sum = LedgerOverview.SKUTotals(sku: sku, hot: hotSKUs.contains(sku))
+            for row in rows.values {
+                sum.total += row.total
+                sum.held += row.held
+                sum.sold += row.sold
+                sum.allotted += row.allotted
+                sum.available += row.available
+            }
+            totals[sku] = sum
+        }
+        let ranked = totals.values.sorted { ($1.held, $0.sku) < ($0.held, $1.sku) }
+        let skus = ranked.enumerated().filter { $0.offset < topSKUs || $0.element.hot }.map(\.element)
+        // The k soonest of the expiry queue, skipping entries an extend or a finish made stale.
+        var soonest: [Hold] = []
+        if nextExpiries > 0 {
+            for entry in expiryQueue.unordered {
+                guard let hold = holds.hold(sequence: entry.sequence), hold.status == .held, hold.expiresAtMs == entry.timeMs else {
+                    continue
+                }
+                if soonest.count == nextExpiries, let last = soonest.last, (last.expiresAtMs, last.token) <= (hold.expiresAtMs, hold.token) {
+                    continue
+                }
+                soonest.append(hold)
+                soonest.sort { ($0.expiresAtMs, $0.token) < ($1.expiresAtMs, $1.token) }
+                if soonest.count > nextExpiries { soonest.removeLast() }
+            }
+        }
+        return LedgerOverview(
+            appliedIndex: appliedIndex, activeHolds: activeHoldCount, storedHolds: holds.count, skuCount: stock.count,
+            hotSKUs: hotSKUs.count, skus: skus, nextExpiries: soonest)
+    }
+}
+
+/// What `Ledger.overview` reports.
+public struct LedgerOverview: Sendable {
+    public struct SKUTotals: Sendable {
+        public var sku: SKU
+        public var hot: Bool
+        public var total: Int64 = 0
+        public var held: Int64 = 0
+        public var sold: Int64 = 0
+        public var allotted: Int64 = 0
+        public var available: Int64 = 0
+    }
+    public var appliedIndex: LogIndex
+    public var activeHolds: Int
+    public var storedHolds: Int
+    public var skuCount: Int
+    public var hotSKUs: Int
+    public var skus: [SKUTotals]
+    public var nextExpiries: [Hold]
+}
