@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "stockade-node", targets: ["stockade-node"]),
         .executable(name: "stockade-load", targets: ["stockade-load"]),
+        .executable(name: "stockadectl", targets: ["stockadectl"]),
         .library(name: "StockadeClient", targets: ["StockadeClient"]),
     ],
     dependencies: [
@@ -136,6 +137,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The admin CLI's commands, output and checks (docs/stockadectl.md); `stockadectl` runs them.
+        .target(
+            name: "StockadeCtl",
+            dependencies: [
+                "StockadeClient", "StockadeCore", "Ledger",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "stockadectl", dependencies: ["StockadeCtl"]),
+        .testTarget(name: "StockadeCtlTests", dependencies: ["StockadeCtl", "StockadeClient", "StockadeCore"]),
         // hiredis, the C Redis client (Debian's libhiredis-dev).
         .systemLibrary(
             name: "CHiredis",
@@ -214,7 +225,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["StockadeCore", "StockadeClient", "StockadeTesting", "stockade-node", "stockade-load"]
+            dependencies: ["StockadeCore", "StockadeClient", "StockadeTesting", "stockade-node", "stockade-load", "stockadectl"]
         ),
         // The load-test harness: scenarios, trace generator, open/closed-loop runner, verdict, reports.
         .target(

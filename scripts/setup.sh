@@ -15,7 +15,7 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 missing=()
-for tool in curl:curl python3:python3 pkg-config:pkg-config redis-server:redis-server redis-cli:redis-tools ip:iproute2; do
+for tool in curl:curl python3:python3 pkg-config:pkg-config redis-server:redis-server redis-cli:redis-tools ip:iproute2 tmux:tmux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 # hiredis, the C Redis client the HotStock module links.

@@ -1,0 +1,3 @@
+import StockadeCtl
+
+await Stockadectl.run(Array(CommandLine.arguments.dropFirst()))
