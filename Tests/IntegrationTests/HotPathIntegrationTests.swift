@@ -7,8 +7,9 @@ import Testing
 /// always) and a real node, driven by `stockade-load flash-sale --hot`.
 @Suite(.serialized, .timeLimit(.minutes(8))) struct HotPathIntegrationTests {
     /// A node whose config has a `redis` section pointing at `redis`.
-    static func node(redis: RedisServerProcess, nodeId: String = "n1", dataDirectory: String? = nil, environment: [String: String] = [:])
-        throws -> NodeProcess
+    static func node(
+        redis: RedisServerProcess, nodeId: String = "n1", dataDirectory: String? = nil, environment: [String: String] = [:], resp: Bool = false
+    ) throws -> NodeProcess
     {
         let directory = dataDirectory ?? NodeProcess.temporaryDirectory(prefix: "stockade-hot-node")
         let passwordFile = redis.directory + "/password"
@@ -20,7 +21,7 @@ import Testing
             """
         let configPath = directory + "-\(nodeId).json"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        return NodeProcess(dataDirectory: directory, extraArguments: ["--config", configPath], environment: environment)
+        return NodeProcess(dataDirectory: directory, extraArguments: ["--config", configPath], environment: environment, resp: resp)
     }
 
     static func flashSale(_ node: NodeProcess, stock: Int, attempts: Int, concurrency: Int, confirmPercent: Int = 0) async throws
