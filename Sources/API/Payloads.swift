@@ -136,6 +136,8 @@ struct CachePayload: Encodable {
     var quorumAnswered: Int
     var queuePending: Int
     var queueOldestAgeMs: Int64
+    var queueDelivered: Int
+    var deadLetterStream: Int
     var deadLetters: Int
     var refills: Int
     var reclaims: Int
@@ -148,6 +150,8 @@ struct CachePayload: Encodable {
         quorumAnswered = status.quorumAnswered
         queuePending = status.queuePending
         queueOldestAgeMs = status.queueOldestAgeMs
+        queueDelivered = status.queueDelivered
+        deadLetterStream = status.deadLetterStream
         deadLetters = status.deadLetters
         refills = status.refills
         reclaims = status.reclaims

@@ -453,3 +453,59 @@ import StockadeTesting
         #expect(restored.invariantViolations().isEmpty)
     }
 }
+
+/// The audit's row checks: clean on a sound ledger, and each planted disagreement reported on
+/// its row with both numbers.
+@Suite struct LedgerAuditTests {
+    static func ledger() -> Ledger {
+        var ledger = Ledger()
+        var index: LogIndex = 0
+        func apply(_ command: Command) {
+            index += 1
+            _ = ledger.apply(TimedCommand(command, timeMs: 1_000), index: index)
+        }
+        apply(.configureWarehouses([Warehouse(id: WarehouseID("yiwu"), regions: ["east"], priority: 1), Warehouse(id: WarehouseID("chengdu"), regions: ["west"], priority: 2)]))
+        apply(.setStock(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), total: 50))
+        apply(.setStock(sku: SKU("tee"), warehouse: WarehouseID("chengdu"), total: 20))
+        apply(.setStock(sku: SKU("cap"), warehouse: WarehouseID("yiwu"), total: 5))
+        apply(.reserve(ReserveRequest(reservationId: ReservationID("r1"), orderId: "o1", region: "east", lines: [ReservationLine(sku: SKU("tee"), quantity: 3)], ttlMs: 60_000, allowSplit: false)))
+        apply(.reserve(ReserveRequest(reservationId: ReservationID("r2"), orderId: "o2", region: "west", lines: [ReservationLine(sku: SKU("tee"), quantity: 2)], ttlMs: 60_000, allowSplit: false)))
+        apply(.confirm(ReservationID("r2")))
+        apply(.grantAllotment(AllotmentKey(sku: SKU("tee"), warehouse: WarehouseID("yiwu"), holder: .cache), quantity: 10))
+        return ledger
+    }
+
+    @Test func aSoundLedgerAuditsClean() {
+        let ledger = Self.ledger()
+        let rows = ledger.auditRows()
+        #expect(rows.map { "\($0.sku)@\($0.warehouse)" } == ["cap@yiwu", "tee@chengdu", "tee@yiwu"])
+        #expect(rows.flatMap(\.findings).isEmpty)
+        let tee = rows.first { $0.sku == SKU("tee") && $0.warehouse == WarehouseID("yiwu") }!
+        #expect(tee.heldByHolds == 3 && tee.allotments == [AllotmentHolder.cache: 10])
+        #expect(ledger.auditRows(sku: SKU("cap")).count == 1)
+    }
+
+    @Test func plantedDisagreementsAreReportedOnTheirRow() {
+        var ledger = Self.ledger()
+        ledger.stock[SKU("tee")]![WarehouseID("yiwu")]!.held += 4
+        ledger.stock[SKU("tee")]![WarehouseID("chengdu")]!.sold -= 1
+        ledger.stock[SKU("cap")]![WarehouseID("yiwu")]!.allotted = 2
+        let findings = ledger.auditRows().flatMap(\.findings)
+        let described = Set(findings.map { "\($0.sku!)@\($0.warehouse!) \($0.check.rawValue) \($0.ledger)/\($0.derived)" })
+        #expect(described == ["tee@yiwu held 7/3", "tee@chengdu sold 1/2", "cap@yiwu allotted 2/0"], "\(described)")
+        #expect(!ledger.invariantViolations().isEmpty, "the invariant check reports the same")
+    }
+
+    @Test func theOverviewListsTheBusiestSKUsAndTheSoonestExpiries() {
+        var ledger = Self.ledger()
+        _ = ledger.apply(
+            TimedCommand(.reserve(ReserveRequest(reservationId: ReservationID("r3"), orderId: "o3", region: "east", lines: [ReservationLine(sku: SKU("cap"), quantity: 1)], ttlMs: 5_000, allowSplit: false)), timeMs: 2_000),
+            index: ledger.appliedIndex + 1)
+        _ = ledger.apply(TimedCommand(.extend(ReservationID("r1"), ttlMs: 500_000), timeMs: 2_000), index: ledger.appliedIndex + 1)
+        let overview = ledger.overview(topSKUs: 1, nextExpiries: 5)
+        #expect(overview.skus.map(\.sku.rawValue) == ["tee"])
+        #expect(overview.skus.first?.held == 3)
+        #expect(overview.nextExpiries.map(\.reservationId.rawValue) == ["r3", "r1"], "soonest first; r1's stale entry from before its extend is skipped")
+        #expect(overview.activeHolds == 2)
+    }
+}
