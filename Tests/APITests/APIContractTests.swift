@@ -161,6 +161,36 @@ import Testing
         }
     }
 
+    /// The operator's calls: an audit of a sound node is clean; stats count reserve answers by
+    /// outcome and list the busiest SKUs and what expires next; holds filter by order.
+    @Test(arguments: Transport.allCases) func auditStatsAndHoldsByOrder(transport: Transport) async throws {
+        try await APITestHarness.withApp(transport: transport) { client, _ in
+            _ = try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":5}"#)
+            _ = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: Self.reserveBody)
+            let short = try await client.call(
+                .post, "/v1/reservations", token: APITestHarness.checkout,
+                body: #"{"reservationId":"r2","orderId":"o2","region":"east","lines":[{"sku":"tee","quantity":9}]}"#)
+            #expect(short.status == 409)
+            let audit = try await client.call(.get, "/v1/audit")
+            #expect(audit.status == 200)
+            #expect(audit.json["clean"] as? Bool == true)
+            #expect((audit.json["checked"] as? [String: Any])?["rows"] as? Int == 1)
+            #expect(try await client.call(.get, "/v1/audit?sku=nope").status == 404)
+            #expect(try await client.call(.get, "/v1/audit", token: APITestHarness.checkout).status == 403)
+            let stats = try await client.call(.get, "/v1/stats")
+            let counts = stats.json["reservations"] as? [String: Int] ?? [:]
+            #expect(counts["granted"] == 1 && counts["insufficient_stock"] == 1, "\(counts)")
+            #expect((stats.json["skus"] as? [[String: Any]])?.first?["held"] as? Int == 2)
+            #expect((stats.json["nextExpiries"] as? [[String: Any]])?.first?["reservationId"] as? String == "r1")
+            let byOrder = try await client.call(.get, "/v1/holds?orderId=o1")
+            #expect((byOrder.json["holds"] as? [[String: Any]])?.map { $0["reservationId"] as? String } == ["r1"])
+            let none = try await client.call(.get, "/v1/holds?orderId=o9")
+            #expect((none.json["holds"] as? [Any])?.isEmpty == true)
+            let sku = try await client.call(.get, "/v1/skus/tee")
+            #expect(((sku.json["warehouses"] as? [[String: Any]])?.first?["allottedTo"] as? [String: Any])?.isEmpty == true)
+        }
+    }
+
     @Test func healthAndMetricsNeedNoToken() async throws {
         try await APITestHarness.withApp { client, _ in
             for path in ["/healthz", "/readyz", "/metrics"] {

@@ -198,3 +198,18 @@ import Testing
         #expect(docs.hasPrefix("*2\r\n$7\r\nconfirm\r\n"))
     }
 }
+
+/// The operator's commands parse like their HTTP routes' parameters.
+@Suite struct RESPAdminCommandTests {
+    @Test func auditStatsAndHoldsByOrderParse() throws {
+        #expect(try RESPRequest.parse("AUDIT", [], limits: .default) == .audit(sku: nil))
+        #expect(try RESPRequest.parse("AUDIT", ["tee"], limits: .default) == .audit(sku: "tee"))
+        #expect(throws: StockadeError.self) { try RESPRequest.parse("AUDIT", ["a", "b"], limits: .default) }
+        #expect(throws: StockadeError.self) { try RESPRequest.parse("AUDIT", ["bad\u{1}sku"], limits: .default) }
+        #expect(try RESPRequest.parse("STATS", [], limits: .default) == .stats)
+        let holds = try RESPRequest.parse("HOLDS", ["*", "ORDER", "o-1", "STATUS", "held"], limits: .default)
+        #expect(holds == .holds(["orderId": "o-1", "status": "held"], consistency: nil))
+        #expect(holds.leaderReadPath == "/v1/holds?orderId=o-1&status=held")
+        #expect(RESPCommandTable.byName["AUDIT"]?.role == .admin && RESPCommandTable.byName["STATS"]?.role == .admin)
+    }
+}
