@@ -263,6 +263,13 @@ final class ConnectionPool: Sendable {
     }
 }
 
+/// A string as a JSON string literal (quotes and escapes), for tools that write JSON.
+public func jsonQuoted(_ text: String) -> String {
+    var out: [UInt8] = []
+    ClientJSON.string(text, into: &out)
+    return String(decoding: out, as: UTF8.self)
+}
+
 /// JSON both ways, and refusals from either transport.
 enum ClientJSON {
     static let encoder = JSONEncoder()

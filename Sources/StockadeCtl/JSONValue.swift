@@ -1,4 +1,5 @@
 import Foundation
+import StockadeClient
 
 /// Any JSON value, kept exactly as the service sent it (integers stay integers, to 2^64), so
 /// `-o json` prints the service's own answer, with sorted keys and indentation.
@@ -84,20 +85,6 @@ public indirect enum JSONValue: Hashable, Sendable, Decodable {
     }
 
     static func quote(_ text: String, into out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
+        out += jsonQuoted(text)
     }
 }
