@@ -224,9 +224,16 @@ final class ReserveChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard !draining else { return }
         draining = true
         defer { draining = false }
+        var processed = false
         while !owesAnswer, let part = held.popFirst() {
             process(part, context: context)
+            processed = true
         }
+        // Held parts handed to the router now arrive outside a socket read: the read-complete that
+        // followed them then was not passed on (they were held), and NIOAsyncChannel hands what it
+        // has read to the router's task only on read-complete. Without this a request pipelined
+        // behind another waited for the client's next bytes, which never came.
+        if processed, case .passing = state { context.fireChannelReadComplete() }
         if !owesAnswer && held.isEmpty && readHeld {
             readHeld = false
             context.read()

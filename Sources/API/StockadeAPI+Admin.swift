@@ -27,9 +27,10 @@ extension StockadeAPI {
                 ledger.allotments.keys.filter { $0.holder == .cache && (only == nil || $0.sku == only) }.count
             }
         }
-        let (applied, rows, known) = replica.read { ledger in
-            (ledger.appliedIndex, ledger.auditRows(sku: only), only.map { ledger.stock[$0] != nil } ?? true)
-        }
+        // The rows are checked on a copy, off the node's lock, as a snapshot is written: a
+        // million holds take a few hundred milliseconds, which must not hold back applying.
+        let ledger = replica.read { copy $0 }
+        let (applied, rows, known) = (ledger.appliedIndex, ledger.auditRows(sku: only), only.map { ledger.stock[$0] != nil } ?? true)
         guard known else { throw StockadeError(.unknownSKU, "unknown sku \(only!)") }
         let local = replica.localAudit(sku: only)
         let findings = rows.flatMap(\.findings) + cacheFindings + local.findings

@@ -202,15 +202,17 @@ public final class StockadeClient: Sendable {
         } catch {
             throw TransportError(description: "cannot reach \(scheme.rawValue)://\(host):\(port): \(error)", mayHaveBeenSent: false)
         }
-        if let replaced = pool.store(opened, at: slot) {
+        // Calls made together may each have opened one: the first stored is used, the others closed.
+        let (chosen, extra) = pool.store(opened, at: slot)
+        if let extra {
             Task {
-                switch replaced {
+                switch extra {
                 case .resp(let resp): await resp.close()
                 case .http(let http): await http.close()
                 }
             }
         }
-        return opened
+        return chosen
     }
 }
 
@@ -246,12 +248,13 @@ final class ConnectionPool: Sendable {
 
     func connection(at slot: Int) -> PooledConnection? { state.withLockedValue { $0.slots[slot] } }
 
-    /// Stores `connection` in `slot`; returns the one it replaced if that is still open.
-    func store(_ connection: PooledConnection, at slot: Int) -> PooledConnection? {
+    /// Stores `connection` in `slot` unless an open one is there already (opened by a call made at
+    /// the same time); returns the connection to use, and the one to close if any.
+    func store(_ connection: PooledConnection, at slot: Int) -> (use: PooledConnection, close: PooledConnection?) {
         state.withLockedValue { state in
-            let old = state.slots[slot]
+            if let existing = state.slots[slot], existing.isActive { return (existing, connection) }
             state.slots[slot] = connection
-            return old.flatMap { $0.isActive ? $0 : nil }
+            return (connection, nil)
         }
     }
 

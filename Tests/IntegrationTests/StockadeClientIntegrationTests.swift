@@ -7,6 +7,28 @@ import Testing
 /// The client library against a real node, over RESP and over HTTP: the same calls give the
 /// same typed answers and the same typed refusals.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct StockadeClientIntegrationTests {
+    /// Calls made together on a fresh client may each open the slot's connection; every one must
+    /// be answered (one connection was once closed under a call using it: "connection closed").
+    @Test func callsMadeTogetherOnAFreshClientAreAllAnswered() async throws {
+        let node = NodeProcess(resp: true)
+        defer { node.destroy() }
+        try await node.start()
+        for url in ["resp://127.0.0.1:\(node.respPort)", "http://127.0.0.1:\(node.port)"] {
+            for _ in 0..<20 {
+                let client = try StockadeClient(url: url, token: node.adminToken, connections: 1)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<4 {
+                        group.addTask {
+                            do { _ = try await client.cluster() } catch { Issue.record("\(url): \(error)"); throw error }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                await client.close()
+            }
+        }
+    }
+
     @Test func bothTransportsGiveTheSameAnswers() async throws {
         let node = NodeProcess(resp: true)
         defer { node.destroy() }

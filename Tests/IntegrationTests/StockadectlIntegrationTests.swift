@@ -236,6 +236,16 @@ import Testing
         let pane = try await tmux("capture-pane", "-t", "w", "-p")
         #expect(pane.contains("MODE=echo") && !pane.contains("MODE=-icanon") && !pane.contains("MODE=-echo"), "\(pane)")
         #expect(!pane.contains("EXPIRING NEXT"), "the watch screen is gone: \(pane)")
+        // Ctrl-C ends it the same way: the terminal comes back.
+        _ = try await tmux("send-keys", "-t", "w", "clear; " + command.replacingOccurrences(of: "WATCH-EXIT", with: "AGAIN-EXIT"), "Enter")
+        #expect(try await screenShows("holds held: 5 "))
+        _ = try await tmux("send-keys", "-t", "w", "C-c")
+        #expect(try await screenShows("AGAIN-EXIT=0"))
+        _ = try await tmux(
+            "send-keys", "-t", "w", "stty -a | tr ' ;' '\\n\\n' | grep -x -e -icanon -e icanon -e -echo -e echo | sed s/^/AFTER=/", "Enter")
+        #expect(try await screenShows("AFTER=icanon"))
+        let after = try await tmux("capture-pane", "-t", "w", "-p")
+        #expect(after.contains("AFTER=echo") && !after.contains("AFTER=-echo") && !after.contains("EXPIRING NEXT"), "\(after)")
         await client.connection.close()
     }
 }

@@ -508,4 +508,22 @@ import StockadeTesting
         #expect(overview.nextExpiries.map(\.reservationId.rawValue) == ["r3", "r1"], "soonest first; r1's stale entry from before its extend is skipped")
         #expect(overview.activeHolds == 2)
     }
+
+    @Test func theSoonestExpiriesLookPastManyStaleEntries() {
+        var ledger = Self.ledger()
+        _ = ledger.apply(TimedCommand(.setStock(sku: SKU("cap"), warehouse: WarehouseID("yiwu"), total: 1_000), timeMs: 1_000), index: ledger.appliedIndex + 1)
+        for index in 0..<300 {
+            let request = ReserveRequest(
+                reservationId: ReservationID("s\(index)"), orderId: "o", region: "east", lines: [ReservationLine(sku: SKU("cap"), quantity: 1)],
+                ttlMs: 10_000 + Int64(index), allowSplit: false)
+            _ = ledger.apply(TimedCommand(.reserve(request), timeMs: 1_000), index: ledger.appliedIndex + 1)
+        }
+        // The 290 soonest are confirmed: their queue entries are stale, ahead of every live one.
+        for index in 0..<290 {
+            _ = ledger.apply(TimedCommand(.confirm(ReservationID("s\(index)")), timeMs: 1_000), index: ledger.appliedIndex + 1)
+        }
+        let soonest = ledger.soonestHeld(5).map(\.reservationId.rawValue)
+        #expect(soonest == ["s290", "s291", "s292", "s293", "s294"])
+        #expect(ledger.soonestHeld(50).count == 11, "the ten left and r1")
+    }
 }
