@@ -213,9 +213,10 @@ public struct LocalHolds {
     public func audit(in ledger: Ledger, sku: SKU? = nil) -> [AuditFinding] {
         pendingUnits.keys.sorted().compactMap { key in
             guard sku == nil || key.sku == sku else { return nil }
-            let reserve = ledger.allotments[AllotmentKey(sku: key.sku, warehouse: key.warehouse, holder: .node(node))]?.quantity ?? 0
+            let left = spendable(key, in: ledger)
+            guard left < 0 else { return nil }
             let used = pendingUnits[key] ?? 0
-            guard used > reserve else { return nil }
+            let reserve = left + used
             return AuditFinding(
                 sku: key.sku, warehouse: key.warehouse, check: .local, ledger: reserve, derived: used,
                 message: "n\(node)'s provisional holds use \(used) units but the ledger escrows \(reserve) to it")

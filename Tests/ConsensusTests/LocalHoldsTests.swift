@@ -59,6 +59,21 @@ import Testing
         #expect(local.spendable(Self.row, in: ledger) == 5)
     }
 
+    /// The audit's local check: provisional units within the escrowed reserve are clean; more
+    /// than the ledger escrows (here, a ledger whose reserve is smaller) is reported with both numbers.
+    @Test func theAuditReportsProvisionalUnitsBeyondTheReserve() {
+        let (ledger, _) = Self.ledger(reserve: 5)
+        var local = LocalHolds(node: Self.node, nonce: 42)
+        local.open()
+        local.follow(ledger)
+        _ = local.grant(Self.request("a", 3), ledger: ledger, term: 2, timeMs: 1_000, limits: Limits())
+        #expect(local.audit(in: ledger).isEmpty)
+        let (smaller, _) = Self.ledger(reserve: 2)
+        let findings = local.audit(in: smaller)
+        #expect(findings.map { "\($0.check.rawValue) \($0.ledger)/\($0.derived)" } == ["local 2/3"])
+        #expect(local.audit(in: smaller, sku: SKU("other")).isEmpty)
+    }
+
     @Test func handedOverHoldsAreTheLedgersAndReconcileOnce() throws {
         var (ledger, index) = Self.ledger(reserve: 10)
         var local = LocalHolds(node: Self.node, nonce: 42)
