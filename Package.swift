@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "stockade-node", targets: ["stockade-node"]),
         .executable(name: "stockade-load", targets: ["stockade-load"]),
         .executable(name: "stockadectl", targets: ["stockadectl"]),
+        .executable(name: "stockade-orders", targets: ["stockade-orders"]),
         .library(name: "StockadeClient", targets: ["StockadeClient"]),
     ],
     dependencies: [
@@ -147,6 +148,15 @@ let package = Package(
         ),
         .executableTarget(name: "stockadectl", dependencies: ["StockadeCtl"]),
         .testTarget(name: "StockadeCtlTests", dependencies: ["StockadeCtl", "StockadeClient", "StockadeCore"]),
+        // The system SQLite (Debian's libsqlite3-dev), for the order pipeline's own state.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The order pipeline: channel adapters, the order lifecycle, its SQLite store, the ingest (docs/orders.md).
+        .target(name: "OrderPipeline", dependencies: ["CSQLite", "StockadeClient", "StockadeCore"]),
+        .executableTarget(
+            name: "stockade-orders",
+            dependencies: ["OrderPipeline", "StockadeClient", "StockadeCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "OrderPipelineTests", dependencies: ["OrderPipeline", "StockadeClient", "StockadeCore"]),
         // hiredis, the C Redis client (Debian's libhiredis-dev).
         .systemLibrary(
             name: "CHiredis",
@@ -225,7 +235,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["StockadeCore", "StockadeClient", "StockadeTesting", "stockade-node", "stockade-load", "stockadectl"]
+            dependencies: ["StockadeCore", "StockadeClient", "StockadeTesting", "stockade-node", "stockade-load", "stockadectl", "stockade-orders", "OrderPipeline"]
         ),
         // The load-test harness: scenarios, trace generator, open/closed-loop runner, verdict, reports.
         .target(

@@ -20,6 +20,8 @@ for tool in curl:curl python3:python3 pkg-config:pkg-config redis-server:redis-s
 done
 # hiredis, the C Redis client the HotStock module links.
 [ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
+# SQLite, where the order pipeline keeps its state.
+[ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
 for tool in redis-benchmark:redis-tools; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
