@@ -154,7 +154,11 @@ let package = Package(
         .target(name: "OrderPipeline", dependencies: ["CSQLite", "StockadeClient", "StockadeCore"]),
         .executableTarget(
             name: "stockade-orders",
-            dependencies: ["OrderPipeline", "StockadeClient", "StockadeCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "OrderPipeline", "StockadeClient", "StockadeCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
         ),
         .testTarget(name: "OrderPipelineTests", dependencies: ["OrderPipeline", "StockadeClient", "StockadeCore"]),
         // hiredis, the C Redis client (Debian's libhiredis-dev).

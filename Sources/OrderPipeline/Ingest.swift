@@ -6,6 +6,11 @@ import StockadeCore
 public struct FeedItem: Sendable {
     public var source: String
     public var result: Result<OrderEvent, FeedProblem>
+
+    public init(source: String, result: Result<OrderEvent, FeedProblem>) {
+        self.source = source
+        self.result = result
+    }
 }
 
 /// Reads JSON Lines feeds: every line becomes an event or a problem with its line number.
@@ -84,13 +89,21 @@ public final class Ingestor: @unchecked Sendable {
     }
 
     public func ingest(_ files: [String]) async throws -> IngestSummary {
+        var items: [FeedItem] = []
+        for file in files { items += try FeedReader.read(file) }
+        return try await process(items)
+    }
+
+    /// Runs feed items (from files, or the webhook's inbox) through the lifecycle.
+    public func process(_ feedItems: [FeedItem]) async throws -> IngestSummary {
         let start = ContinuousClock.now
         var problems: [OrderException] = []
         var byOrder: [String: [FeedItem]] = [:]
         var orderKeys: [String] = []
         var summary = IngestSummary()
-        for file in files {
-            for item in try FeedReader.read(file) {
+        lock.withLock { finishedOrders = 0 }
+        do {
+            for item in feedItems {
                 summary.lines += 1
                 switch item.result {
                 case .success(let event):
@@ -98,10 +111,7 @@ public final class Ingestor: @unchecked Sendable {
                     if byOrder[event.key] == nil { orderKeys.append(event.key) }
                     byOrder[event.key, default: []].append(item)
                 case .failure(let problem):
-                    problems.append(
-                        OrderException(
-                            kind: problem.kind == .malformed ? .malformed : .unknownStatus,
-                            orderKey: problem.channelOrderId, source: item.source, reason: problem.reason))
+                    problems.append(OrderException(problem, source: item.source))
                 }
             }
         }

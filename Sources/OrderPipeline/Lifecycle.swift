@@ -71,6 +71,18 @@ public struct OrderException: Codable, Hashable, Sendable {
     /// `file:line` of the feed line, or the order's key for what the lifecycle found.
     public var source: String
     public var reason: String
+
+    public init(kind: Kind, orderKey: String?, source: String, reason: String) {
+        self.kind = kind
+        self.orderKey = orderKey
+        self.source = source
+        self.reason = reason
+    }
+
+    /// A feed line that did not read.
+    public init(_ problem: FeedProblem, source: String) {
+        self.init(kind: problem.kind == .malformed ? .malformed : .unknownStatus, orderKey: problem.channelOrderId, source: source, reason: problem.reason)
+    }
 }
 
 /// One order as the pipeline keeps it.

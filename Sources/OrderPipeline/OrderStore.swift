@@ -30,6 +30,7 @@ public final class OrderStore: @unchecked Sendable {
               id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, order_key TEXT, source TEXT NOT NULL, reason TEXT NOT NULL,
               UNIQUE (kind, source, reason));
             CREATE TABLE IF NOT EXISTS presale (sku TEXT PRIMARY KEY, used INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
             """)
         selectOrder = try database.prepare("SELECT body FROM orders WHERE key = ?1")
         upsertOrder = try database.prepare(
@@ -58,6 +59,36 @@ public final class OrderStore: @unchecked Sendable {
                     try insertException.run([.text(exception.kind.rawValue), exception.orderKey.map { .text($0) }, .text(exception.source), .text(exception.reason)])
                 }
                 for (sku, used) in presale { try upsertPresale.run([.text(sku), .integer(used)]) }
+            }
+        }
+    }
+
+    /// Keeps a webhook's order update until it is processed; on return it is on disk (with a
+    /// durable store) and the sender may be told so. Returns its inbox number.
+    public func accept(_ body: String) throws -> Int64 {
+        try locked {
+            try database.transaction {
+                try database.prepare("INSERT INTO inbox (body) VALUES (?1)").run([.text(body)])
+                return try database.prepare("SELECT last_insert_rowid()").run().first?.first??.integer ?? 0
+            }
+        }
+    }
+
+    /// Accepted updates not yet processed, oldest first.
+    public func inbox(limit: Int) throws -> [(seq: Int64, body: String)] {
+        try locked {
+            try database.prepare("SELECT seq, body FROM inbox WHERE done = 0 ORDER BY seq LIMIT ?1").run([.integer(Int64(limit))]).compactMap { row in
+                guard let seq = row[0]?.integer, let body = row[1]?.text else { return nil }
+                return (seq, body)
+            }
+        }
+    }
+
+    public func markProcessed(_ seqs: [Int64]) throws {
+        try locked {
+            try database.transaction {
+                let statement = try database.prepare("UPDATE inbox SET done = 1 WHERE seq = ?1")
+                for seq in seqs { try statement.run([.integer(seq)]) }
             }
         }
     }

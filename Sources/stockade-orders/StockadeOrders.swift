@@ -11,7 +11,7 @@ struct StockadeOrders: AsyncParsableCommand {
         commandName: "stockade-orders",
         abstract: "Turn marketplace order feeds into reservations: reserve on order, confirm on payment, release on cancel.",
         discussion: "Exit codes: 0 ok; 1 the run left exceptions or unresolved orders (see report); 2 usage or connection error.",
-        subcommands: [Ingest.self, Report.self, Orders.self, Generate.self])
+        subcommands: [Ingest.self, Serve.self, Report.self, Orders.self, Generate.self])
 
     /// Runs the command with the documented exit codes, every failure one line on stderr.
     static func main() async {
@@ -43,6 +43,26 @@ struct DataOption: ParsableArguments {
     var path: String { dataDirectory ?? ProcessInfo.processInfo.environment["STOCKADE_ORDERS_DATA"] ?? "./orders-data" }
 }
 
+/// What decides an order's fate, the same for `ingest` and `serve`.
+struct PolicyOptions: ParsableArguments {
+    @Option(name: .customLong("ttl"), help: "How long a hold lasts unpaid, in seconds.") var ttlSeconds: Int64 = 900
+    @Option(name: .customLong("freeze-window"), help: "Seconds after an order in which an address change rebooks its hold.") var freezeSeconds: Int64 = 15
+    @Option(name: .customLong("presale"), help: "A pre-sale SKU and the units it may take beyond stock: sku=cap (repeatable).") var presale: [String] = []
+
+    func policy() throws -> LifecyclePolicy {
+        var policy = LifecyclePolicy()
+        guard ttlSeconds > 0, freezeSeconds >= 0 else { throw ValidationError("--ttl must be positive and --freeze-window not negative") }
+        policy.ttlSeconds = ttlSeconds
+        policy.freezeWindowMs = freezeSeconds * 1000
+        for entry in presale {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let cap = Int64(parts[1]), cap >= 0 else { throw ValidationError("--presale takes sku=cap, not \(entry)") }
+            policy.presaleCaps[String(parts[0])] = cap
+        }
+        return policy
+    }
+}
+
 struct Ingest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ingest JSON Lines feeds (any of the four channels; each line is recognised by its fields).")
@@ -51,22 +71,13 @@ struct Ingest: AsyncParsableCommand {
     @Option(help: "A checkout token. Env: STOCKADE_TOKEN.") var token: String?
     @Option(help: "Orders worked on at once.") var concurrency = 32
     @Option(help: "Connections to the node.") var connections = 8
-    @Option(name: .customLong("ttl"), help: "How long a hold lasts unpaid, in seconds.") var ttlSeconds: Int64 = 900
-    @Option(name: .customLong("freeze-window"), help: "Seconds after an order in which an address change rebooks its hold.") var freezeSeconds: Int64 = 15
-    @Option(name: .customLong("presale"), help: "A pre-sale SKU and the units it may take beyond stock: sku=cap (repeatable).") var presale: [String] = []
+    @OptionGroup var policyOptions: PolicyOptions
     @Flag(name: .customLong("no-progress"), help: "No progress bar.") var noProgress = false
     @Flag(help: "Print the summary as JSON.") var json = false
     @Argument(help: "Feed files (JSON Lines).") var files: [String]
 
     func run() async throws {
-        var policy = LifecyclePolicy()
-        policy.ttlSeconds = ttlSeconds
-        policy.freezeWindowMs = freezeSeconds * 1000
-        for entry in presale {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, let cap = Int64(parts[1]), cap >= 0 else { throw ValidationError("--presale takes sku=cap, not \(entry)") }
-            policy.presaleCaps[String(parts[0])] = cap
-        }
+        let policy = try policyOptions.policy()
         let environment = ProcessInfo.processInfo.environment
         guard let token = token ?? environment["STOCKADE_TOKEN"] else { throw ValidationError("no token: pass --token or set STOCKADE_TOKEN") }
         let url = server ?? environment["STOCKADE_SERVER"] ?? "resp://127.0.0.1:7401"

@@ -13,6 +13,29 @@ import Testing
             .appendingPathComponent("samples/orders/\($0).jsonl").path
     }
 
+    /// The state each sample order was written to end in.
+    static let expected: [String: OrderState] = [
+        "tmall:T1001": .confirmed, "tmall:T1002": .cancelled, "tmall:T1003": .reserved, "tmall:T1004": .backordered,
+        "tmall:T1007": .confirmed, "tmall:T1008": .confirmed,
+        "pinduoduo:PDD-2001": .confirmed, "pinduoduo:PDD-2002": .reserved, "pinduoduo:PDD-2005": .cancelled,
+        "pinduoduo:PDD-2006": .confirmed, "pinduoduo:PDD-2007": .confirmed,
+        "douyin:DY3001": .confirmed, "douyin:DY3002": .presale, "douyin:DY3004": .cancelled, "douyin:DY3005": .reserved,
+        "web:W5001": .confirmed, "web:W5002": .cancelled, "web:W5006": .confirmed,
+    ]
+
+    /// A client with admin rights on `node`, which now has the stock the samples were written for.
+    static func stockForSamples(_ node: NodeProcess) async throws -> StockadeClient {
+        let admin = try StockadeClient(url: "resp://127.0.0.1:\(node.respPort)", token: node.adminToken)
+        for (sku, warehouse, total) in [
+            ("tee-white-m", "yiwu", 10), ("tee-white-m", "guangzhou", 10), ("tee-white-m", "beijing", 5), ("tee-white-m", "chengdu", 5),
+            ("mug-ceramic", "yiwu", 10), ("mug-ceramic", "chengdu", 5), ("socks-wool", "yiwu", 20), ("lamp-limited", "yiwu", 1),
+            ("presale-bag", "yiwu", 0),
+        ] {
+            _ = try await admin.setStock(sku: sku, warehouse: warehouse, total: Int64(total))
+        }
+        return admin
+    }
+
     static func orders(_ arguments: [String]) async throws -> (status: Int32, output: String) {
         try await ChildProcess.run(NodeProcess.productPath("stockade-orders"), arguments, timeout: .seconds(240))
     }
@@ -44,29 +67,14 @@ import Testing
         let node = NodeProcess(resp: true)
         defer { node.destroy() }
         try await node.start()
-        let admin = try StockadeClient(url: "resp://127.0.0.1:\(node.respPort)", token: node.adminToken)
-        for (sku, warehouse, total) in [
-            ("tee-white-m", "yiwu", 10), ("tee-white-m", "guangzhou", 10), ("tee-white-m", "beijing", 5), ("tee-white-m", "chengdu", 5),
-            ("mug-ceramic", "yiwu", 10), ("mug-ceramic", "chengdu", 5), ("socks-wool", "yiwu", 20), ("lamp-limited", "yiwu", 1),
-            ("presale-bag", "yiwu", 0),
-        ] {
-            _ = try await admin.setStock(sku: sku, warehouse: warehouse, total: Int64(total))
-        }
+        let admin = try await Self.stockForSamples(node)
         let data = NodeProcess.temporaryDirectory(prefix: "orders-samples")
         defer { try? FileManager.default.removeItem(atPath: data) }
         let common = ["--data-dir", data, "--token", node.checkoutToken, "--presale", "presale-bag=5", "--no-progress"]
         let first = try await Self.orders(["ingest", "--server", "resp://127.0.0.1:\(node.respPort)"] + common + Self.samples)
         #expect(first.status == 0, "\(first.output)")
         let records = try Self.records(data)
-        let expected: [String: OrderState] = [
-            "tmall:T1001": .confirmed, "tmall:T1002": .cancelled, "tmall:T1003": .reserved, "tmall:T1004": .backordered,
-            "tmall:T1007": .confirmed, "tmall:T1008": .confirmed,
-            "pinduoduo:PDD-2001": .confirmed, "pinduoduo:PDD-2002": .reserved, "pinduoduo:PDD-2005": .cancelled,
-            "pinduoduo:PDD-2006": .confirmed, "pinduoduo:PDD-2007": .confirmed,
-            "douyin:DY3001": .confirmed, "douyin:DY3002": .presale, "douyin:DY3004": .cancelled, "douyin:DY3005": .reserved,
-            "web:W5001": .confirmed, "web:W5002": .cancelled, "web:W5006": .confirmed,
-        ]
-        #expect(records.mapValues(\.state) == expected)
+        #expect(records.mapValues(\.state) == Self.expected)
         // The address change inside the freeze window moved the hold to the south; the one outside did not.
         #expect(records["tmall:T1003"]?.reservationId == "tmall:T1003#2" && records["tmall:T1003"]?.region == "south")
         #expect(records["pinduoduo:PDD-2002"]?.region == "west")
@@ -133,5 +141,55 @@ import Testing
         #expect(outcomes[0].records.mapValues(\.state) == outcomes[1].records.mapValues(\.state))
         #expect(outcomes[0].records.mapValues(\.reservationId) == outcomes[1].records.mapValues(\.reservationId))
         #expect(outcomes[0].ledger == outcomes[1].ledger)
+    }
+
+    /// The webhook: every sample line POSTed; bad lines are refused with their code, good ones
+    /// answered 202 once on disk, and the orders end as the file ingest leaves them.
+    @Test func theWebhookAcceptsDurablyAndEndsLikeTheFileIngest() async throws {
+        let node = NodeProcess(resp: true)
+        defer { node.destroy() }
+        try await node.start()
+        let admin = try await Self.stockForSamples(node)
+        let data = NodeProcess.temporaryDirectory(prefix: "orders-webhook")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let ready = data + "/ready"
+        let serve = try ChildProcess(
+            NodeProcess.productPath("stockade-orders"),
+            ["serve", "--data-dir", data, "--http", "127.0.0.1:0", "--ready-file", ready, "--server", "resp://127.0.0.1:\(node.respPort)",
+             "--token", node.checkoutToken, "--presale", "presale-bag=5"],
+            environment: ProcessInfo.processInfo.environment, outputPath: data + ".serve.log")
+        defer { serve.signal(SIGKILL); _ = serve.wait() }
+        var port: Int?
+        for _ in 0..<600 where port == nil {
+            port = (try? String(contentsOfFile: ready, encoding: .utf8)).flatMap { Int($0) }
+            if port == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: try #require(port))
+        var statuses: [String: Int] = [:]
+        for file in Self.samples {
+            let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            for (index, line) in lines.enumerated() where !line.isEmpty {
+                let answer = try await connection.send(method: .POST, path: "/v1/orders", body: Array(line.utf8), timeout: .seconds(10))
+                statuses["\((file as NSString).lastPathComponent):\(index + 1)"] = answer.status
+            }
+        }
+        await connection.close()
+        let refused = statuses.filter { $0.value != 202 }
+        #expect(refused == [
+            "tmall.jsonl:9": 422, "tmall.jsonl:10": 400, "pinduoduo.jsonl:5": 422, "pinduoduo.jsonl:6": 400, "douyin.jsonl:5": 422,
+            "douyin.jsonl:6": 400, "web.jsonl:5": 422, "web.jsonl:6": 400, "web.jsonl:7": 400,
+        ])
+        var records: [String: OrderRecord] = [:]
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            records = try Self.records(data)
+            if records.mapValues(\.state) == Self.expected { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(records.mapValues(\.state) == Self.expected)
+        let (ledger, pipeline) = try await Self.agreement(admin, records)
+        #expect(ledger == pipeline)
+        #expect(try OrderStore(directory: data).exceptions().filter { $0.kind == .malformed || $0.kind == .unknownStatus }.count == 9)
+        await admin.close()
     }
 }
