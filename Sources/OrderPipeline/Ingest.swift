@@ -39,14 +39,16 @@ public enum FeedReader {
 
 /// How the ingest talks to Stockade.
 public struct IngestOptions: Sendable {
+    /// The bounds (`Limits.orders`).
+    public var limits = Limits.Orders()
     /// Orders worked on at once (each order's updates stay in order).
-    public var concurrency = 32
+    public var concurrency = Limits.Orders().concurrencyDefault
     /// Tries per call on `unavailable`, `quorum_unavailable`, `outcome_unknown`, `overloaded` or a
     /// lost connection, with the same reservation id; then the order is left as it is, noted
     /// `unresolved`, for the next run.
-    public var attempts = 8
-    public var backoffBaseMs = 50
-    public var backoffMaxMs = 2_000
+    public var attempts: Int { limits.attemptsMax }
+    public var backoffBaseMs: Int { limits.backoffBaseMs }
+    public var backoffMaxMs: Int { limits.backoffMaxMs }
     /// Draws a progress bar on stderr.
     public var progress = false
 
@@ -158,7 +160,7 @@ public final class Ingestor: @unchecked Sendable {
             var exceptions = merged.exceptions
             var unresolved = false
             var steps = 0
-            while steps < 8 {
+            while steps < options.limits.callsPerUpdateMax {
                 steps += 1
                 if let settled = OrderLifecycle.settleWithoutAction(current) {
                     current = settled

@@ -51,6 +51,8 @@ public struct LifecyclePolicy: Codable, Sendable, Hashable {
     public var freezeWindowMs: Int64 = 15_000
     /// Pre-sale SKUs and how many units each may accept beyond its stock.
     public var presaleCaps: [String: Int64] = [:]
+    /// Fingerprints of applied updates kept per order (`Limits.orders.fingerprintsKept`).
+    public var fingerprintsKept = Limits.Orders().fingerprintsKept
 
     public init() {}
 }
@@ -156,7 +158,7 @@ public enum OrderLifecycle {
         }
         if record.applied.contains(fingerprint) || event.updatedAt < record.updatedAt { return (nil, []) }
         var exceptions: [OrderException] = []
-        record.applied = Array((record.applied + [fingerprint]).suffix(16))
+        record.applied = Array((record.applied + [fingerprint]).suffix(policy.fingerprintsKept))
         record.updatedAt = event.updatedAt
         record.channelStatus = event.channelStatus
         // A cancelled order stays cancelled; otherwise the newest status wins.

@@ -121,6 +121,28 @@ public struct Limits: Sendable, Equatable {
         public init() {}
     }
 
+    /// The order pipeline's bounds (`stockade-orders`; see docs/orders.md).
+    public var orders = Orders()
+
+    public struct Orders: Sendable, Equatable {
+        /// Orders worked on at once by default (`--concurrency`).
+        public var concurrencyDefault = 32
+        /// Tries per call on a transient failure, with the same reservation id.
+        public var attemptsMax = 8
+        /// Backoff between tries: full jitter under `backoffBaseMs · 2^try`, at most `backoffMaxMs`.
+        public var backoffBaseMs = 50
+        public var backoffMaxMs = 2_000
+        /// Calls one update may cause (a loop guard; a normal update needs at most three).
+        public var callsPerUpdateMax = 8
+        /// Fingerprints of applied updates kept per order, to recognise a repeated line.
+        public var fingerprintsKept = 16
+        /// A webhook request's body, and the inbox updates the worker takes at once.
+        public var webhookBodyBytesMax = 1 << 20
+        public var inboxBatchMax = 1_000
+
+        public init() {}
+    }
+
     /// Holds replayed in one reconcile command (`local.reconcileHoldsMax`).
     public var localReconcileHoldsMax: Int { local.reconcileHoldsMax }
 

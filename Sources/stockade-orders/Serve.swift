@@ -16,7 +16,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The Stockade node. Env: STOCKADE_SERVER.") var server: String?
     @Option(help: "A checkout token. Env: STOCKADE_TOKEN.") var token: String?
     @Option(name: .customLong("ready-file"), help: "Write the bound port here once listening.") var readyFile: String?
-    @Option(help: "Orders worked on at once.") var concurrency = 32
+    @Option(help: "Orders worked on at once.") var concurrency = Limits.Orders().concurrencyDefault
     @OptionGroup var policyOptions: PolicyOptions
 
     func run() async throws {
@@ -31,12 +31,13 @@ struct Serve: AsyncParsableCommand {
         var options = IngestOptions()
         options.concurrency = concurrency
         let ingestor = try Ingestor(store: store, client: client, policy: policy, options: options)
+        let limits = options.limits
         let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
         let router = Router()
         router.get("/healthz") { _, _ in "ok" }
         router.post("/v1/orders") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: 1 << 20)
+            let body = try await request.body.collect(upTo: limits.webhookBodyBytesMax)
             let line = Data(buffer: body)
             do {
                 let event = try ChannelAdapter.event(nil, line: line)
@@ -66,7 +67,7 @@ struct Serve: AsyncParsableCommand {
                 // what a previous run accepted and did not finish).
                 var iterator = wake.stream.makeAsyncIterator()
                 while !Task.isCancelled {
-                    let batch = try store.inbox(limit: 1_000)
+                    let batch = try store.inbox(limit: limits.inboxBatchMax)
                     if batch.isEmpty {
                         _ = await iterator.next()
                         continue

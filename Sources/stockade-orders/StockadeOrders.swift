@@ -69,7 +69,7 @@ struct Ingest: AsyncParsableCommand {
     @OptionGroup var data: DataOption
     @Option(help: "The Stockade node: resp://host:port or http://host:port. Env: STOCKADE_SERVER.") var server: String?
     @Option(help: "A checkout token. Env: STOCKADE_TOKEN.") var token: String?
-    @Option(help: "Orders worked on at once.") var concurrency = 32
+    @Option(help: "Orders worked on at once.") var concurrency = Limits.Orders().concurrencyDefault
     @Option(help: "Connections to the node.") var connections = 8
     @OptionGroup var policyOptions: PolicyOptions
     @Flag(name: .customLong("no-progress"), help: "No progress bar.") var noProgress = false

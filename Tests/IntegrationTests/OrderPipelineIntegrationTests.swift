@@ -8,10 +8,9 @@ import Testing
 /// written for, the ledger agrees with the pipeline SKU by SKU, a second ingest changes nothing,
 /// and an ingest killed with SIGKILL and run again ends where an uninterrupted one does.
 @Suite(.serialized, .timeLimit(.minutes(8))) struct OrderPipelineIntegrationTests {
-    static let samples = ["tmall", "pinduoduo", "douyin", "web"].map {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("samples/orders/\($0).jsonl").path
-    }
+    static let samplesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("samples/orders").path
+    static let samples = ["tmall", "pinduoduo", "douyin", "web"].map { "\(samplesDirectory)/\($0).jsonl" }
 
     /// The state each sample order was written to end in.
     static let expected: [String: OrderState] = [
@@ -26,12 +25,11 @@ import Testing
     /// A client with admin rights on `node`, which now has the stock the samples were written for.
     static func stockForSamples(_ node: NodeProcess) async throws -> StockadeClient {
         let admin = try StockadeClient(url: "resp://127.0.0.1:\(node.respPort)", token: node.adminToken)
-        for (sku, warehouse, total) in [
-            ("tee-white-m", "yiwu", 10), ("tee-white-m", "guangzhou", 10), ("tee-white-m", "beijing", 5), ("tee-white-m", "chengdu", 5),
-            ("mug-ceramic", "yiwu", 10), ("mug-ceramic", "chengdu", 5), ("socks-wool", "yiwu", 20), ("lamp-limited", "yiwu", 1),
-            ("presale-bag", "yiwu", 0),
-        ] {
-            _ = try await admin.setStock(sku: sku, warehouse: warehouse, total: Int64(total))
+        // samples/orders/stock.csv: the stock the samples were written for (the README imports it too).
+        let csv = try String(contentsOfFile: samplesDirectory + "/stock.csv", encoding: .utf8)
+        for row in csv.split(separator: "\n").dropFirst() {
+            let fields = row.split(separator: ",").map(String.init)
+            _ = try await admin.setStock(sku: fields[0], warehouse: fields[1], total: Int64(fields[2])!)
         }
         return admin
     }
