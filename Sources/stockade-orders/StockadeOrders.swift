@@ -10,7 +10,7 @@ struct StockadeOrders: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stockade-orders",
         abstract: "Turn marketplace order feeds into reservations: reserve on order, confirm on payment, release on cancel.",
-        discussion: "Exit codes: 0 ok; 1 the run left exceptions or unresolved orders (see report); 2 usage or connection error.",
+        discussion: "Exit codes: 0 ok (exceptions are in the report); 1 a refusal, or calls still unanswered after their tries (run the ingest again); 2 usage error or refused token.",
         subcommands: [Ingest.self, Serve.self, Report.self, Orders.self, Generate.self])
 
     /// Runs the command with the documented exit codes, every failure one line on stderr.
@@ -26,6 +26,7 @@ struct StockadeOrders: AsyncParsableCommand {
             Foundation.exit(2)
         } catch {
             let code = exitCode(for: error)
+            if let exit = error as? ExitCode { Foundation.exit(exit.rawValue) }  // said what it had to already
             if code == .success {
                 print(fullMessage(for: error))
                 Foundation.exit(0)

@@ -190,4 +190,43 @@ import Testing
         #expect(try OrderStore(directory: data).exceptions().filter { $0.kind == .malformed || $0.kind == .unknownStatus }.count == 9)
         await admin.close()
     }
+
+    /// Calls that find the node down are retried with backoff, with the same reservation ids,
+    /// until it is back: the samples still end in their states, with nothing held twice.
+    @Test func anIngestRidesOutANodeRestart() async throws {
+        let node = NodeProcess(resp: true)
+        defer { node.destroy() }
+        try await node.start()
+        let admin = try await Self.stockForSamples(node)
+        await admin.close()
+        node.terminate()
+        let data = NodeProcess.temporaryDirectory(prefix: "orders-retry")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let ingest = try ChildProcess(
+            NodeProcess.productPath("stockade-orders"),
+            ["ingest", "--server", "resp://127.0.0.1:\(node.respPort)", "--token", node.checkoutToken, "--data-dir", data, "--presale",
+             "presale-bag=5", "--no-progress", "--json"] + Self.samples,
+            environment: ProcessInfo.processInfo.environment, outputPath: data + ".out")
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(ingest.isRunning, "the ingest waits for the node")
+        try await node.start()
+        let status = await ingest.exit()
+        let output = (try? String(contentsOfFile: data + ".out", encoding: .utf8)) ?? ""
+        let summary = (try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])?["summary"] as? [String: Any]
+        #expect((summary?["retries"] as? Int ?? 0) > 0, "\(output)")
+        // Calls still failing after their tries leave their orders for the next run (exit 1); it finishes them.
+        #expect(status == 0 || (status == 1 && (summary?["unresolved"] as? Int ?? 0) > 0), "\(output)")
+        if status == 1 {
+            let again = try await Self.orders(
+                ["ingest", "--server", "resp://127.0.0.1:\(node.respPort)", "--token", node.checkoutToken, "--data-dir", data, "--presale",
+                 "presale-bag=5", "--no-progress"] + Self.samples)
+            #expect(again.status == 0, "\(again.output)")
+        }
+        let records = try Self.records(data)
+        #expect(records.mapValues(\.state) == Self.expected)
+        let client = try StockadeClient(url: "resp://127.0.0.1:\(node.respPort)", token: node.adminToken)
+        let (ledger, pipeline) = try await Self.agreement(client, records)
+        #expect(ledger == pipeline)
+        await client.close()
+    }
 }
