@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // Already built for Hummingbird; SHA-256, HMAC and SHA-1 come from here, not from code of our own.
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // Value types, limits and error codes. Depends on nothing.
@@ -59,7 +61,9 @@ let package = Package(
         // Peer frame codecs: versioned, length-prefixed, bounded.
         .target(
             name: "Wire",
-            dependencies: ["StockadeCore", "Consensus", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "StockadeCore", "Consensus", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "WireTests",
@@ -99,6 +103,7 @@ let package = Package(
             name: "API",
             dependencies: [
                 "StockadeCore", "Ledger", "Node", "StockadeClient", "RESP",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -172,6 +177,7 @@ let package = Package(
             name: "HotStock",
             dependencies: [
                 "CHiredis", "StockadeCore", "Ledger", "Node",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -15,6 +15,16 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as StockadeError {
             return ErrorBody.response(error)
         } catch let error as HTTPError {
+            // A path the API has, asked with a method it does not have: 405 and the methods it has.
+            if error.status == .notFound || error.status == .methodNotAllowed {
+                let allowed = StockadeAPI.methods(forPath: request.uri.path)
+                if !allowed.isEmpty && !allowed.contains(request.method.rawValue) {
+                    var response = ErrorBody.response(
+                        StockadeError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path); allowed: \(allowed.joined(separator: ", "))"))
+                    response.headers[.allow] = allowed.joined(separator: ", ")
+                    return response
+                }
+            }
             return ErrorBody.response(Self.translate(error))
         } catch is NIOTooManyBytesError {
             return ErrorBody.response(StockadeError(.payloadTooLarge, "request body is too large"))

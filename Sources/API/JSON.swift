@@ -59,9 +59,17 @@ enum JSON {
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T {
+        if let duplicate = buffer.withUnsafeReadableBytes({ DuplicateKeys.first(in: $0) }) {
+            throw StockadeError(
+                .invalidRequest, "duplicate key \"\(duplicate.key)\" in \(duplicate.path): each key may appear once (I-JSON, RFC 7493)")
+        }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
+            // Valid JSON whose number does not fit its field: say which, not "invalid JSON".
+            if case .dataCorrupted = error, let unfit = buffer.withUnsafeReadableBytes({ DuplicateKeys.firstUnfitNumber(in: $0) }) {
+                throw StockadeError(.invalidRequest, "\(unfit.path) must be a whole number within 64 bits, not \(unfit.literal)")
+            }
             throw StockadeError(.invalidRequest, "malformed request body: \(describe(error))")
         } catch {
             throw StockadeError(.invalidRequest, "malformed request body")

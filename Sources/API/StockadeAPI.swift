@@ -49,6 +49,17 @@ public struct StockadeAPI: Sendable {
         ("GET", "/v1/audit"), ("GET", "/v1/stats"),
     ]
 
+    /// The methods `routes` has for a concrete path (`{sku}` and `{id}` match one segment), sorted.
+    public static func methods(forPath path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        let methods = routes.filter { route in
+            let template = route.path.split(separator: "/", omittingEmptySubsequences: false)
+            guard template.count == segments.count else { return false }
+            return zip(template, segments).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+        }.map(\.method)
+        return Array(Set(methods)).sorted()
+    }
+
     public func buildRouter() -> Router<StockadeRequestContext> {
         let router = Router(context: StockadeRequestContext.self)
         router.middlewares.add(ErrorMiddleware())

@@ -20,6 +20,8 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case outcomeUnknown = "outcome_unknown"
     /// A node that does not lead was asked to write; the caller should go to the leader.
     case notLeader = "not_leader"
+    /// The path exists, but not with this method; `Allow` lists the methods it has.
+    case methodNotAllowed = "method_not_allowed"
     case internalError = "internal_error"
 
     /// The HTTP status this code is answered with.
@@ -30,6 +32,7 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
         case .forbidden: 403
         case .notFound, .unknownSKU, .unknownWarehouse: 404
         case .insufficientStock, .idempotencyConflict, .invalidState, .stockBelowCommitted: 409
+        case .methodNotAllowed: 405
         case .payloadTooLarge: 413
         case .overloaded: 429
         case .unavailable, .quorumUnavailable, .notLeader: 503

@@ -20,7 +20,7 @@ import StockadeCore
 @main
 struct StockadeNode: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "stockade-node", abstract: "Run a Stockade inventory-reservation node.")
+        commandName: "stockade-node", abstract: "Run a Stockade inventory-reservation node.", subcommands: [HashToken.self])
 
     @Option(help: "Path to a JSON config file.")
     var config: String?
@@ -80,6 +80,11 @@ struct StockadeNode: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         var adminTokens = file.tokens?.admin ?? []
         var checkoutTokens = file.tokens?.checkout ?? []
+        let configured = adminTokens + checkoutTokens
+        if let problem = TokenAuthenticator.problems(in: configured).first { throw ConfigurationError("tokens: \(problem)") }
+        if configured.contains(where: { !$0.hasPrefix(TokenAuthenticator.digestPrefix) }) {
+            logger.warning("the config holds a plain token; store its digest instead (stockade-node hash-token)")
+        }
         if let token = environment["STOCKADE_ADMIN_TOKEN"], !token.isEmpty { adminTokens.append(token) }
         if let token = environment["STOCKADE_CHECKOUT_TOKEN"], !token.isEmpty { checkoutTokens.append(token) }
         if dev && adminTokens.isEmpty { adminTokens = ["dev-admin-token"] }
@@ -226,5 +231,22 @@ struct StockadeNode: AsyncParsableCommand {
         guard let value else { return nil }
         guard value >= lower else { throw ConfigurationError("\(name) must be ≥ \(lower)") }
         return value
+    }
+}
+
+/// `stockade-node hash-token`: the config entry for a token, `sha256:<hex>`, so the config holds
+/// no token in the clear. Reads the token from stdin when not given (keeping it out of the shell's
+/// history).
+struct HashToken: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hash-token", abstract: "Print a token's config entry (sha256:…) for tokens.admin or tokens.checkout.")
+
+    @Argument(help: "The token; read from stdin when left out.") var token: String?
+
+    func run() throws {
+        guard let token = token ?? readLine(strippingNewline: true), !token.isEmpty else {
+            throw ValidationError("give a token, as an argument or on stdin")
+        }
+        print(TokenAuthenticator.configEntry(for: token))
     }
 }

@@ -89,7 +89,7 @@ write_configs() {
     {"id": "beijing", "regions": ["north"], "priority": 3},
     {"id": "chengdu", "regions": ["west"], "priority": 4}
   ],
-  "tokens": {"admin": ["$admin_token"], "checkout": ["$checkout_token"]},
+  "tokens": {"admin": ["sha256:$(printf %s "$admin_token" | sha256sum | cut -d' ' -f1)"], "checkout": ["sha256:$(printf %s "$checkout_token" | sha256sum | cut -d' ' -f1)"]},
   "cluster": {"nodes": [$members], "secretFile": "$state/secret"},
   "limits": {"snapshotIntervalEntries": ${STOCKADE_SNAPSHOT_INTERVAL:-200000}},
   "logLevel": "${STOCKADE_LOG_LEVEL:-info}"$threads_entry$redis_entry
