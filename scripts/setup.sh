@@ -15,11 +15,14 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 missing=()
-for tool in curl:curl python3:python3 pkg-config:pkg-config redis-server:redis-server redis-cli:redis-tools ip:iproute2 tmux:tmux; do
+for tool in curl:curl python3:python3 pkg-config:pkg-config redis-server:redis-server redis-cli:redis-tools ip:iproute2 tmux:tmux \
+    promtool:prometheus prometheus:prometheus systemd-analyze:systemd; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 # hiredis, the C Redis client the HotStock module links.
 [ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
+# PyYAML, for the deploy-file checks (Kubernetes manifests).
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 # SQLite, where the order pipeline keeps its state.
 [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
 for tool in redis-benchmark:redis-tools; do

@@ -18,6 +18,9 @@ public struct StockadeAPI: Sendable {
     let nodeName: String
     /// The Redis hot path, when configured.
     let cache: (any CacheGate)?
+    /// Open connections per client address, HTTP and RESP apart (`Limits.connectionsPerClientMax`).
+    let httpClients: ClientConnections
+    let respClients: ClientConnections
     var limits: Limits { replica.limits }
 
     public init(
@@ -32,6 +35,8 @@ public struct StockadeAPI: Sendable {
         self.authenticator = authenticator
         self.metrics = metrics
         self.renderMetrics = renderMetrics
+        httpClients = ClientConnections(max: replica.limits.connectionsPerClientMax)
+        respClients = ClientConnections(max: replica.limits.connectionsPerClientMax)
     }
 
     /// Every route this API serves, as (method, path template). The OpenAPI test compares it with `docs/openapi.yaml`.
@@ -222,9 +227,11 @@ public struct StockadeAPI: Sendable {
     public func server(serverName: String?) -> HTTPServerBuilder {
         let endpoint = reserveEndpoint
         let authenticator = authenticator
+        let clients = httpClients
         return .http1(
             configuration: .init(additionalChannelHandlers: [
-                ReserveChannelHandler(endpoint: endpoint, authenticator: authenticator, serverName: serverName)
+                ClientLimitHandler(connections: clients),
+                ReserveChannelHandler(endpoint: endpoint, authenticator: authenticator, serverName: serverName),
             ]))
     }
 

@@ -252,6 +252,9 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
             metrics.clockDistanceMs.record(reading.ownDistanceMs ?? 0)
             metrics.clockAgreed.record(reading.agreement != nil && !reading.ownClockOff ? 1 : 0)
             metrics.clockPeersOff.record(reading.peersOff.count)
+            metrics.raftTerm.record(Int64(status.term))
+            metrics.raftLeading.record(status.role == .leader ? 1 : 0)
+            metrics.raftLeaderKnown.record(status.leaderID == nil ? 0 : 1)
             reportLocal(status.local)
             wasLeader = status.role == .leader
             deliverOutput()

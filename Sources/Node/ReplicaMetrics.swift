@@ -24,6 +24,11 @@ public struct ReplicaMetrics: Sendable {
     public let localOldestAgeSeconds: Gauge
     public let localReconciled: Counter
     public let localReconcileErrors: Counter
+    /// A cluster member's term, whether it leads (1) and whether it knows a leader (1): alerts
+    /// watch the term for elections and the last for a cluster without one.
+    public let raftTerm: Gauge
+    public let raftLeading: Gauge
+    public let raftLeaderKnown: Gauge
     let factory: MetricsFactory
     /// Turns at least this long are logged with where their time went.
     public static let slowTurn = Duration.milliseconds(25)
@@ -44,6 +49,9 @@ public struct ReplicaMetrics: Sendable {
         localOldestAgeSeconds = Gauge(label: "stockade_local_provisional_oldest_age_seconds", dimensions: [], factory: factory)
         localReconciled = Counter(label: "stockade_local_reconciled_holds_total", dimensions: [], factory: factory)
         localReconcileErrors = Counter(label: "stockade_local_reconcile_errors_total", dimensions: [], factory: factory)
+        raftTerm = Gauge(label: "stockade_raft_term", dimensions: [], factory: factory)
+        raftLeading = Gauge(label: "stockade_raft_leading", dimensions: [], factory: factory)
+        raftLeaderKnown = Gauge(label: "stockade_raft_leader_known", dimensions: [], factory: factory)
         self.factory = factory
     }
 

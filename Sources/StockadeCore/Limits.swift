@@ -54,6 +54,9 @@ public struct Limits: Sendable, Equatable {
     public var importRowsMax: Int = 100_000
     /// Most open HTTP connections.
     public var connectionsMax: Int = 4_096
+    /// Most connections from one client address, HTTP and RESP counted apart; past it the
+    /// connection is answered `overloaded` (429 with `Retry-After`, or `-OVERLOADED`) and closed.
+    public var connectionsPerClientMax: Int = 1_024
     /// Peer messages waiting for a cluster member's loop thread; beyond it new ones are dropped
     /// (the protocol resends what matters).
     public var peerInboxMessagesMax: Int = 65_536
@@ -253,6 +256,7 @@ public struct Limits: Sendable, Equatable {
         if commitBatchMax < 1 || commitBatchMax > pendingCommandsMax { problems.append("commitBatchMax must be in 1...pendingCommandsMax") }
         if snapshotIntervalEntries < commitBatchMax { problems.append("snapshotIntervalEntries must be ≥ commitBatchMax") }
         if holdsPageMax < 1 || holdsPageMax > holdsScanMax { problems.append("holdsPageMax must be in 1...holdsScanMax") }
+        if connectionsPerClientMax < 1 { problems.append("connectionsPerClientMax must be ≥ 1") }
         if auditStreamEntriesMax < 1 || statsSKUsMax < 0 || statsExpiriesMax < 0 || importRowsMax < 1 {
             problems.append("auditStreamEntriesMax and importRowsMax must be ≥ 1, statsSKUsMax and statsExpiriesMax ≥ 0")
         }

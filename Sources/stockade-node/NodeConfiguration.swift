@@ -52,6 +52,7 @@ struct NodeConfiguration: Decodable {
         var snapshotIntervalEntries: Int?
         var logSegmentBytes: Int?
         var connectionsMax: Int?
+        var connectionsPerClientMax: Int?
     }
 
     /// Membership and timing of a cluster. Without it the node runs alone.
@@ -138,6 +139,7 @@ struct NodeConfiguration: Decodable {
         if let value = limits.snapshotIntervalEntries { result.snapshotIntervalEntries = value }
         if let value = limits.logSegmentBytes { result.logSegmentBytes = value }
         if let value = limits.connectionsMax { result.connectionsMax = value }
+        if let value = limits.connectionsPerClientMax { result.connectionsPerClientMax = value }
         return result
     }
 

@@ -65,6 +65,7 @@ public struct RESPServer: Service {
             bulkBytesMax: limits.respBulkBytesMax, aggregateLengthMax: limits.respArgumentsMax, depthMax: 1,
             lineBytesMax: limits.respLineBytesMax)
         let authenticator = api.authenticator
+        let clients = api.respClients
         let api = self.api
         let startedAt = ContinuousClock.now
         let boundPort = NIOLockedValueBox(port)
@@ -76,11 +77,22 @@ public struct RESPServer: Service {
             .childChannelOption(.autoRead, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let client = ClientConnections.address(of: channel)
+                    guard clients.admit(client) else {
+                        let refusal = clients.refusal(client)
+                        try channel.pipeline.syncOperations.addHandler(
+                            RESPRefusingHandler(message: "\(refusal.code.rawValue.uppercased()) \(refusal.message)"))
+                        return
+                    }
                     guard let id = connections.admit(channel, max: limits.respConnectionsMax) else {
+                        clients.release(client)
                         try channel.pipeline.syncOperations.addHandler(RESPRefusingHandler())
                         return
                     }
-                    channel.closeFuture.whenComplete { _ in connections.remove(channel) }
+                    channel.closeFuture.whenComplete { _ in
+                        connections.remove(channel)
+                        clients.release(client)
+                    }
                     let identity = RESPConnectionStateMachine.Identity(
                         id: id, peer: channel.remoteAddress.map(Self.describe) ?? "?",
                         local: channel.localAddress.map(Self.describe) ?? "?")

@@ -122,9 +122,12 @@ final class RESPServerHandler: ChannelDuplexHandler {
 final class RESPRefusingHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    let message: String
+
+    init(message: String = "ERR max number of clients reached") { self.message = message }
 
     func channelActive(context: ChannelHandlerContext) {
-        let refusal = RESPValue.error("ERR max number of clients reached").encoded(version: .resp2)
+        let refusal = RESPValue.error(message).encoded(version: .resp2)
         context.writeAndFlush(wrapOutboundOut(refusal)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
