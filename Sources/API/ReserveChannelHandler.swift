@@ -53,6 +53,10 @@ final class ReserveChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Shutdown asked to close the connection while a reserve of ours was in progress.
     private var quiesceHeld = false
     private var draining = false
+    /// The connection's last `Authorization` header and its role: a keep-alive client sends the
+    /// same header on every request, and digesting the token once per connection is enough.
+    /// (Comparing a header with the client's own previous one reveals nothing about the tokens.)
+    private var lastAuthorization: (header: String, role: Role?)?
 
     init(endpoint: ReserveEndpoint, authenticator: TokenAuthenticator, serverName: String?) {
         self.endpoint = endpoint
@@ -169,7 +173,15 @@ final class ReserveChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Whether this handler answers the request itself.
     private func takes(_ head: HTTPRequest) -> Bool {
         head.method == .post && head.path == "/v1/reservations" && head.headerFields[.expect] == nil
-            && authenticator.role(forAuthorization: head.headerFields[.authorization]) != nil
+            && role(forAuthorization: head.headerFields[.authorization]) != nil
+    }
+
+    private func role(forAuthorization header: String?) -> Role? {
+        guard let header else { return nil }
+        if let last = lastAuthorization, last.header == header { return last.role }
+        let role = authenticator.role(forAuthorization: header)
+        lastAuthorization = (header, role)
+        return role
     }
 
     /// Hands a request this handler will not answer to the router, as it arrived.
