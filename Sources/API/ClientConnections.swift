@@ -60,9 +60,17 @@ final class ClientLimitHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelActive()
     }
 
+    /// Counts the connection; its slot is given back when the channel has closed, whichever way
+    /// it closes (the close future, not this handler's events, which a pipeline change could skip).
     private func admit(_ context: ChannelHandlerContext) {
         let client = ClientConnections.address(of: context.channel)
-        if connections.admit(client) { address = client } else { refused = true }
+        guard connections.admit(client) else {
+            refused = true
+            return
+        }
+        address = client
+        let connections = self.connections
+        context.channel.closeFuture.whenComplete { _ in connections.release(client) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -79,11 +87,4 @@ final class ClientLimitHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        if let address {
-            connections.release(address)
-            self.address = nil
-        }
-        context.fireChannelInactive()
-    }
 }

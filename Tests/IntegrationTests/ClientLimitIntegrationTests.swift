@@ -28,17 +28,24 @@ import Testing
         await held.removeFirst().close()
         // The server counts the slot free once it has seen the close: try until it has.
         var again: HTTPConnection?
+        var attempts: [String] = []
         let deadline = ContinuousClock.now + .seconds(20)
         while again == nil && ContinuousClock.now < deadline {
             let attempt = try await node.connect()
-            if (try? await attempt.send(method: .GET, path: "/healthz", timeout: .seconds(5)))?.status == 200 {
-                again = attempt
-            } else {
+            do {
+                let answer = try await attempt.send(method: .GET, path: "/healthz", timeout: .seconds(5))
+                attempts.append("\(answer.status)")
+                if answer.status == 200 { again = attempt }
+            } catch {
+                attempts.append("\(error)")
+            }
+            if again == nil {
                 await attempt.close()
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
-        #expect(again != nil, "a freed slot is free")
+        let sockets = try await ChildProcess.run("ss", ["-tn", "sport = :\(node.port)"], timeout: .seconds(5)).output
+        #expect(again != nil, "a freed slot is free; attempts: \(attempts.suffix(5)); server sockets: \(sockets)")
 
         var resp: [RESPConnection] = []
         for _ in 0..<2 { resp.append(try await RESPConnection.connect(host: "127.0.0.1", port: node.respPort, token: nil)) }
