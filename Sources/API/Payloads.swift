@@ -69,13 +69,14 @@ struct ReserveBody: Decodable, Equatable {
     var ttlSeconds: Int64?
     var allowSplit: Bool?
 
-    func request(limits: Limits) -> ReserveRequest {
+    /// The request, its lines checked and merged (`Validation.mergingLines`).
+    func request(limits: Limits) throws(StockadeError) -> ReserveRequest {
         let ttlSeconds = ttlSeconds ?? limits.holdTTLSecondsDefault
         // Saturate so that an absurd ttl fails validation instead of overflowing.
         let (ttlMs, overflow) = ttlSeconds.multipliedReportingOverflow(by: 1000)
         return ReserveRequest(
             reservationId: ReservationID(reservationId), orderId: orderId, region: region,
-            lines: lines.map { ReservationLine(sku: SKU($0.sku), quantity: $0.quantity) },
+            lines: try Validation.mergingLines(lines.map { ReservationLine(sku: SKU($0.sku), quantity: $0.quantity) }, limits: limits),
             ttlMs: overflow ? Int64.max : ttlMs, allowSplit: allowSplit ?? false)
     }
 }

@@ -154,7 +154,14 @@ final class ReserveChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
                 guard let body, let parsed = body.withUnsafeReadableBytes({ ReserveBodyParser.parse($0) }) else {
                     return handOver(head, body, then: [part], context: context)
                 }
-                answer(parsed.request(limits: endpoint.limits), head: head, start: start, context: context)
+                do throws(StockadeError) {
+                    answer(try parsed.request(limits: endpoint.limits), head: head, start: start, context: context)
+                } catch {
+                    // Lines that break a per-line bound: answered here like the router would.
+                    state = .answering(closeAfter: head.headerFields[.connection] == "close")
+                    endpoint.metrics.count(outcome: error.code.rawValue)
+                    respond(ErrorBody.rendered(error), context: context)
+                }
             }
         case .passing(requestEnded: false, let responseEnded):
             context.fireChannelRead(wrapInboundOut(part))

@@ -24,7 +24,9 @@ extension StockadeAPI {
     func adjustStock(_ sku: SKU, warehouse: String, delta: Int64, reason: String) async throws -> APIAnswer {
         try Self.check(Validation.identifier(warehouse, field: "warehouse", limits: limits))
         try Self.check(Validation.identifier(reason, field: "reason", limits: limits))
-        if delta == 0 { throw APIError.invalid("delta must not be 0") }
+        if delta == 0 || delta.magnitude > UInt64(limits.stockTotalMax) {
+            throw APIError.invalid("delta must be non-zero and between -\(limits.stockTotalMax) and \(limits.stockTotalMax)")
+        }
         let outcome = await replica.propose(
             .adjustStock(sku: sku, warehouse: WarehouseID(warehouse), delta: delta, reason: reason))
         return try skuAnswer(after: outcome, sku: sku)
@@ -190,7 +192,10 @@ extension StockadeAPI {
             query.limit = parsed
         }
         if let cursor = parameter("cursor") {
-            guard let parsed = UInt64(cursor) else { throw APIError.invalid("cursor is not valid") }
+            // Digits only (UInt64 alone would take "+5"), and at most 19, as docs/openapi.yaml says.
+            guard (1...19).contains(cursor.utf8.count), cursor.utf8.allSatisfy({ (48...57).contains($0) }),
+                let parsed = UInt64(cursor)
+            else { throw APIError.invalid("cursor is not valid") }
             query.afterSequence = parsed
         }
         return query

@@ -166,14 +166,14 @@ public struct StockadeAPI: Sendable {
         router.post("/v1/reservations") { request, context in
             try context.require(.checkout)
             let start = ContinuousClock.now
-            let body: ReserveBody
+            let reserveRequest: ReserveRequest
             do {
-                body = try await JSON.decodeReserve(from: request, limit: limits.requestBodyBytesMax)
+                reserveRequest = try await JSON.decodeReserve(from: request, limit: limits.requestBodyBytesMax)
+                    .request(limits: limits)
             } catch let error as StockadeError {
                 metrics.count(outcome: error.code.rawValue)
                 throw error
             }
-            let reserveRequest = body.request(limits: limits)
             let answer = reserve.answer(await reserve.reserve(reserveRequest), for: reserveRequest, start: start)
             return JSON.response(status: answer.status, buffer: answer.body)
         }

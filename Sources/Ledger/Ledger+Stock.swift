@@ -42,9 +42,15 @@ extension Ledger {
             return .rejected(StockadeError(.unknownWarehouse, "unknown warehouse \(warehouse)"))
         }
         var row = rows[warehouse] ?? StockRow()
+        // Whether a well-formed delta fits depends on the row, so a misfit is a conflict (409),
+        // not bad input: the new total must stay within 0...stockTotalMax and ≥ committed.
         let (total, overflow) = row.total.addingReportingOverflow(delta)
-        if overflow { return .rejected(StockadeError(.invalidRequest, "delta overflows the total")) }
-        if let error = Validation.stockTotal(total, limits: limits) { return .rejected(error) }
+        if overflow || total > limits.stockTotalMax {
+            return .rejected(
+                StockadeError(
+                    .invalidState,
+                    "adjusting by \(delta) takes the total for \(sku) at \(warehouse) past \(limits.stockTotalMax), the most a row may hold"))
+        }
         guard total >= row.committed else {
             return .rejected(
                 StockadeError(

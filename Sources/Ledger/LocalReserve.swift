@@ -130,7 +130,7 @@ extension Ledger {
         }
         guard warehouse.owner != nil else {
             return .rejected(
-                StockadeError(.invalidRequest, "warehouse \(key.warehouse) has no owning node, so it keeps no local reserve"))
+                StockadeError(.invalidState, "warehouse \(key.warehouse) has no owning node, so it keeps no local reserve"))
         }
         if let problem = policy?.problem(limits: limits) { return .rejected(problem) }
         localReserves[key] = policy

@@ -2,11 +2,13 @@ import StockadeCore
 
 /// Input checks shared by the API edge and `Ledger.apply`, so that both refuse the same things the same way.
 public enum Validation {
-    /// Checks an identifier: non-empty, within the byte limit, no control characters.
+    /// Checks an identifier: non-empty, at most `identifierLengthMax` Unicode scalar values, no
+    /// control characters.
     public static func identifier(_ value: String, field: String, limits: Limits) -> StockadeError? {
         if value.isEmpty { return StockadeError(.invalidRequest, "\(field) must not be empty") }
-        if value.utf8.count > limits.identifierBytesMax {
-            return StockadeError(.invalidRequest, "\(field) is longer than \(limits.identifierBytesMax) bytes")
+        // Scalars are counted only when the bytes could exceed the bound (ASCII: one byte each).
+        if value.utf8.count > limits.identifierLengthMax && value.unicodeScalars.count > limits.identifierLengthMax {
+            return StockadeError(.invalidRequest, "\(field) is longer than \(limits.identifierLengthMax) characters")
         }
         if containsControlCharacter(value) {
             return StockadeError(.invalidRequest, "\(field) contains control characters")
@@ -25,6 +27,32 @@ public enum Validation {
         return false
     }
 
+    /// A request's lines as sent, checked line by line (count, quantity), with the lines that
+    /// name the same SKU then added together at the first one's place. The edges (HTTP, RESP) call
+    /// it before anything else sees the request, so the ledger only ever gets one line per SKU
+    /// (`reserve` refuses two), each within `skuQuantityMax`.
+    public static func mergingLines(_ lines: [ReservationLine], limits: Limits) throws(StockadeError) -> [ReservationLine] {
+        if lines.count > limits.reservationLinesMax {
+            throw StockadeError(.invalidRequest, "at most \(limits.reservationLinesMax) lines per reservation")
+        }
+        for line in lines where !(1...limits.lineQuantityMax).contains(line.quantity) {
+            throw StockadeError(.invalidRequest, "quantity of \(line.sku) must be between 1 and \(limits.lineQuantityMax)")
+        }
+        guard lines.count > 1 else { return lines }
+        var merged: [ReservationLine] = []
+        merged.reserveCapacity(lines.count)
+        var position: [SKU: Int] = [:]
+        for line in lines {
+            if let index = position[line.sku] {
+                merged[index].quantity += line.quantity  // at most skuQuantityMax: no overflow (Limits)
+            } else {
+                position[line.sku] = merged.count
+                merged.append(line)
+            }
+        }
+        return merged
+    }
+
     /// Checks a reservation request against the limits. Returns the first problem found.
     public static func reserve(_ request: ReserveRequest, limits: Limits) -> StockadeError? {
         if let error = identifier(request.reservationId.rawValue, field: "reservationId", limits: limits) { return error }
@@ -37,9 +65,9 @@ public enum Validation {
         var seen = Set<SKU>()
         for line in request.lines {
             if let error = identifier(line.sku.rawValue, field: "lines.sku", limits: limits) { return error }
-            if line.quantity < 1 || line.quantity > limits.lineQuantityMax {
+            if line.quantity < 1 || line.quantity > limits.skuQuantityMax {
                 return StockadeError(
-                    .invalidRequest, "quantity of \(line.sku) must be between 1 and \(limits.lineQuantityMax)")
+                    .invalidRequest, "quantity of \(line.sku) must be between 1 and \(limits.skuQuantityMax)")
             }
             if !seen.insert(line.sku).inserted {
                 return StockadeError(.invalidRequest, "sku \(line.sku) appears on more than one line")

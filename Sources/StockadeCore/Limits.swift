@@ -4,12 +4,18 @@
 public struct Limits: Sendable, Equatable {
     /// Largest accepted HTTP request body.
     public var requestBodyBytesMax: Int = 64 * 1024
-    /// Longest identifier (SKU, warehouse, reservation, order, region, reason), in UTF-8 bytes.
-    public var identifierBytesMax: Int = 128
+    /// Longest identifier (SKU, warehouse, reservation, order, region, reason), in Unicode scalar
+    /// values: what JSON Schema's `maxLength` counts, so docs/openapi.yaml can state it exactly.
+    public var identifierLengthMax: Int = 128
+    /// The most UTF-8 bytes an identifier can take (4 per scalar), for size bounds.
+    public var identifierBytesMax: Int { 4 * identifierLengthMax }
     /// Most lines in one reservation.
     public var reservationLinesMax: Int = 64
-    /// Largest quantity on one reservation line.
+    /// Largest quantity on one reservation line as sent.
     public var lineQuantityMax: Int64 = 100_000
+    /// Largest quantity of one SKU in a reservation: lines naming the same SKU are added together
+    /// (`Validation.mergingLines`), so up to `reservationLinesMax` lines' worth.
+    public var skuQuantityMax: Int64 { lineQuantityMax * Int64(reservationLinesMax) }
     /// Largest total a stock row may hold.
     public var stockTotalMax: Int64 = 1_000_000_000_000
     /// Shortest and longest hold time-to-live.
@@ -275,7 +281,7 @@ public struct Limits: Sendable, Equatable {
         if respArgumentsMax < 6 + 2 * reservationLinesMax {
             problems.append("respArgumentsMax must hold a RESERVE of reservationLinesMax lines (6 + 2 per line)")
         }
-        if respBulkBytesMax < identifierBytesMax { problems.append("respBulkBytesMax must be ≥ identifierBytesMax") }
+        if respBulkBytesMax < identifierBytesMax { problems.append("respBulkBytesMax must be ≥ 4 × identifierLengthMax") }
         if respLineBytesMax < 64 { problems.append("respLineBytesMax must be ≥ 64") }
         if respPendingRequestsMax < 1 { problems.append("respPendingRequestsMax must be ≥ 1") }
         if cacheGateBatchMax < 1 || cacheGateBatchMax > 1_024 { problems.append("cacheGateBatchMax must be in 1...1024") }

@@ -77,7 +77,11 @@ import Testing
                 (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":100001}]"#), 400, "invalid_request"),
                 (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1.5}]"#), 400, "invalid_request"),
                 (.post, "/v1/reservations", APITestHarness.checkout, reserve("[]"), 400, "invalid_request"),
-                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1},{"sku":"tee","quantity":1}]"#), 400, "invalid_request"),
+                // Lines naming the same SKU are added together, but each is checked as sent.
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1},{"sku":"tee","quantity":0}]"#), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":2},{"sku":"tee","quantity":2}]"#), 409, "insufficient_stock"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee\u0085","quantity":1}]"#), 400, "invalid_request"),
+                (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"\#(String(repeating: "货", count: 129))","quantity":1}]"#), 400, "invalid_request"),
                 (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1}]"#, extra: #","ttlSeconds":0"#), 400, "invalid_request"),
                 (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1}]"#, extra: #","ttlSeconds":9223372036854775807"#), 400, "invalid_request"),
                 (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1}]"#, id: ""), 400, "invalid_request"),
@@ -89,6 +93,8 @@ import Testing
                 (.get, "/v1/holds", APITestHarness.checkout, nil, 403, "forbidden"),
                 (.get, "/v1/holds?limit=0", APITestHarness.admin, nil, 400, "invalid_request"),
                 (.get, "/v1/holds?status=maybe", APITestHarness.admin, nil, 400, "invalid_request"),
+                (.get, "/v1/holds?cursor=%2B5", APITestHarness.admin, nil, 400, "invalid_request"),
+                (.get, "/v1/holds?cursor=12345678901234567890", APITestHarness.admin, nil, 400, "invalid_request"),
                 (.get, "/v1/reservations/ghost", APITestHarness.checkout, nil, 404, "not_found"),
                 (.post, "/v1/reservations/ghost/confirm", APITestHarness.checkout, nil, 404, "not_found"),
                 (.get, "/v1/nothing-here", APITestHarness.checkout, nil, 404, "not_found"),
@@ -100,6 +106,10 @@ import Testing
                 (.put, "/v1/skus/tee/stock", APITestHarness.admin, #"{"warehouse":"yiwu","total":1}"#, 409, "stock_below_committed"),
                 (.post, "/v1/skus/tee/stock/adjust", APITestHarness.admin, #"{"warehouse":"yiwu","delta":-4,"reason":"damaged"}"#, 409, "stock_below_committed"),
                 (.post, "/v1/skus/tee/stock/adjust", APITestHarness.admin, #"{"warehouse":"yiwu","delta":0,"reason":"noop"}"#, 400, "invalid_request"),
+                (.post, "/v1/skus/tee/stock/adjust", APITestHarness.admin, #"{"warehouse":"yiwu","delta":1000000000001,"reason":"x"}"#, 400, "invalid_request"),
+                // A well-formed delta that takes this row past the most a row may hold: a conflict with its state.
+                (.post, "/v1/skus/tee/stock/adjust", APITestHarness.admin, #"{"warehouse":"yiwu","delta":1000000000000,"reason":"x"}"#, 409, "invalid_state"),
+                (.post, "/v1/skus/tee/stock/adjust", APITestHarness.admin, #"{"warehouse":"yiwu","delta":-1000000000000,"reason":"x"}"#, 409, "stock_below_committed"),
                 (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":4}]"#), 409, "insufficient_stock"),
                 (.post, "/v1/reservations", APITestHarness.checkout, reserve(#"[{"sku":"tee","quantity":1}]"#, id: "r1"), 409, "idempotency_conflict"),
                 (.post, "/v1/reservations/done/confirm", APITestHarness.checkout, nil, 409, "invalid_state"),
@@ -115,6 +125,25 @@ import Testing
             let insufficient = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: reserve(#"[{"sku":"tee","quantity":4}]"#))
             #expect((insufficient.json["error"] as? [String: Any])?["available"] as? Int == 3)
             #expect(try await client.rows("tee") == before)
+        }
+    }
+
+    /// Lines that name the same SKU become one line with their sum, so a reservation never holds a
+    /// SKU twice; identifiers count characters, not bytes, as docs/openapi.yaml's maxLength does.
+    @Test(arguments: Transport.allCases) func linesOfOneSKUAreAddedTogether(transport: Transport) async throws {
+        try await APITestHarness.withApp(transport: transport) { client, _ in
+            let sku = String(repeating: "货", count: 128)  // 384 bytes, 128 characters
+            _ = try await client.call(.put, "/v1/skus/tee/stock", body: #"{"warehouse":"yiwu","total":10}"#)
+            let path = "/v1/skus/\(sku.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed)!)/stock"
+            #expect(try await client.call(.put, path, body: #"{"warehouse":"yiwu","total":10}"#).status == 200)
+            let body = #"{"reservationId":"m1","orderId":"o","region":"east","lines":[{"sku":"tee","quantity":2},{"sku":"\#(sku)","quantity":1},{"sku":"tee","quantity":3}]}"#
+            let granted = try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: body)
+            #expect(granted.status == 201, "\(granted.json)")
+            let lines = (granted.json["lines"] as? [[String: Any]])?.map { "\($0["sku"] ?? ""):\($0["quantity"] ?? "")" }
+            #expect(lines == ["tee:5", "\(sku):1"])
+            #expect(try await client.rows("tee").first?["held"] == 5)
+            // The same lines again are a replay of the same reservation.
+            #expect(try await client.call(.post, "/v1/reservations", token: APITestHarness.checkout, body: body).status == 200)
         }
     }
 
@@ -152,7 +181,7 @@ import Testing
             let both = try await client.call(.put, "/v1/skus/tee/local-reserve", body: #"{"warehouse":"yiwu","units":2,"percent":5}"#)
             #expect(both.status == 400 && both.errorCode == "invalid_request")
             let unowned = try await client.call(.put, "/v1/skus/tee/local-reserve", body: #"{"warehouse":"yiwu","units":2}"#)
-            #expect(unowned.status == 400 && unowned.errorCode == "invalid_request", "\(unowned.json)")
+            #expect(unowned.status == 409 && unowned.errorCode == "invalid_state", "\(unowned.json)")
             let checkout = try await client.call(
                 .put, "/v1/skus/tee/local-reserve", token: APITestHarness.checkout, body: #"{"warehouse":"yiwu","units":2}"#)
             #expect(checkout.status == 403)

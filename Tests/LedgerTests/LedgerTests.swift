@@ -274,6 +274,35 @@ import StockadeTesting
                 "U+\(String(value, radix: 16))")
         }
     }
+
+    /// Identifiers are bounded in characters (Unicode scalars), as JSON Schema's maxLength counts.
+    @Test func identifiersCountCharactersNotBytes() {
+        let limits = Limits()
+        #expect(Validation.identifier(String(repeating: "货", count: 128), field: "sku", limits: limits) == nil)
+        #expect(Validation.identifier(String(repeating: "😀", count: 128), field: "sku", limits: limits) == nil)
+        #expect(Validation.identifier(String(repeating: "货", count: 129), field: "sku", limits: limits)?.message == "sku is longer than 128 characters")
+        #expect(Validation.identifier(String(repeating: "a", count: 129), field: "sku", limits: limits) != nil)
+        #expect(Validation.identifier("", field: "sku", limits: limits)?.message == "sku must not be empty")
+    }
+
+    @Test func linesOfOneSKUMergeAfterEachIsChecked() throws {
+        let limits = Limits()
+        func line(_ sku: String, _ quantity: Int64) -> ReservationLine { ReservationLine(sku: SKU(sku), quantity: quantity) }
+        #expect(try Validation.mergingLines([line("a", 1), line("b", 2), line("a", 3)], limits: limits) == [line("a", 4), line("b", 2)])
+        // Each line as sent stays within lineQuantityMax; their sum may reach skuQuantityMax.
+        let full = Array(repeating: line("a", limits.lineQuantityMax), count: limits.reservationLinesMax)
+        let merged = try Validation.mergingLines(full, limits: limits)
+        #expect(merged == [line("a", limits.skuQuantityMax)])
+        #expect(throws: StockadeError.self) { try Validation.mergingLines([line("a", 1), line("a", 0)], limits: limits) }
+        #expect(throws: StockadeError.self) { try Validation.mergingLines([line("a", limits.lineQuantityMax + 1)], limits: limits) }
+        #expect(throws: StockadeError.self) { try Validation.mergingLines(full + [line("a", 1)], limits: limits) }
+        // The ledger refuses a SKU twice, and takes the merged line.
+        let request = ReserveRequest(reservationId: ReservationID("r"), orderId: "o", region: "east", lines: [line("a", 1), line("a", 1)], ttlMs: 60_000, allowSplit: false)
+        #expect(Validation.reserve(request, limits: limits) != nil)
+        var single = request
+        single.lines = merged
+        #expect(Validation.reserve(single, limits: limits) == nil)
+    }
 }
 
 @Suite struct HoldStoreTests {

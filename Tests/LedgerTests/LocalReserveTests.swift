@@ -50,7 +50,7 @@ import Testing
             Issue.record("a warehouse without an owner took a reserve")
             return
         }
-        #expect(error.code == .invalidRequest)
+        #expect(error.code == .invalidState)
         let yiwu = RowKey(sku: SKU("tee"), warehouse: WarehouseID("yiwu"))
         guard case .rejected(let tooMuch, _) = harness.apply(.setLocalReserve(yiwu, .percent(101))) else {
             Issue.record("101 percent accepted")

@@ -103,6 +103,13 @@ import Testing
                             lines: [ReservationLine(sku: SKU("tee"), quantity: 2), ReservationLine(sku: SKU("cap"), quantity: 1)],
                             ttlMs: 60_000, allowSplit: true)),
                     token: "checkout-token"))
+        // Lines naming one SKU are added together, as over HTTP; each is checked as sent.
+        let merged = machine.received(Self.args("RESERVE", "m", "o", "east", "60", "1", "tee", "2", "cap", "1", "tee", "4"))
+        guard case .execute(_, .reserve(let request), _) = merged else { Issue.record("\(merged)"); return }
+        #expect(request.lines == [ReservationLine(sku: SKU("tee"), quantity: 6), ReservationLine(sku: SKU("cap"), quantity: 1)])
+        var fresh = Self.machine()
+        _ = Self.reply(&fresh, "AUTH", "checkout-token")
+        #expect(Self.reply(&fresh, "RESERVE", "r", "o", "east", "60", "0", "tee", "1", "tee", "0") == "-INVALID_REQUEST quantity of tee must be between 1 and 100000\r\n")
     }
 
     static func reserve(_ id: String) -> [ByteBuffer] { args("RESERVE", id, "o", "east", "60", "0", "tee", "1") }

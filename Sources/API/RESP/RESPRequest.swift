@@ -54,7 +54,8 @@ enum RESPRequest: Sendable, Equatable {
             }
             let (ttlMs, overflow) = ttlSeconds.multipliedReportingOverflow(by: 1000)
             let request = ReserveRequest(
-                reservationId: ReservationID(arguments[0]), orderId: arguments[1], region: arguments[2], lines: lines,
+                reservationId: ReservationID(arguments[0]), orderId: arguments[1], region: arguments[2],
+                lines: try Validation.mergingLines(lines, limits: limits),
                 ttlMs: overflow ? Int64.max : ttlMs, allowSplit: allowSplit)
             return .reserve(request)
         case "CONFIRM": return .confirm(ReservationID(try identifier(arguments[0], "id", limits)))
