@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         // Already built for Hummingbird; SHA-256, HMAC and SHA-1 come from here, not from code of our own.
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        // Already built for Hummingbird's TLS and its test client; TLS on HTTP, RESP and peer links.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Value types, limits and error codes. Depends on nothing.
@@ -89,7 +91,8 @@ let package = Package(
         .target(
             name: "Cluster",
             dependencies: [
-                "StockadeCore", "Ledger", "Storage", "Node", "Consensus", "Replication", "Wire",
+                "StockadeCore", "Ledger", "Storage", "Node", "Consensus", "Replication", "Wire", "StockadeTLS",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -102,8 +105,10 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "StockadeCore", "Ledger", "Node", "StockadeClient", "RESP",
+                "StockadeCore", "Ledger", "Node", "StockadeClient", "RESP", "StockadeTLS",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -121,17 +126,23 @@ let package = Package(
         .target(
             name: "StockadeClient",
             dependencies: [
-                "StockadeCore", "RESP",
+                "StockadeCore", "RESP", "StockadeTLS",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // TLS contexts from PEM files, for the node's listeners and for clients (swift-nio-ssl).
+        .target(
+            name: "StockadeTLS",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")]
+        ),
         .executableTarget(
             name: "stockade-node",
             dependencies: [
-                "StockadeCore", "Ledger", "Storage", "Node", "API", "Cluster", "Consensus", "Replication", "Wire", "HotStock",
+                "StockadeCore", "Ledger", "Storage", "Node", "API", "Cluster", "Consensus", "Replication", "Wire", "HotStock", "StockadeTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -187,7 +198,7 @@ let package = Package(
         // Test support: history generators, invariant checks, real-process launcher.
         .target(
             name: "StockadeTesting",
-            dependencies: ["StockadeCore", "Ledger", "Consensus", "Replication", "StockadeClient"],
+            dependencies: ["StockadeCore", "Ledger", "Consensus", "Replication", "StockadeClient", "StockadeTLS"],
             swiftSettings: optimizedEvenInDebug
         ),
         .testTarget(

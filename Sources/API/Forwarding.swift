@@ -3,6 +3,7 @@ import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Node
 import StockadeClient
 import StockadeCore
@@ -18,11 +19,15 @@ public struct ClusterRouting: Sendable {
     public let quorumDeadline: Duration
     let forwarder: LeaderForwarder
 
-    public init(replica: any ClusterMember, httpAddresses: [NodeID: (host: String, port: Int)], quorumDeadline: Duration) {
+    /// `tls`: the client context for other nodes' HTTP APIs when they listen with TLS.
+    public init(
+        replica: any ClusterMember, httpAddresses: [NodeID: (host: String, port: Int)], quorumDeadline: Duration,
+        tls: NIOSSLContext? = nil
+    ) {
         self.replica = replica
         self.httpAddresses = httpAddresses
         self.quorumDeadline = quorumDeadline
-        forwarder = LeaderForwarder(addresses: httpAddresses, idleMax: replica.limits.forwardIdleConnectionsMax)
+        forwarder = LeaderForwarder(addresses: httpAddresses, idleMax: replica.limits.forwardIdleConnectionsMax, tls: tls)
     }
 }
 
@@ -129,10 +134,12 @@ final class LeaderForwarder: Sendable {
     let idleMax: Int
     let addresses: [NodeID: (host: String, port: Int)]
     let idle = NIOLockedValueBox<[NodeID: [HTTPConnection]]>([:])
+    let tls: NIOSSLContext?
 
-    init(addresses: [NodeID: (host: String, port: Int)], idleMax: Int) {
+    init(addresses: [NodeID: (host: String, port: Int)], idleMax: Int, tls: NIOSSLContext?) {
         self.addresses = addresses
         self.idleMax = idleMax
+        self.tls = tls
     }
 
     /// Relays a read (no body) to `node`.
@@ -161,7 +168,7 @@ final class LeaderForwarder: Sendable {
             Task { await connection.close() }
         }
         guard let address = addresses[node] else { return nil }
-        return try? await HTTPConnection.connect(host: address.host, port: address.port, timeout: .milliseconds(500))
+        return try? await HTTPConnection.connect(host: address.host, port: address.port, tls: tls, timeout: .milliseconds(500))
     }
 
     private func checkIn(_ connection: HTTPConnection, _ node: NodeID) {

@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import Ledger
 import Node
 import StockadeCore
@@ -223,16 +225,18 @@ public struct StockadeAPI: Sendable {
     }
 
     /// The HTTP/1.1 server, with reserves answered on the event loop (`ReserveChannelHandler`)
-    /// and every other request by the router.
-    public func server(serverName: String?) -> HTTPServerBuilder {
+    /// and every other request by the router; over TLS when given a configuration.
+    public func server(serverName: String?, tls: TLSConfiguration? = nil) throws -> HTTPServerBuilder {
         let endpoint = reserveEndpoint
         let authenticator = authenticator
         let clients = httpClients
-        return .http1(
+        let http: HTTPServerBuilder = .http1(
             configuration: .init(additionalChannelHandlers: [
                 ClientLimitHandler(connections: clients),
                 ReserveChannelHandler(endpoint: endpoint, authenticator: authenticator, serverName: serverName),
             ]))
+        guard let tls else { return http }
+        return try .tls(http, tlsConfiguration: tls)
     }
 
     // MARK: - Helpers

@@ -4,6 +4,8 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
+import StockadeTLS
 import ServiceLifecycle
 import StockadeCore
 import Wire
@@ -42,14 +44,18 @@ public final class PeerTransport: Service, @unchecked Sendable {
     /// Inbound connections at once; beyond it new ones are closed.
     let inboundConnectionsMax: Int
     let inboundCount = NIOLockedValueBox(0)
+    /// TLS on peer links: the listener's context (which may demand a client certificate) and the
+    /// dialler's. Both nil: plaintext, authenticated by the shared-secret handshake alone.
+    let tls: PeerTLS?
     private let serverChannel = NIOLockedValueBox<Channel?>(nil)
     private let boundPort = NIOLockedValueBox<Int?>(nil)
 
     public init(
         nodeID: NodeID, listenHost: String, listenPort: Int, peers: [Peer], secret: [UInt8],
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
-        deliver: @escaping @Sendable (Envelope) -> Void, forwarding: Forwarding = Forwarding()
+        deliver: @escaping @Sendable (Envelope) -> Void, forwarding: Forwarding = Forwarding(), tls: PeerTLS? = nil
     ) {
+        self.tls = tls
         self.forwarding = forwarding
         self.nodeID = nodeID
         self.listenHost = listenHost
@@ -151,6 +157,7 @@ public final class PeerTransport: Service, @unchecked Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in self.inboundCount.withLockedValue { $0 -= 1 } }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.server)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(PeerFrameEncoder()))
                     try channel.pipeline.syncOperations.addHandler(
@@ -202,6 +209,7 @@ public final class PeerTransport: Service, @unchecked Sendable {
             .channelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try StockadeTLS.clientHandler(tls.client, host: peer.host)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(PeerFrameEncoder()))
                     try channel.pipeline.syncOperations.addHandler(
@@ -222,6 +230,16 @@ public final class PeerTransport: Service, @unchecked Sendable {
             throw error
         }
         return channel
+    }
+}
+
+/// TLS contexts for peer links: `server` for the listener, `client` for dialling.
+public struct PeerTLS: Sendable {
+    public let server: NIOSSLContext
+    public let client: NIOSSLContext
+    public init(server: NIOSSLContext, client: NIOSSLContext) {
+        self.server = server
+        self.client = client
     }
 }
 

@@ -1,6 +1,8 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import StockadeTLS
 
 /// A response as the client saw it.
 public struct HTTPClientResponse: Sendable {
@@ -42,9 +44,10 @@ public final class HTTPConnection: Sendable {
         self.port = port
     }
 
-    /// Opens a connection. `timeout` bounds the connect only.
+    /// Opens a connection, over TLS when given a context (`StockadeTLS.clientContext`). `timeout`
+    /// bounds the connect only; a failed TLS handshake fails the first request.
     public static func connect(
-        host: String, port: Int, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        host: String, port: Int, tls: NIOSSLContext? = nil, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         timeout: TimeAmount = .seconds(5)
     ) async throws -> HTTPConnection {
         let channel = try await ClientBootstrap(group: group)
@@ -52,6 +55,7 @@ public final class HTTPConnection: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try StockadeTLS.clientHandler(tls, host: host)) }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ResponseCollector())
                 }

@@ -1,6 +1,8 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RESP
+import StockadeTLS
 
 /// One RESP3 connection to a Stockade node (or any RESP server). Commands may be pipelined:
 /// replies come back in order.
@@ -21,17 +23,19 @@ public final class RESPConnection: Sendable {
         self.port = port
     }
 
-    /// Opens a connection and, with a token, authenticates it and switches it to RESP3
-    /// (`HELLO 3 AUTH default <token>`). `timeout` bounds the connect and the handshake.
+    /// Opens a connection (over TLS when given a context, `StockadeTLS.clientContext`) and, with a
+    /// token, authenticates it and switches it to RESP3 (`HELLO 3 AUTH default <token>`).
+    /// `timeout` bounds the connect and the handshake.
     public static func connect(
-        host: String, port: Int, token: String?, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        timeout: TimeAmount = .seconds(5)
+        host: String, port: Int, token: String?, tls: NIOSSLContext? = nil,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, timeout: TimeAmount = .seconds(5)
     ) async throws -> RESPConnection {
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try StockadeTLS.clientHandler(tls, host: host)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPValueDecoder(limits: parserLimits)))
                     try channel.pipeline.syncOperations.addHandler(RESPReplyCollector())
                 }

@@ -1,11 +1,14 @@
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOSSL
 import RESP
 import StockadeCore
+import StockadeTLS
 
 /// The Swift client of Stockade: typed calls over RESP (`resp://host:port`, pipelined on a pool
 /// of connections) or HTTP (`http://host:port`, keep-alive), with the same API and answers.
+/// `resps://` and `https://` are the same over TLS (`TLSOptions`).
 ///
 /// A refusal throws `StockadeError` with the service's code (`insufficient_stock`,
 /// `idempotency_conflict`, `quorum_unavailable`, `outcome_unknown`, …); a failure of the
@@ -24,20 +27,55 @@ public final class StockadeClient: Sendable {
         case http
     }
 
+    /// How a `resps://` or `https://` client checks the server, and what it presents.
+    public struct TLSOptions: Sendable {
+        /// PEM file of the authorities the server's certificate must chain to (nil: the system's).
+        public var caFile: String?
+        /// A certificate and key of the client's own, for servers that ask for one.
+        public var certificateFile: String?
+        public var keyFile: String?
+
+        public init(caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil) {
+            self.caFile = caFile
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+        }
+    }
+
     public let scheme: Scheme
     public let host: String
     public let port: Int
+    /// Whether connections use TLS (`resps://`, `https://`).
+    public let usesTLS: Bool
+    /// The server's URL, as `scheme://host:port`.
+    public var url: String { "\(scheme.rawValue)\(usesTLS ? "s" : "")://\(host):\(port)" }
     let token: String
     let timeout: Duration
+    private let tls: NIOSSLContext?
     private let pool: ConnectionPool
 
-    /// `url` is `resp://host:port` or `http://host:port`; `connections` are opened lazily and
+    /// `url` is `resp://host:port` or `http://host:port`, or `resps://` / `https://` for TLS
+    /// (checked against `tls`, or the system's roots); `connections` are opened lazily and
     /// reopened after a failure; `timeout` bounds each call.
-    public init(url: String, token: String, connections: Int = 4, timeout: Duration = .seconds(10)) throws {
-        guard let parsed = URLComponents(string: url), let schemeName = parsed.scheme, let scheme = Scheme(rawValue: schemeName),
-            let host = parsed.host, let port = parsed.port
-        else { throw StockadeError(.invalidRequest, "url must be resp://host:port or http://host:port, not \(url)") }
+    public init(
+        url: String, token: String, connections: Int = 4, timeout: Duration = .seconds(10), tls: TLSOptions? = nil
+    ) throws {
+        guard let parsed = URLComponents(string: url), let schemeName = parsed.scheme, let host = parsed.host, let port = parsed.port,
+            let scheme = Scheme(rawValue: schemeName.hasSuffix("s") ? String(schemeName.dropLast()) : schemeName)
+        else {
+            throw StockadeError(.invalidRequest, "url must be resp://, resps://, http:// or https:// with host:port, not \(url)")
+        }
         guard (1...1_024).contains(connections) else { throw StockadeError(.invalidRequest, "connections must be in 1...1024") }
+        usesTLS = schemeName.hasSuffix("s")
+        if usesTLS {
+            let options = tls ?? TLSOptions()
+            self.tls = try StockadeTLS.clientContext(
+                caFile: options.caFile, certificateFile: options.certificateFile, keyFile: options.keyFile)
+        } else if tls != nil {
+            throw StockadeError(.invalidRequest, "TLS options need a resps:// or https:// url, not \(url)")
+        } else {
+            self.tls = nil
+        }
         self.scheme = scheme
         self.host = host
         self.port = port
@@ -184,6 +222,11 @@ public final class StockadeClient: Sendable {
             }
         } catch let error as HTTPConnectionError {
             throw TransportError(description: error.description, mayHaveBeenSent: error.mayHaveBeenSent)
+        } catch let error as NIOSSLError {
+            // A failed handshake sent nothing: nothing can have been applied.
+            var handshake = false
+            if case .handshakeFailed = error { handshake = true }
+            throw TransportError(description: "TLS with \(url) failed: \(error)", mayHaveBeenSent: !handshake)
         }
     }
 
@@ -193,14 +236,14 @@ public final class StockadeClient: Sendable {
         do {
             switch scheme {
             case .resp:
-                opened = .resp(try await RESPConnection.connect(host: host, port: port, token: token, timeout: .seconds(5)))
+                opened = .resp(try await RESPConnection.connect(host: host, port: port, token: token, tls: tls, timeout: .seconds(5)))
             case .http:
-                opened = .http(try await HTTPConnection.connect(host: host, port: port, timeout: .seconds(5)))
+                opened = .http(try await HTTPConnection.connect(host: host, port: port, tls: tls, timeout: .seconds(5)))
             }
         } catch let error as TransportError {
             throw error
         } catch {
-            throw TransportError(description: "cannot reach \(scheme.rawValue)://\(host):\(port): \(error)", mayHaveBeenSent: false)
+            throw TransportError(description: "cannot reach \(url): \(error)", mayHaveBeenSent: false)
         }
         // Calls made together may each have opened one: the first stored is used, the others closed.
         let (chosen, extra) = pool.store(opened, at: slot)

@@ -9,7 +9,7 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The node: resp://host:port or http://host:port (host:port means RESP). Env: STOCKADE_SERVER.",
+            "The node: resp://, resps://, http:// or https://host:port (host:port means RESP). Env: STOCKADE_SERVER.",
             valueName: "url"))
     public var server: String?
 
@@ -21,6 +21,11 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
 
     @Option(name: .long, help: ArgumentHelp("How long one call may take (e.g. 10s). Env: STOCKADE_TIMEOUT.", valueName: "duration"))
     public var timeout: String?
+
+    @Option(
+        name: .customLong("ca-file"),
+        help: ArgumentHelp("PEM authorities a resps:// or https:// node's certificate must chain to (default: the system's). Env: STOCKADE_CA_FILE.", valueName: "file"))
+    public var caFile: String?
 
     public init() {}
 
@@ -54,10 +59,17 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
         guard let timeoutMs = Durations.parse(timeoutText), timeoutMs > 0 else {
             throw CLIError.usage("the timeout must be a duration such as 10s, not \(timeoutText)")
         }
+        let url = serverURL
+        let caFile = caFile ?? environment["STOCKADE_CA_FILE"]
+        let secure = url.hasPrefix("resps://") || url.hasPrefix("https://")
         do {
-            return try StockadeClient(url: serverURL, token: token, connections: 1, timeout: .milliseconds(timeoutMs))
+            return try StockadeClient(
+                url: url, token: token, connections: 1, timeout: .milliseconds(timeoutMs),
+                tls: secure ? StockadeClient.TLSOptions(caFile: caFile) : nil)
         } catch let error as StockadeError {
             throw CLIError.usage(error.message)
+        } catch {
+            throw CLIError.usage("\(error)")  // an unreadable CA file
         }
     }
 }

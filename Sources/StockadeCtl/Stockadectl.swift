@@ -26,7 +26,7 @@ public struct Stockadectl: AsyncParsableCommand {
     /// The connection flags (`--server`, `--token`, `-o`/`--output`, `--timeout`) may come before
     /// the command, as with etcdctl and kubectl; they are moved after it, where each command reads them.
     static func hoistingConnectionFlags(_ arguments: [String]) -> [String] {
-        let valued: Set<String> = ["--server", "--token", "-o", "--output", "--timeout"]
+        let valued: Set<String> = ["--server", "--token", "-o", "--output", "--timeout", "--ca-file"]
         var global: [String] = []
         var rest: [String] = []
         var index = 0

@@ -1,5 +1,6 @@
 import Foundation
 import StockadeClient
+import StockadeTLS
 
 /// A real cluster of `stockade-node` processes on loopback, driven through `deploy/local/cluster.sh`
 /// (so tests exercise the same tool people use), in its own state directory and port range.
@@ -17,11 +18,14 @@ public final class LocalCluster: @unchecked Sendable {
     public let logLevel: String
     /// With a port: `up` also starts redis-server there and gives every node the hot path.
     public let redisPort: Int?
+    /// With a directory (`deploy/local/tls.sh`): TLS on HTTP, RESP and peers.
+    public let tlsDirectory: String?
 
     public init(
         nodes: Int = 3, httpBase: Int, peerBase: Int, snapshotInterval: Int? = nil, logLevel: String = "notice",
-        redisPort: Int? = nil, respBase: Int? = nil
+        redisPort: Int? = nil, respBase: Int? = nil, tlsDirectory: String? = nil
     ) {
+        self.tlsDirectory = tlsDirectory
         self.respBase = respBase ?? httpBase + 300
         self.nodes = nodes
         self.redisPort = redisPort
@@ -56,6 +60,7 @@ public final class LocalCluster: @unchecked Sendable {
         environment["STOCKADE_LOG_LEVEL"] = logLevel
         if let snapshotInterval { environment["STOCKADE_SNAPSHOT_INTERVAL"] = String(snapshotInterval) }
         if let redisPort { environment["STOCKADE_REDIS_PORT"] = String(redisPort) }
+        if let tlsDirectory { environment["STOCKADE_TLS_DIR"] = tlsDirectory }
         let finalEnvironment = environment
         return try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
@@ -94,7 +99,8 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     public func connect(_ node: Int) async throws -> HTTPConnection {
-        try await HTTPConnection.connect(host: "127.0.0.1", port: httpPort(node), timeout: .seconds(2))
+        let tls = try tlsDirectory.map { try StockadeTLS.clientContext(caFile: $0 + "/ca.crt") }
+        return try await HTTPConnection.connect(host: "127.0.0.1", port: httpPort(node), tls: tls, timeout: .seconds(2))
     }
 
     public func log(_ node: Int) -> String {

@@ -18,7 +18,7 @@ struct ClusterSetup {
 
     init(
         section: NodeConfiguration.ClusterSection, nodeName: String, dataDirectory: String, warehouses: [Warehouse],
-        limits: Limits, environment: [String: String], logger: Logger, metrics: ReplicaMetrics
+        limits: Limits, environment: [String: String], tls: NodeTLS, logger: Logger, metrics: ReplicaMetrics
     ) throws {
         let me = try parseNodeID(nodeName)
         var members: [UInt64: NodeConfiguration.ClusterSection.Member] = [:]
@@ -71,7 +71,8 @@ struct ClusterSetup {
                 onReply: { id, applied, outcomes in
                     replica.deliverForwardReply(requestID: id, appliedIndex: applied, outcomes: outcomes)
                 },
-                onClock: { peer, ping in replica.deliverClock(ping, from: peer) }))
+                onClock: { peer, ping in replica.deliverClock(ping, from: peer) }),
+            tls: tls.peers)
         let transport = self.transport
         replica.setSender(
             { transport.send($0) },
@@ -83,6 +84,7 @@ struct ClusterSetup {
                 case .clock(let ping): transport.send(.clock(ping), to: peer)
                 }
             })
-        routing = ClusterRouting(replica: replica, httpAddresses: http, quorumDeadline: .milliseconds(deadlineMs))
+        routing = ClusterRouting(
+            replica: replica, httpAddresses: http, quorumDeadline: .milliseconds(deadlineMs), tls: tls.relay)
     }
 }

@@ -91,6 +91,25 @@ struct NodeConfiguration: Decodable {
         var quorumDeadlineMs: Int?
     }
 
+    /// TLS (docs/deploying.md). Absent: plaintext, meant for loopback and development.
+    struct TLSSection: Decodable {
+        /// PEM: this node's certificate chain and its private key. The certificate must name the
+        /// addresses other nodes and clients dial (DNS names, or IP addresses for IP literals).
+        var certificateFile: String
+        var keyFile: String
+        /// PEM: the authorities that sign the nodes' certificates. Peer connections and reads
+        /// relayed to the leader check the other node's certificate against it (the system's
+        /// roots when absent).
+        var caFile: String?
+        /// Which listeners use TLS; each defaults to true.
+        var http: Bool?
+        var resp: Bool?
+        var peers: Bool?
+        /// Whether a node dialling the peer port must present a certificate that `caFile`
+        /// signed (default: true when `caFile` is given). The shared-secret handshake runs either way.
+        var requirePeerCertificates: Bool?
+    }
+
     var nodeId: String?
     var http: String?
     /// The RESP (TCP API) listen address, host:port; no RESP listener without it.
@@ -106,6 +125,7 @@ struct NodeConfiguration: Decodable {
     /// Several nodes sharing one machine run better with fewer each.
     var eventLoopThreads: Int?
     var redis: RedisSection?
+    var tls: TLSSection?
 
     static func load(path: String) throws -> NodeConfiguration {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))

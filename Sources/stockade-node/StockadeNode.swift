@@ -49,6 +49,15 @@ struct StockadeNode: AsyncParsableCommand {
     @Option(name: .customLong("event-loop-threads"), help: "SwiftNIO event-loop threads (default: one per core).")
     var eventLoopThreads: Int?
 
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTP, RESP and peers over TLS (with --tls-key).")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-ca"), help: "PEM authorities of the nodes' certificates; peers must then present one.")
+    var tlsCA: String?
+
     func run() async throws {
         var file = try config.map(NodeConfiguration.load(path:)) ?? NodeConfiguration()
         if dev && (file.warehouses ?? []).isEmpty { file.warehouses = NodeConfiguration.devWarehouses }
@@ -76,6 +85,22 @@ struct StockadeNode: AsyncParsableCommand {
         if let snapshotInterval { limits.snapshotIntervalEntries = snapshotInterval }
         let problems = limits.violations()
         guard problems.isEmpty else { throw ConfigurationError("limits: \(problems.joined(separator: "; "))") }
+
+        switch (tlsCert, tlsKey) {
+        case (let certificate?, let key?):
+            var section = file.tls ?? NodeConfiguration.TLSSection(certificateFile: certificate, keyFile: key)
+            section.certificateFile = certificate
+            section.keyFile = key
+            if let tlsCA { section.caFile = tlsCA }
+            file.tls = section
+        case (nil, nil):
+            if let tlsCA { file.tls?.caFile = tlsCA }
+        default: throw ConfigurationError("--tls-cert and --tls-key go together")
+        }
+        let tls = try file.tls.map(NodeTLS.init) ?? NodeTLS()
+        if tls.http == nil && !NodeTLS.isLoopback(address.host) {
+            logger.warning("HTTP listens in plaintext beyond loopback; configure tls", metadata: ["host": "\(address.host)"])
+        }
 
         let environment = ProcessInfo.processInfo.environment
         var adminTokens = file.tokens?.admin ?? []
@@ -110,7 +135,7 @@ struct StockadeNode: AsyncParsableCommand {
         if let section = file.cluster {
             let setup = try ClusterSetup(
                 section: section, nodeName: nodeName, dataDirectory: dataDirectory, warehouses: warehouses, limits: limits,
-                environment: environment, logger: logger, metrics: ReplicaMetrics(factory: factory))
+                environment: environment, tls: tls, logger: logger, metrics: ReplicaMetrics(factory: factory))
             replica = setup.replica
             routing = setup.routing
             services = [.init(service: setup.replica), .init(service: setup.transport)]
@@ -142,7 +167,7 @@ struct StockadeNode: AsyncParsableCommand {
         let startupLogger = logger
         let application = Application(
             router: api.buildRouter(),
-            server: api.server(serverName: "stockade"),
+            server: try api.server(serverName: "stockade", tls: tls.http),
             configuration: ApplicationConfiguration(
                 address: .hostname(address.host, port: address.port), serverName: "stockade",
                 availableConnectionsDelegate: MaximumAvailableConnections(limits.connectionsMax)),
@@ -160,7 +185,7 @@ struct StockadeNode: AsyncParsableCommand {
             respServices.append(
                 .init(
                     service: RESPServer(
-                        api: api, host: respAddress.host, port: respAddress.port, logger: logger,
+                        api: api, host: respAddress.host, port: respAddress.port, tls: tls.resp, logger: logger,
                         onListening: { port in
                             if let readyFile { try? "\(port)\n".write(toFile: readyFile + ".resp", atomically: true, encoding: .utf8) }
                         })))

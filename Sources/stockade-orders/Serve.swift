@@ -15,6 +15,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Listen on host:port (port 0 picks one).") var http = "127.0.0.1:7600"
     @Option(help: "The Stockade node. Env: STOCKADE_SERVER.") var server: String?
     @Option(help: "A checkout token. Env: STOCKADE_TOKEN.") var token: String?
+    @Option(name: .customLong("ca-file"), help: "PEM authorities of a TLS node's certificate. Env: STOCKADE_CA_FILE.") var caFile: String?
     @Option(name: .customLong("ready-file"), help: "Write the bound port here once listening.") var readyFile: String?
     @Option(help: "Orders worked on at once.") var concurrency = Limits.Orders().concurrencyDefault
     @OptionGroup var policyOptions: PolicyOptions
@@ -27,7 +28,7 @@ struct Serve: AsyncParsableCommand {
         guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--http takes host:port") }
         let policy = try policyOptions.policy()
         let store = try OrderStore(directory: data.path, durable: true)
-        let client = try StockadeClient(url: url.contains("://") ? url : "resp://" + url, token: token, connections: 8)
+        let client = try nodeClient(url, token: token, caFile: caFile ?? environment["STOCKADE_CA_FILE"], connections: 8)
         var options = IngestOptions()
         options.concurrency = concurrency
         let ingestor = try Ingestor(store: store, client: client, policy: policy, options: options)

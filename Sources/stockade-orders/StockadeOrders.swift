@@ -68,8 +68,9 @@ struct Ingest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ingest JSON Lines feeds (any of the four channels; each line is recognised by its fields).")
     @OptionGroup var data: DataOption
-    @Option(help: "The Stockade node: resp://host:port or http://host:port. Env: STOCKADE_SERVER.") var server: String?
+    @Option(help: "The Stockade node: resp://, resps://, http:// or https://host:port. Env: STOCKADE_SERVER.") var server: String?
     @Option(help: "A checkout token. Env: STOCKADE_TOKEN.") var token: String?
+    @Option(name: .customLong("ca-file"), help: "PEM authorities of a TLS node's certificate. Env: STOCKADE_CA_FILE.") var caFile: String?
     @Option(help: "Orders worked on at once.") var concurrency = Limits.Orders().concurrencyDefault
     @Option(help: "Connections to the node.") var connections = 8
     @OptionGroup var policyOptions: PolicyOptions
@@ -82,7 +83,7 @@ struct Ingest: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         guard let token = token ?? environment["STOCKADE_TOKEN"] else { throw ValidationError("no token: pass --token or set STOCKADE_TOKEN") }
         let url = server ?? environment["STOCKADE_SERVER"] ?? "resp://127.0.0.1:7401"
-        let client = try StockadeClient(url: url.contains("://") ? url : "resp://" + url, token: token, connections: connections)
+        let client = try nodeClient(url, token: token, caFile: caFile ?? environment["STOCKADE_CA_FILE"], connections: connections)
         let store = try OrderStore(directory: data.path)
         var options = IngestOptions()
         options.concurrency = concurrency
@@ -188,3 +189,12 @@ struct Generate: AsyncParsableCommand {
     }
 }
 
+
+/// The client of the node at `url` (`host:port` means RESP); TLS for resps:// and https://,
+/// checked against `caFile` (or the system's roots).
+func nodeClient(_ url: String, token: String, caFile: String?, connections: Int) throws -> StockadeClient {
+    let full = url.contains("://") ? url : "resp://" + url
+    let secure = full.hasPrefix("resps://") || full.hasPrefix("https://")
+    return try StockadeClient(
+        url: full, token: token, connections: connections, tls: secure ? StockadeClient.TLSOptions(caFile: caFile) : nil)
+}

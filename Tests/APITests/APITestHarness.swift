@@ -46,7 +46,7 @@ struct APITestHarness {
             try await Application(router: api.buildRouter()).test(.router) { client in try await body(client, replica) }
         case .server:
             let app = Application(
-                router: api.buildRouter(), server: api.server(serverName: "stockade"),
+                router: api.buildRouter(), server: try api.server(serverName: "stockade"),
                 configuration: .init(address: .hostname("127.0.0.1", port: 0)))
             try await app.test(.live) { client in try await body(client, replica) }
         }

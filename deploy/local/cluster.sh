@@ -18,7 +18,9 @@
 # STOCKADE_RESP_PORT_BASE (7100 / 7200 / 7400: node nI uses base + I; tests move them out of the way
 # of a running dev cluster),
 # STOCKADE_SNAPSHOT_INTERVAL (log entries between snapshots, 200000 by default),
-# STOCKADE_HOT_THRESHOLD (with --redis: reservations/s per SKU for automatic promotion; 0 turns it off).
+# STOCKADE_HOT_THRESHOLD (with --redis: reservations/s per SKU for automatic promotion; 0 turns it off),
+# STOCKADE_TLS_DIR (TLS on HTTP, RESP and peers: node nI uses nI.crt/nI.key there, or node.crt/node.key,
+# and ca.crt, whose authority peers must present a certificate from; see docs/deploying.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -70,6 +72,11 @@ write_configs() {
         redis_entry=",
   \"redis\": {\"port\": ${STOCKADE_REDIS_PORT:-7300}, \"username\": \"stockade\", \"passwordFile\": \"$state/redis/password\"${STOCKADE_HOT_THRESHOLD:+, \"hotThresholdPerSecond\": $STOCKADE_HOT_THRESHOLD}}"
     fi
+    local tls_entry=""
+    if [[ -n "${STOCKADE_TLS_DIR:-}" ]]; then
+        tls_entry=",
+  \"tls\": {\"certificateFile\": \"@CERT@\", \"keyFile\": \"@KEY@\", \"caFile\": \"$STOCKADE_TLS_DIR/ca.crt\"}"
+    fi
     local threads_entry=""
     if [[ -n "${STOCKADE_EVENT_LOOP_THREADS:-}" ]]; then
         threads_entry=",
@@ -77,6 +84,10 @@ write_configs() {
     fi
     for ((i = 1; i <= count; i++)); do
         mkdir -p "$state/n$i/data"
+        local cert="${STOCKADE_TLS_DIR:-}/node.crt" key="${STOCKADE_TLS_DIR:-}/node.key"
+        if [[ -f "${STOCKADE_TLS_DIR:-}/n$i.crt" ]]; then cert="$STOCKADE_TLS_DIR/n$i.crt" key="$STOCKADE_TLS_DIR/n$i.key"; fi
+        local node_tls="${tls_entry//@CERT@/$cert}"
+        node_tls="${node_tls//@KEY@/$key}"
         cat > "$state/n$i/config.json" <<JSON
 {
   "nodeId": "n$i",
@@ -92,7 +103,7 @@ write_configs() {
   "tokens": {"admin": ["sha256:$(printf %s "$admin_token" | sha256sum | cut -d' ' -f1)"], "checkout": ["sha256:$(printf %s "$checkout_token" | sha256sum | cut -d' ' -f1)"]},
   "cluster": {"nodes": [$members], "secretFile": "$state/secret"},
   "limits": {"snapshotIntervalEntries": ${STOCKADE_SNAPSHOT_INTERVAL:-200000}},
-  "logLevel": "${STOCKADE_LOG_LEVEL:-info}"$threads_entry$redis_entry
+  "logLevel": "${STOCKADE_LOG_LEVEL:-info}"$threads_entry$redis_entry$node_tls
 }
 JSON
     done
@@ -109,6 +120,17 @@ start_node() {
 
 http_port() { echo "$((http_base + ${1#n}))"; }
 
+# GET a node's HTTP API path, over TLS (checked against the cluster's CA) when the cluster uses it.
+node_get() {
+    local name="$1" path="$2" timeout="$3"
+    if [[ -n "${STOCKADE_TLS_DIR:-}" ]]; then
+        curl -s -m "$timeout" --cacert "$STOCKADE_TLS_DIR/ca.crt" -H "Authorization: Bearer $checkout_token" \
+            "https://127.0.0.1:$(http_port "$name")$path"
+    else
+        curl -s -m "$timeout" -H "Authorization: Bearer $checkout_token" "http://127.0.0.1:$(http_port "$name")$path"
+    fi
+}
+
 wait_ready() {
     # Until every running node answers, and one of them leads.
     local deadline=$((SECONDS + ${STOCKADE_UP_TIMEOUT:-120})) count i leader
@@ -119,7 +141,7 @@ wait_ready() {
         for ((i = 1; i <= count; i++)); do
             pid_alive "n$i" || continue
             local body
-            body="$(curl -s -m 1 -H "Authorization: Bearer $checkout_token" "http://127.0.0.1:$(http_port n$i)/v1/cluster" || true)"
+            body="$(node_get "n$i" /v1/cluster 1 || true)"
             [[ -n "$body" ]] || { all=0; continue; }
             [[ "$body" == *'"role":"leader"'* ]] && leader="n$i"
         done
@@ -176,7 +198,7 @@ case "$cmd" in
         (( count > 0 )) || { echo "no cluster in $state"; exit 0; }
         for ((i = 1; i <= count; i++)); do
             if pid_alive "n$i"; then
-                body="$(curl -s -m 2 -H "Authorization: Bearer $checkout_token" "http://127.0.0.1:$(http_port n$i)/v1/cluster" || true)"
+                body="$(node_get "n$i" /v1/cluster 2 || true)"
                 echo "n$i up (pid $(cat "$state/n$i/pid")) ${body:-not answering}"
             else
                 echo "n$i down"

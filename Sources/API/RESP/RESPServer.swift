@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RESP
 import ServiceLifecycle
 import StockadeCore
@@ -20,11 +21,14 @@ public struct RESPServer: Service {
     let logger: Logger
     /// How long shutdown waits for connections to answer what they read.
     let shutdownGrace: Duration
+    /// TLS (`StockadeTLS.serverContext`); nil: plaintext.
+    let tls: NIOSSLContext?
 
     public init(
-        api: StockadeAPI, host: String, port: Int, shutdownGrace: Duration = .seconds(5), logger: Logger,
-        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+        api: StockadeAPI, host: String, port: Int, shutdownGrace: Duration = .seconds(5), tls: NIOSSLContext? = nil,
+        logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) {
+        self.tls = tls
         self.api = api
         self.host = host
         self.port = port
@@ -75,8 +79,9 @@ public struct RESPServer: Service {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelOption(.autoRead, value: true)
-            .childChannelInitializer { channel in
+            .childChannelInitializer { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     let client = ClientConnections.address(of: channel)
                     guard clients.admit(client) else {
                         let refusal = clients.refusal(client)
