@@ -16,7 +16,7 @@ fi
 
 missing=()
 for tool in curl:curl python3:python3 pkg-config:pkg-config redis-server:redis-server redis-cli:redis-tools ip:iproute2 tmux:tmux \
-    promtool:prometheus prometheus:prometheus systemd-analyze:systemd; do
+    promtool:prometheus prometheus:prometheus systemd-analyze:systemd openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 # hiredis, the C Redis client the HotStock module links.

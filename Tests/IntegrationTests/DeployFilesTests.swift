@@ -127,7 +127,11 @@ import Testing
               "claims": [t["metadata"]["name"] for t in s["volumeClaimTemplates"]],
               "secret": [v["secret"]["secretName"] for v in s["template"]["spec"]["volumes"] if "secret" in v],
               "configMap": [v["configMap"]["name"] for v in s["template"]["spec"]["volumes"] if "configMap" in v],
-              "nodes": nodes, "digestsOnly": all("sha256:" in t for v in configs.values() for r in json.loads(v)["tokens"].values() for t in r)}))
+              "nodes": nodes, "digestsOnly": all("sha256:" in t for v in configs.values() for r in json.loads(v)["tokens"].values() for t in r),
+              "probeSchemes": sorted({c[p]["httpGet"].get("scheme", "HTTP") for p in ("readinessProbe", "livenessProbe")}),
+              "tlsMount": [m["mountPath"] for m in c["volumeMounts"] if m["name"] == "tls"],
+              "tlsFiles": sorted({f for v in configs.values() for k, f in json.loads(v)["tls"].items() if k.endswith("File")}),
+              "peerCertificates": all(json.loads(v)["tls"].get("requirePeerCertificates") for v in configs.values())}))
             """
         let scriptPath = NodeProcess.temporaryDirectory(prefix: "k8s") + "/check.py"
         try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
@@ -137,7 +141,11 @@ import Testing
         #expect(facts["replicas"] as? Int == 3 && facts["serviceName"] as? String == "stockade", "\(run.output)")
         #expect(facts["headless"] as? [String] == ["stockade"] && facts["pdb"] as? Int == 1)
         #expect(facts["readiness"] as? String == "/readyz" && facts["liveness"] as? String == "/healthz")
-        #expect(facts["claims"] as? [String] == ["data"] && facts["secret"] as? [String] == ["stockade-cluster"])
+        #expect(facts["claims"] as? [String] == ["data"] && facts["secret"] as? [String] == ["stockade-cluster", "stockade-tls"])
+        // TLS everywhere: the material from the Secret, mounted where every node's config looks.
+        #expect(facts["probeSchemes"] as? [String] == ["HTTPS"] && facts["tlsMount"] as? [String] == ["/etc/stockade-tls"])
+        #expect(facts["tlsFiles"] as? [String] == ["/etc/stockade-tls/ca.crt", "/etc/stockade-tls/tls.crt", "/etc/stockade-tls/tls.key"])
+        #expect(facts["peerCertificates"] as? Bool == true)
         #expect(facts["configMap"] as? [String] == ["stockade-config"] && facts["nodes"] as? [String] == ["n1", "n2", "n3"])
         #expect(facts["digestsOnly"] as? Bool == true)
     }
