@@ -71,7 +71,10 @@ public final class HotStockService: Service, @unchecked Sendable {
         var entries: [StreamEntry]
         if ContinuousClock.now - lastClaim > .milliseconds(max(100, configuration.claimIdleMs / 2)) {
             lastClaim = .now
-            try await deadLetterRedelivered()
+            // No dead letter by delivery count: a record is delivered again each time the ledger
+            // could not take its batch (no quorum, a partition), and dead-lettering it then would
+            // drop an acknowledged hold. Only a record that does not parse, or that the ledger
+            // refuses, is a dead letter; the rest stay pending until applied.
             let claimed = try await redis.call(
                 RedisCommand([
                     "XAUTOCLAIM", HotKeys.holds, HotKeys.group, configuration.consumerName, "\(configuration.claimIdleMs)", "0-0",
@@ -174,22 +177,6 @@ public final class HotStockService: Service, @unchecked Sendable {
         hot.counters.deadLetters.add(1, ordering: .relaxed)
         hot.deadLetterCounter.increment()
         logger.error("decrement record dead-lettered", metadata: ["id": "\(entry.id)", "reason": "\(reason)"])
-    }
-
-    /// Entries delivered `maxDeliveries` times without being acknowledged go to the dead letters.
-    private func deadLetterRedelivered() async throws {
-        let pending = try await redis.call(
-            RedisCommand(["XPENDING", HotKeys.holds, HotKeys.group, "-", "+", "\(configuration.consumerBatchMax)"]))
-        for item in pending.elements ?? [] {
-            guard let fields = item.elements, fields.count >= 4, let id = fields[0].string,
-                let deliveries = fields[3].integer, deliveries >= Int64(configuration.deliveriesMax)
-            else { continue }
-            let claimed = try await redis.call(
-                RedisCommand(["XCLAIM", HotKeys.holds, HotKeys.group, configuration.consumerName, "0", id]))
-            for entry in Self.entries(claimed) {
-                try await deadLetter(entry, reason: "delivered \(deliveries) times")
-            }
-        }
     }
 
     // MARK: - Coordinator

@@ -205,10 +205,10 @@ public struct Limits: Sendable, Equatable {
         public var hotThresholdPerSecond: Int = 100
         public var coolSeconds: Int = 60
         /// Decrement records per ledger batch; how long a delivered record may sit unacknowledged
-        /// before another consumer claims it; deliveries before it becomes a dead letter.
+        /// before another consumer claims it. (Deliveries are not counted towards a dead letter:
+        /// a record delivered while the ledger cannot commit is simply delivered again.)
         public var consumerBatchMax: Int = 256
         public var claimIdleMs: Int64 = 5_000
-        public var deliveriesMax: Int = 5
         /// Coordinator turn.
         public var coordinatorIntervalMs: Int = 50
         /// Breaker: open when at least half of the last `breakerWindowCalls` calls failed (with at
@@ -234,8 +234,8 @@ public struct Limits: Sendable, Equatable {
             if hotThresholdPerSecond < 0 || coolSeconds < 1 {
                 problems.append("hotPath.hotThresholdPerSecond must be ≥ 0 and coolSeconds ≥ 1")
             }
-            if backlogRecordsMax < 1 || consumerBatchMax < 1 || deliveriesMax < 1 {
-                problems.append("hotPath.backlogRecordsMax, consumerBatchMax and deliveriesMax must be ≥ 1")
+            if backlogRecordsMax < 1 || consumerBatchMax < 1 {
+                problems.append("hotPath.backlogRecordsMax and consumerBatchMax must be ≥ 1")
             }
             if claimIdleMs < 100 { problems.append("hotPath.claimIdleMs must be ≥ 100") }
             if breakerCallsMin < 1 || breakerCallsMin > breakerWindowCalls {

@@ -362,4 +362,63 @@ import Testing
         await cluster.destroy()
     }
 
+    /// Cache holds sold while the ledger has no quorum reach it once the quorum is back, however
+    /// often their records were delivered meanwhile. (They went to the dead letters after five
+    /// deliveries, so a 10 s partition dropped acknowledged holds; found by scripts/soak.sh.)
+    @Test func cacheHoldsSoldWithoutAQuorumReachTheLedgerLater() async throws {
+        let cluster = LocalCluster(httpBase: 17_140, peerBase: 17_240, logLevel: "warning", redisPort: 17_391)
+        do {
+            try await cluster.up()
+            let admin = NodeClient(connection: try await cluster.connect(1), token: cluster.adminToken)
+            try await admin.setStock("soaked", "yiwu", 100, admin: cluster.adminToken)
+            let (promoted, _) = try await admin.call("POST", "/v1/skus/soaked/hot", token: cluster.adminToken)
+            #expect(promoted == 200)
+            for _ in 0..<200 {
+                if try await admin.rows("soaked")["yiwu"]?["allotted"] ?? 0 > 0 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            // n1 alone: the cache still sells; the ledger cannot commit.
+            let leaderless = (1...3).filter { $0 != 1 }
+            for node in leaderless { try await cluster.kill(node) }
+            let checkout = NodeClient(connection: try await cluster.connect(1), token: cluster.checkoutToken)
+            var granted: [String] = []
+            for index in 0..<10 {
+                let (status, json) = try await checkout.reserve(id: "dark-\(index)", sku: "soaked")
+                if status == 201 && json["path"] as? String == "cache" { granted.append("dark-\(index)") }
+            }
+            #expect(granted.count == 10, "cache grants without a quorum: \(granted.count)")
+            // Until the records have been delivered (and not applied) more than five times.
+            let password = try String(contentsOfFile: cluster.directory + "/redis/admin-password", encoding: .utf8)
+            var deliveries = 0
+            for _ in 0..<120 where deliveries <= 5 {
+                try await Task.sleep(for: .milliseconds(250))
+                let pending = try await ChildProcess.run(
+                    "redis-cli", ["-p", "17391", "--user", "default", "--pass", password, "--no-auth-warning",
+                                  "XPENDING", "stockade:holds", "stockade", "-", "+", "1"])
+                let words = pending.output.split(whereSeparator: \.isNewline)
+                deliveries = words.count >= 4 ? Int(words[3].trimmingCharacters(in: .whitespaces)) ?? 0 : 0
+            }
+            #expect(deliveries > 5, "the records were delivered \(deliveries) times")
+            for node in leaderless { try await cluster.start(node) }
+            // Every grant reaches the ledger; nothing is dead-lettered.
+            var missing = granted
+            for _ in 0..<300 where !missing.isEmpty {
+                try await Task.sleep(for: .milliseconds(100))
+                var still: [String] = []
+                for id in missing {
+                    let (status, _) = (try? await checkout.call("GET", "/v1/reservations/\(id)")) ?? (0, [:])
+                    if status != 200 { still.append(id) }
+                }
+                missing = still
+            }
+            #expect(missing.isEmpty, "granted by the cache, never in the ledger: \(missing)")
+            #expect(try await admin.rows("soaked")["yiwu"]?["held"] == 10)
+            let dead = try await ChildProcess.run(
+                "redis-cli", ["-p", "17391", "--user", "default", "--pass", password, "--no-auth-warning", "XLEN", "stockade:holds:dead"])
+            #expect(dead.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "dead letters: \(dead.output)")
+        } catch {
+            Issue.record("\(error)\n\(cluster.logTail(1))")
+        }
+        await cluster.destroy()
+    }
 }

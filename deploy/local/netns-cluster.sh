@@ -3,10 +3,17 @@
 # network partition can be made and healed (root and iproute2 needed). For the fallback tests and
 # for trying partitions by hand.
 #
-#   deploy/local/netns-cluster.sh up          create the namespaces and links, write configs, start n1..n3, wait for a leader
+#   deploy/local/netns-cluster.sh up [--redis] create the namespaces and links, write configs, start n1..n3, wait for a leader;
+#                                              --redis also starts redis-server on this host (port 7300, STOCKADE_REDIS_PORT),
+#                                              reachable from node nI at 10.232.I.1, and gives every node the hot path
 #   deploy/local/netns-cluster.sh partition nI cut nI off from the other nodes (its client link stays up)
-#   deploy/local/netns-cluster.sh heal         join every node to the others again
-#   deploy/local/netns-cluster.sh down         stop the nodes; delete the namespaces, links and bridge; keep the state directory
+#   deploy/local/netns-cluster.sh one-way nI   drop what nI sends to the other nodes; what they send still reaches it
+#   deploy/local/netns-cluster.sh heal         undo every partition, symmetric or one-way
+#   deploy/local/netns-cluster.sh kill nI      SIGKILL a node;  start nI: start it again on its data
+#   deploy/local/netns-cluster.sh pause nI     SIGSTOP a node;  resume nI: SIGCONT it
+#   deploy/local/netns-cluster.sh clock nI MS  move nI's wall clock by MS milliseconds (debug builds only; 0 puts it back)
+#   deploy/local/netns-cluster.sh redis-kill   SIGKILL redis-server;  redis-start: start it again on its data
+#   deploy/local/netns-cluster.sh down         stop the nodes (and Redis); delete the namespaces, links and bridge; keep the state directory
 #   deploy/local/netns-cluster.sh status       each node's /v1/cluster view
 #
 # The network: a bridge joins the nodes' cluster links (node nI is 10.231.0.I inside its namespace;
@@ -103,6 +110,12 @@ write_configs() {
     fi
     for ((i = 1; i <= count; i++)); do
         mkdir -p "$state/n$i/data"
+        local redis_entry=""
+        if [[ -f "$state/redis/password" ]]; then
+            # Each node reaches Redis on this host through its own client link.
+            redis_entry=",
+  \"redis\": {\"host\": \"10.232.$i.1\", \"port\": ${STOCKADE_REDIS_PORT:-7300}, \"username\": \"stockade\", \"passwordFile\": \"$state/redis/password\"${STOCKADE_HOT_THRESHOLD:+, \"hotThresholdPerSecond\": $STOCKADE_HOT_THRESHOLD}}"
+        fi
         cat > "$state/n$i/config.json" <<JSON
 {
   "nodeId": "n$i",
@@ -117,7 +130,7 @@ write_configs() {
   ],
   "tokens": {"admin": ["sha256:$(printf %s "$admin_token" | sha256sum | cut -d' ' -f1)"], "checkout": ["sha256:$(printf %s "$checkout_token" | sha256sum | cut -d' ' -f1)"]},
   "cluster": {"nodes": [$members], "secretFile": "$state/secret", "quorumDeadlineMs": $deadline_ms},
-  "logLevel": "${STOCKADE_LOG_LEVEL:-notice}"
+  "logLevel": "${STOCKADE_LOG_LEVEL:-notice}"$redis_entry
 }
 JSON
     done
@@ -125,9 +138,18 @@ JSON
 
 start_node() {
     local i="$1" bin="$2"
-    ip netns exec "$(namespace "$i")" nohup "$bin" --config "$state/n$i/config.json" >> "$state/n$i/node.log" 2>&1 < /dev/null &
+    # A session of its own: a SIGSTOPped node must not leave a stopped member in this shell's
+    # process group, which the kernel would answer with SIGHUP to the whole group.
+    ip netns exec "$(namespace "$i")" setsid nohup "$bin" --config "$state/n$i/config.json" >> "$state/n$i/node.log" 2>&1 < /dev/null &
     echo $! > "$state/n$i/pid"
     echo "n$i started in $(namespace "$i") (pid $!)"
+}
+
+# Redis on this host, listening on loopback and on every node's client link (10.232.I.1).
+redis_up() {
+    local binds="127.0.0.1" i
+    for ((i = 1; i <= count; i++)); do binds+=" 10.232.$i.1"; done
+    STOCKADE_REDIS_DIR="$state/redis" STOCKADE_REDIS_BIND="$binds" "$root/deploy/local/redis.sh" up
 }
 
 wait_ready() {
@@ -151,8 +173,15 @@ case "$cmd" in
     up)
         [[ "$(id -u)" == 0 ]] || die "network namespaces need root"
         command -v ip > /dev/null || die "ip (iproute2) is needed"
+        redis=0
+        [[ "${1:-}" == "--redis" ]] && redis=1
         bin="$(node_bin)"
         setup_network
+        if (( redis )); then
+            redis_up
+        else
+            rm -f "$state/redis/password"
+        fi
         write_configs
         for ((i = 1; i <= count; i++)); do start_node "$i" "$bin"; done
         wait_ready
@@ -162,9 +191,50 @@ case "$cmd" in
         ip link set "$(cluster_link "$i")" down
         echo "n$i cut off from its peers"
         ;;
+    one-way)
+        i="$(check_name "${1:-}")"
+        for ((j = 1; j <= count; j++)); do
+            (( j == i )) || ip -n "$(namespace "$i")" route replace blackhole "10.231.0.$j/32"
+        done
+        echo "n$i's packets to its peers are dropped; theirs still reach it"
+        ;;
     heal)
-        for ((i = 1; i <= count; i++)); do ip link set "$(cluster_link "$i")" up 2>/dev/null || true; done
+        for ((i = 1; i <= count; i++)); do
+            ip link set "$(cluster_link "$i")" up 2>/dev/null || true
+            for ((j = 1; j <= count; j++)); do ip -n "$(namespace "$i")" route del blackhole "10.231.0.$j/32" 2>/dev/null || true; done
+        done
         echo "healed"
+        ;;
+    kill)
+        i="$(check_name "${1:-}")"
+        kill -KILL "$(cat "$state/n$i/pid")" 2>/dev/null || die "n$i is not running"
+        echo "n$i killed"
+        ;;
+    start)
+        i="$(check_name "${1:-}")"
+        pid="$(cat "$state/n$i/pid" 2>/dev/null || true)"
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then echo "n$i already running"; exit 0; fi
+        start_node "$i" "$(node_bin)"
+        ;;
+    pause|resume)
+        i="$(check_name "${1:-}")"
+        kill "-$([[ "$cmd" == pause ]] && echo STOP || echo CONT)" "$(cat "$state/n$i/pid")" || die "n$i is not running"
+        echo "n$i ${cmd}d"
+        ;;
+    clock)
+        i="$(check_name "${1:-}")"
+        [[ "${2:-}" =~ ^-?[0-9]+$ ]] || die "clock nI MS: MS is an integer"
+        curl -sf -m 2 -X PUT -H "Authorization: Bearer $admin_token" "http://$(client_ip "$i"):7100/v1/debug/clock-offset?ms=$2" > /dev/null \
+            || die "n$i did not take the clock offset (debug builds only)"
+        echo "n$i clock moved by $2 ms"
+        ;;
+    redis-kill)
+        kill -KILL "$(cat "$state/redis/pid")" 2>/dev/null || die "redis is not running"
+        rm -f "$state/redis/pid"
+        echo "redis killed"
+        ;;
+    redis-start)
+        redis_up
         ;;
     down)
         pids=()
@@ -178,6 +248,7 @@ case "$cmd" in
             kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
         done
         for ((i = 1; i <= count; i++)); do rm -f "$state/n$i/pid"; done
+        if [[ -f "$state/redis/pid" ]]; then STOCKADE_REDIS_DIR="$state/redis" "$root/deploy/local/redis.sh" down; fi
         teardown_network
         echo "stopped ${#pids[@]} node(s); namespaces removed"
         ;;
@@ -188,7 +259,7 @@ case "$cmd" in
         done
         ;;
     *)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
         [[ -z "$cmd" ]] && exit 0 || exit 2
         ;;
 esac

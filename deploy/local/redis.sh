@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A local Redis for Stockade, with deploy/redis/redis.conf, on 127.0.0.1:${STOCKADE_REDIS_PORT:-7300}.
+# A local Redis for Stockade, with deploy/redis/redis.conf, on 127.0.0.1:${STOCKADE_REDIS_PORT:-7300}
+# (and the addresses in STOCKADE_REDIS_BIND, space-separated, instead when set).
 #
 #   deploy/local/redis.sh up      start it (state in .local-redis/, or $STOCKADE_REDIS_DIR)
 #   deploy/local/redis.sh down    stop it (SHUTDOWN as the admin user, falling back to the pid)
@@ -29,7 +30,10 @@ user stockade on >$password ~stockade:* resetchannels -@all +@read +@write +@str
 ACL
     chmod 600 "$dir/users.acl"
     if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then echo "redis already running (pid $(cat "$dir/pid"))"; return; fi
-    redis-server "$root/deploy/redis/redis.conf" --port "$port" --dir "$dir/data" --aclfile "$dir/users.acl" \
+    # STOCKADE_REDIS_BIND: the addresses to listen on instead of the config's loopback ones.
+    local bind=()
+    [[ -n "${STOCKADE_REDIS_BIND:-}" ]] && bind=(--bind $STOCKADE_REDIS_BIND)
+    redis-server "$root/deploy/redis/redis.conf" --port "$port" --dir "$dir/data" --aclfile "$dir/users.acl" "${bind[@]}" \
         >> "$dir/redis.log" 2>&1 < /dev/null &
     echo $! > "$dir/pid"
     for _ in $(seq 1 100); do

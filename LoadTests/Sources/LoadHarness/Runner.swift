@@ -90,9 +90,12 @@ public struct Runner: Sendable {
         let summary = recorder.summary()
         for client in clients { await client.connection.close() }
 
-        if workload.hot { try await waitForDrain(admin: admin) }
-        let verdict = try await verify(workload, recorder: recorder, admin: admin)
+        // The first admin connection may have died with its node during the run: read back on a new one.
         await admin.connection.close()
+        let checker = try await connectPersistently(slot: 0, admin: true)
+        if workload.hot { try await waitForDrain(admin: checker) }
+        let verdict = try await verify(workload, recorder: recorder, admin: checker)
+        await checker.connection.close()
         return RunResult(summary: summary, verdict: verdict)
     }
 
@@ -148,21 +151,74 @@ public struct Runner: Sendable {
         }
     }
 
+    /// A connection in place of `client`'s, which failed (no answer: the node is down, paused or
+    /// cut off): the other endpoints in turn, then all of them again, 100 ms apart, for up to
+    /// about 10 s. A run against one node simply reconnects to it. The old connection is closed.
+    func reconnect(after client: ServiceClient, slot: Int) async -> ServiceClient {
+        await client.connection.close()
+        let count = settings.endpoints.count
+        for round in 0..<100 {
+            for offset in 1...count {
+                if let fresh = try? await connect(slot: slot + offset + round) { return fresh }
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return client
+    }
+
+    /// A connection to the slot's node, or the next that answers, trying for up to about 30 s.
+    func connectPersistently(slot: Int, admin: Bool = false) async throws -> ServiceClient {
+        var lastError: Error = LoadError("no endpoint")
+        for round in 0..<100 {
+            for offset in 0..<settings.endpoints.count {
+                do { return try await connect(slot: slot + offset + round, admin: admin) } catch { lastError = error }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        throw lastError
+    }
+
+    /// `read` on `client`, again on a new connection when it fails (no answer, or a refusal such
+    /// as `quorum_unavailable` while a leader is elected), up to 5 times, 300 ms apart. Reads
+    /// change nothing, so asking again is safe.
+    func persistently<T: Sendable>(
+        _ client: inout ServiceClient, slot: Int, _ read: (ServiceClient) async throws -> T
+    ) async throws -> T {
+        var tries = 0
+        while true {
+            do {
+                return try await read(client)
+            } catch {
+                tries += 1
+                if tries >= 5 { throw error }
+                try await Task.sleep(for: .milliseconds(300))
+                await client.connection.close()
+                client = try await connectPersistently(slot: slot + tries)
+            }
+        }
+    }
+
     func runClosedLoop(_ workload: Workload, clients: [ServiceClient], recorder: Recorder) async {
         let cursor = Cursor()
         await withTaskGroup(of: Void.self) { group in
-            for client in clients {
+            for (slot, first) in clients.enumerated() {
                 group.addTask {
+                    var client = first
                     while let position = cursor.take(below: workload.orders.count) {
                         let order = workload.orders[position]
                         let sent = ContinuousClock.now
                         recorder.recordOffered()
                         let answer = await reserve(order, client: client, allowSplit: workload.allowSplit)
                         recorder.recordReserve(id: order.reservationId, answer: answer, intended: sent)
+                        if answer.outcome == "transport_error" {
+                            client = await reconnect(after: client, slot: slot)
+                            continue
+                        }
                         // Closed loop: the follow-up goes at once, on the same connection.
                         guard answer.outcome == "granted", let action = order.followUp.action else { continue }
                         let status = await client.finish(order.reservationId, action: action.name)
                         recorder.recordFinish(id: order.reservationId, action: action.name, status: status)
+                        if status == 0 { client = await reconnect(after: client, slot: slot) }
                     }
                 }
             }
@@ -174,8 +230,9 @@ public struct Runner: Sendable {
         let followUps = FollowUps()
         let start = recorder.start
         await withTaskGroup(of: Void.self) { group in
-            for client in clients {
+            for (slot, first) in clients.enumerated() {
                 group.addTask {
+                    var client = first
                     while let job = await queue.next() {
                         switch job {
                         case .reserve(let order, let intended):
@@ -185,8 +242,11 @@ public struct Runner: Sendable {
                                 followUps.add(at: .now + .milliseconds(action.afterMs), id: order.reservationId, action: action.name)
                             }
                             followUps.reserveDone()
+                            if answer.outcome == "transport_error" { client = await reconnect(after: client, slot: slot) }
                         case .finish(let id, let action):
-                            recorder.recordFinish(id: id, action: action, status: await client.finish(id, action: action))
+                            let status = await client.finish(id, action: action)
+                            recorder.recordFinish(id: id, action: action, status: status)
+                            if status == 0 { client = await reconnect(after: client, slot: slot) }
                         }
                     }
                 }
@@ -225,19 +285,23 @@ public struct Runner: Sendable {
     /// Reads back every SKU and every reservation whose fate matters, then judges.
     func verify(_ workload: Workload, recorder: Recorder, admin: ServiceClient) async throws -> Verdict {
         var rows: [String: [FetchedRow]] = [:]
-        for sku in workload.stock.keys { rows[sku] = try await admin.rows(sku) }
+        var rowReader = admin
+        for sku in workload.stock.keys { rows[sku] = try await persistently(&rowReader, slot: 0) { try await $0.rows(sku) } }
         let fates = recorder.fates()
         let ids = Array(Set(fates.granted.keys).union(fates.unanswered)).sorted()
         var readers: [ServiceClient] = []
-        for _ in 0..<min(16, max(1, ids.count)) { readers.append(try await connect()) }
+        for _ in 0..<min(16, max(1, ids.count)) { readers.append(try await connectPersistently(slot: 0)) }
         let readerList = readers
         let fetched = try await withThrowingTaskGroup(of: [(String, FetchedReservation?)].self) { group in
-            for (index, reader) in readerList.enumerated() {
+            for (index, first) in readerList.enumerated() {
                 group.addTask {
+                    var reader = first
                     var found: [(String, FetchedReservation?)] = []
                     for position in stride(from: index, to: ids.count, by: readerList.count) {
-                        found.append((ids[position], try await reader.reservation(ids[position])))
+                        let id = ids[position]
+                        found.append((id, try await persistently(&reader, slot: index) { try await $0.reservation(id) }))
                     }
+                    await reader.connection.close()
                     return found
                 }
             }
@@ -245,7 +309,6 @@ public struct Runner: Sendable {
             for try await part in group { for (id, reservation) in part { all[id] = reservation } }
             return all
         }
-        for reader in readers { await reader.connection.close() }
         return Verdict.judge(rows: rows, granted: fates.granted, fetched: fetched, released: fates.released)
     }
 

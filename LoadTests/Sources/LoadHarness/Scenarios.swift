@@ -50,7 +50,10 @@ public enum Scenarios {
     }
 
     /// A constant arrival rate on plentiful stock; most holds are confirmed, some released.
-    public static func steady(runID: String, ratePerSecond: Double, seconds: Double, skus: Int, seed: UInt64) -> Workload {
+    /// `stockPerSKU` nil: more than the run can take (three units per order); smaller, SKUs sell out.
+    public static func steady(
+        runID: String, ratePerSecond: Double, seconds: Double, skus: Int, seed: UInt64, stockPerSKU: Int? = nil
+    ) -> Workload {
         var random = SplitMix64(seed: seed)
         let names = (0..<max(1, skus)).map { "\(runID)-steady-\($0)" }
         let count = Int(ratePerSecond * seconds)
@@ -62,7 +65,7 @@ public enum Scenarios {
                 followUp: Int.random(in: 0..<10, using: &random) < 8 ? .confirm(afterMs: 200) : .release(afterMs: 200))
         }
         return Workload(
-            scenario: "steady", stock: Dictionary(uniqueKeysWithValues: names.map { ($0, count * 3 + 1) }),
+            scenario: "steady", stock: Dictionary(uniqueKeysWithValues: names.map { ($0, stockPerSKU ?? count * 3 + 1) }),
             stockWarehouses: Int.max, orders: orders, model: .openLoop, allowSplit: true)
     }
 }

@@ -155,13 +155,16 @@ struct Steady: AsyncParsableCommand {
     @Option(help: "Seconds to run.") var duration = 30.0
     @Option(help: "Connections.") var connections = 64
     @Option(help: "SKUs.") var skus = 20
+    @Option(name: .customLong("stock-per-sku"), help: "Units per SKU, spread over every warehouse (default: more than the run can take).")
+    var stockPerSKU: Int?
 
     func run() async throws {
-        guard rate > 0, duration > 0, rate * duration <= 10_000_000, skus > 0 else {
-            throw ValidationError("--rate and --duration must be positive, at most 10,000,000 orders in all")
+        guard rate > 0, duration > 0, rate * duration <= 10_000_000, skus > 0, (stockPerSKU ?? 1) > 0 else {
+            throw ValidationError("--rate, --duration and --stock-per-sku must be positive, at most 10,000,000 orders in all")
         }
         let settings = try common.settings(connections: connections)
-        let workload = Scenarios.steady(runID: settings.runID, ratePerSecond: rate, seconds: duration, skus: skus, seed: common.seed)
+        let workload = Scenarios.steady(
+            runID: settings.runID, ratePerSecond: rate, seconds: duration, skus: skus, seed: common.seed, stockPerSKU: stockPerSKU)
         try await common.execute(
             workload, settings: settings,
             described: ["rate": String(rate), "duration": String(duration), "connections": String(connections), "skus": String(skus)])
