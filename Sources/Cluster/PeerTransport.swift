@@ -44,6 +44,10 @@ public final class PeerTransport: Service, @unchecked Sendable {
     /// Inbound connections at once; beyond it new ones are closed.
     let inboundConnectionsMax: Int
     let inboundCount = NIOLockedValueBox(0)
+    /// Each peer's authenticated inbound connection. A peer keeps one outbound link at a time, so
+    /// when it authenticates a new one, the one before is stale (its far end gave up on it) and
+    /// is closed.
+    let inbound = NIOLockedValueBox<[NodeID: ObjectIdentifier]>([:])
     /// TLS on peer links: the listener's context (which may demand a client certificate) and the
     /// dialler's. Both nil: plaintext, authenticated by the shared-secret handshake alone.
     let tls: PeerTLS?
@@ -145,6 +149,10 @@ public final class PeerTransport: Service, @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(Self.userTimeout, value: Self.userTimeoutMs)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelOption(Self.keepIdle, value: Self.keepIdleSeconds)
+            .childChannelOption(Self.keepInterval, value: 1)
+            .childChannelOption(Self.keepCount, value: 3)
             .childChannelInitializer { [self] channel in
                 let admitted = inboundCount.withLockedValue { count -> Bool in
                     guard count < inboundConnectionsMax else { return false }
@@ -155,7 +163,15 @@ public final class PeerTransport: Service, @unchecked Sendable {
                     logger.warning("refusing peer connection: too many", metadata: ["max": "\(inboundConnectionsMax)"])
                     return channel.close()
                 }
-                channel.closeFuture.whenComplete { _ in self.inboundCount.withLockedValue { $0 -= 1 } }
+                let id = ObjectIdentifier(channel)
+                openInbound.withLockedValue { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in
+                    self.inboundCount.withLockedValue { $0 -= 1 }
+                    self.openInbound.withLockedValue { $0[id] = nil }
+                    self.inbound.withLockedValue { inbound in
+                        for (peer, current) in inbound where current == id { inbound[peer] = nil }
+                    }
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.server)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder()))
@@ -163,11 +179,37 @@ public final class PeerTransport: Service, @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         AcceptorHandler(
                             nodeID: nodeID, voters: Set(peers.map(\.id)), secret: secret, logger: logger, deliver: deliver,
-                            forwarding: forwarding))
+                            forwarding: forwarding, onAuthenticated: { [self] peer, channel in self.adopt(channel, from: peer) }))
                 }
             }
             .bind(host: listenHost, port: listenPort).get()
     }
+
+    /// Records `channel` as `peer`'s inbound connection and closes the one before it, if open.
+    func adopt(_ channel: Channel, from peer: NodeID) {
+        let id = ObjectIdentifier(channel)
+        let stale = inbound.withLockedValue { inbound -> ObjectIdentifier? in
+            defer { inbound[peer] = id }
+            return inbound[peer] == id ? nil : inbound[peer]
+        }
+        guard let stale else { return }
+        openInbound.withLockedValue { $0[stale] }?.close(promise: nil)
+        logger.info("closed a stale inbound connection", metadata: ["peer": "n\(peer)"])
+    }
+
+    /// Open inbound connections, so that a stale one can be closed by identity.
+    let openInbound = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+
+    /// Keepalive probes on idle peer connections. Inbound peer connections only carry what the
+    /// peer sends, so without them a connection whose far end went away unseen (its RST lost in a
+    /// partition, its node killed while cut off) stays open here forever, holding one of the
+    /// `inboundConnectionsMax` slots. Once every slot is held so, the node refuses its peers and
+    /// is cut off for good (seen in scripts/soak.sh after a one-way partition). With probes after
+    /// 2 s idle, 1 s apart, 3 unanswered (or answered with RST), such a connection closes.
+    static let keepIdleSeconds: SocketOptionValue = 2
+    static let keepIdle = ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: 4))  // TCP_KEEPIDLE
+    static let keepInterval = ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: 5))  // TCP_KEEPINTVL
+    static let keepCount = ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: 6))  // TCP_KEEPCNT
 
     /// A peer connection whose sent data stays unacknowledged this long is closed by the kernel
     /// (`TCP_USER_TIMEOUT`), and redialled. Without it a connection across a partition stays
@@ -206,6 +248,10 @@ public final class PeerTransport: Service, @unchecked Sendable {
             .connectTimeout(.seconds(2))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(Self.userTimeout, value: Self.userTimeoutMs)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelOption(Self.keepIdle, value: Self.keepIdleSeconds)
+            .channelOption(Self.keepInterval, value: 1)
+            .channelOption(Self.keepCount, value: 3)
             .channelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -345,12 +391,14 @@ final class AcceptorHandler: ChannelInboundHandler {
     let logger: Logger
     let deliver: @Sendable (Envelope) -> Void
     let forwarding: PeerTransport.Forwarding
+    let onAuthenticated: @Sendable (NodeID, Channel) -> Void
     var state = State.awaitingHello
 
     init(
         nodeID: NodeID, voters: Set<NodeID>, secret: [UInt8], logger: Logger, deliver: @escaping @Sendable (Envelope) -> Void,
-        forwarding: PeerTransport.Forwarding
+        forwarding: PeerTransport.Forwarding, onAuthenticated: @escaping @Sendable (NodeID, Channel) -> Void = { _, _ in }
     ) {
+        self.onAuthenticated = onAuthenticated
         self.forwarding = forwarding
         self.nodeID = nodeID
         self.voters = voters
@@ -402,6 +450,7 @@ final class AcceptorHandler: ChannelInboundHandler {
                 return
             }
             state = .authenticated(peer: peer)
+            onAuthenticated(peer, context.channel)
         default:
             refuse(context, "unexpected peer frame before authentication")
         }

@@ -62,10 +62,10 @@ public struct Limits: Sendable, Equatable {
     public var connectionsMax: Int = 4_096
     /// Most connections from one client address, HTTP and RESP counted apart; past it the
     /// connection is answered `overloaded` (429 with `Retry-After`, or `-OVERLOADED`) and closed.
-    /// Unbounded unless configured: in one CI run a client's closed HTTP connections stayed
-    /// counted (docs/decisions.md, "Connections per client address"), which a default bound would
-    /// turn into a client locked out.
-    public var connectionsPerClientMax: Int = .max
+    /// A quarter of `connectionsMax`: no single address can take the whole server. Clients behind
+    /// one address (a NAT, a proxy) share it: raise it there. (docs/decisions.md, "Connections
+    /// per client address", says why it was unbounded for a while.)
+    public var connectionsPerClientMax: Int = 1_024
     /// Peer messages waiting for a cluster member's loop thread; beyond it new ones are dropped
     /// (the protocol resends what matters).
     public var peerInboxMessagesMax: Int = 65_536

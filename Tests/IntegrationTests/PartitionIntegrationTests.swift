@@ -62,6 +62,48 @@ import Testing
 
     static func median(_ values: [Duration]) -> Duration { values.sorted()[values.count / 2] }
 
+    /// Inbound peer connections only carry what the peer sends. After a one-way partition (the
+    /// node's packets to its peers dropped) the peers gave theirs up, but the node never heard of
+    /// it: the connections stayed open, each holding one of the node's few inbound slots, until
+    /// it refused its peers for good (seen in scripts/soak.sh). Keepalive probes close them now,
+    /// and a peer's new connection replaces its old one.
+    @Test func aNodeRejoinsAfterRepeatedOneWayPartitions() async throws {
+        let cluster = NetnsCluster(prefix: "stw\(ProcessInfo.processInfo.processIdentifier % 1000)")
+        do {
+            try await cluster.up()
+            let admin = NodeClient(connection: try await cluster.connect(2), token: cluster.adminToken)
+            for round in 1...3 {
+                try await cluster.run(["one-way", "n1"])
+                try await Task.sleep(for: .seconds(8))
+                try await cluster.heal()
+                // A write through n2 reaches n1's own state: n1 hears its peers again.
+                try await admin.setStock("rejoin", "yiwu", round, admin: cluster.adminToken)
+                try await Self.waitUntil("n1 applies round \(round)'s write", within: .seconds(30)) {
+                    guard let connection = try? await cluster.connect(1) else { return false }
+                    defer { Task { await connection.close() } }
+                    let reader = NodeClient(connection: connection, token: cluster.adminToken)
+                    let rows = (try? await reader.call("GET", "/v1/skus/rejoin?consistency=local"))?.1["warehouses"] as? [[String: Any]]
+                    return rows?.first?["total"] as? Int == round
+                }
+                // And it keeps at most one inbound connection per peer, once probes have closed the stale ones.
+                var established = 0
+                try await Self.waitUntil("n1 holds one inbound connection per peer (round \(round))", within: .seconds(20)) {
+                    let ss = try? await ChildProcess.run(
+                        "ip", ["netns", "exec", "\(cluster.prefix)-n1", "ss", "-Htn", "state", "established", "( sport = :7200 )"])
+                    established = ss?.output.split(whereSeparator: \.isNewline).count ?? 99
+                    return established <= 2
+                }
+            }
+            let log = (try? String(contentsOfFile: cluster.directory + "/n1/node.log", encoding: .utf8)) ?? ""
+            let refused = log.contains("refusing peer connection: too many")
+            #expect(!refused, "n1 ran out of inbound slots: \(cluster.logTail(1))")
+            await admin.connection.close()
+        } catch {
+            Issue.record("\(error)\nn1: \(cluster.logTail(1))")
+        }
+        await cluster.destroy()
+    }
+
     @Test func aCutOffNodeSellsOnlyItsReserveAndEverythingReconcilesAfterHealing() async throws {
         let deadlineMs = 1_000
         let cluster = NetnsCluster(prefix: "stk\(ProcessInfo.processInfo.processIdentifier % 1000)", quorumDeadlineMs: deadlineMs)
