@@ -46,7 +46,8 @@ if ! python3 -c 'import redis' >/dev/null 2>&1; then
 fi
 # schemathesis, which checks docs/openapi.yaml against a real node (scripts/contract/run.sh).
 # Pinned: its checks and generation change between releases, and the contract test must not.
-if ! command -v st >/dev/null 2>&1 || ! st --version 2>/dev/null | grep -q ' 4\.32\.5$'; then
+# Its command lands in Python's scripts directory, which need not be on PATH.
+st_bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/st"
+if ! "$st_bin" --version 2>/dev/null | grep -q ' 4\.32\.5$'; then
   python3 -m pip install -q 'schemathesis==4.32.5' >/dev/null
-  hash -r
 fi

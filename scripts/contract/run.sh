@@ -27,7 +27,7 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-st --no-color --config-file "$here/schemathesis.toml" run "$root/docs/openapi.yaml" --url "$url" \
+"$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/st" --no-color --config-file "$here/schemathesis.toml" run "$root/docs/openapi.yaml" --url "$url" \
     --checks all --phases examples,coverage,fuzzing,stateful \
     --max-examples "${STOCKADE_CONTRACT_EXAMPLES:-50}" --seed "${STOCKADE_CONTRACT_SEED:-20261130}" \
     --workers 1 -H "Authorization: Bearer $token" "$@"
