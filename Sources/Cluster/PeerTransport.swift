@@ -47,7 +47,7 @@ public final class PeerTransport: Service, @unchecked Sendable {
     /// Each peer's authenticated inbound connection. A peer keeps one outbound link at a time, so
     /// when it authenticates a new one, the one before is stale (its far end gave up on it) and
     /// is closed.
-    let inbound = NIOLockedValueBox<[NodeID: ObjectIdentifier]>([:])
+    let inbound = NIOLockedValueBox<[NodeID: Channel]>([:])
     /// TLS on peer links: the listener's context (which may demand a client certificate) and the
     /// dialler's. Both nil: plaintext, authenticated by the shared-secret handshake alone.
     let tls: PeerTLS?
@@ -163,13 +163,10 @@ public final class PeerTransport: Service, @unchecked Sendable {
                     logger.warning("refusing peer connection: too many", metadata: ["max": "\(inboundConnectionsMax)"])
                     return channel.close()
                 }
-                let id = ObjectIdentifier(channel)
-                openInbound.withLockedValue { $0[id] = channel }
                 channel.closeFuture.whenComplete { _ in
                     self.inboundCount.withLockedValue { $0 -= 1 }
-                    self.openInbound.withLockedValue { $0[id] = nil }
                     self.inbound.withLockedValue { inbound in
-                        for (peer, current) in inbound where current == id { inbound[peer] = nil }
+                        for (peer, current) in inbound where current === channel { inbound[peer] = nil }
                     }
                 }
                 return channel.eventLoop.makeCompletedFuture {
@@ -187,18 +184,15 @@ public final class PeerTransport: Service, @unchecked Sendable {
 
     /// Records `channel` as `peer`'s inbound connection and closes the one before it, if open.
     func adopt(_ channel: Channel, from peer: NodeID) {
-        let id = ObjectIdentifier(channel)
-        let stale = inbound.withLockedValue { inbound -> ObjectIdentifier? in
-            defer { inbound[peer] = id }
-            return inbound[peer] == id ? nil : inbound[peer]
+        let stale = inbound.withLockedValue { inbound -> Channel? in
+            defer { inbound[peer] = channel }
+            guard let previous = inbound[peer], previous !== channel else { return nil }
+            return previous
         }
         guard let stale else { return }
-        openInbound.withLockedValue { $0[stale] }?.close(promise: nil)
+        stale.close(promise: nil)
         logger.info("closed a stale inbound connection", metadata: ["peer": "n\(peer)"])
     }
-
-    /// Open inbound connections, so that a stale one can be closed by identity.
-    let openInbound = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
 
     /// Keepalive probes on idle peer connections. Inbound peer connections only carry what the
     /// peer sends, so without them a connection whose far end went away unseen (its RST lost in a

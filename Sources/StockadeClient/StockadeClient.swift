@@ -55,8 +55,9 @@ public final class StockadeClient: Sendable {
     private let pool: ConnectionPool
 
     /// `url` is `resp://host:port` or `http://host:port`, or `resps://` / `https://` for TLS
-    /// (checked against `tls`, or the system's roots); `connections` are opened lazily and
-    /// reopened after a failure; `timeout` bounds each call.
+    /// (checked against `tls`, or the system's roots; `tls` is ignored for the plaintext schemes,
+    /// so a tool may pass what it was configured with either way); `connections` are opened
+    /// lazily and reopened after a failure; `timeout` bounds each call.
     public init(
         url: String, token: String, connections: Int = 4, timeout: Duration = .seconds(10), tls: TLSOptions? = nil
     ) throws {
@@ -71,8 +72,6 @@ public final class StockadeClient: Sendable {
             let options = tls ?? TLSOptions()
             self.tls = try StockadeTLS.clientContext(
                 caFile: options.caFile, certificateFile: options.certificateFile, keyFile: options.keyFile)
-        } else if tls != nil {
-            throw StockadeError(.invalidRequest, "TLS options need a resps:// or https:// url, not \(url)")
         } else {
             self.tls = nil
         }

@@ -59,13 +59,10 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
         guard let timeoutMs = Durations.parse(timeoutText), timeoutMs > 0 else {
             throw CLIError.usage("the timeout must be a duration such as 10s, not \(timeoutText)")
         }
-        let url = serverURL
-        let caFile = caFile ?? environment["STOCKADE_CA_FILE"]
-        let secure = url.hasPrefix("resps://") || url.hasPrefix("https://")
         do {
             return try StockadeClient(
-                url: url, token: token, connections: 1, timeout: .milliseconds(timeoutMs),
-                tls: secure ? StockadeClient.TLSOptions(caFile: caFile) : nil)
+                url: serverURL, token: token, connections: 1, timeout: .milliseconds(timeoutMs),
+                tls: StockadeClient.TLSOptions(caFile: caFile ?? environment["STOCKADE_CA_FILE"]))
         } catch let error as StockadeError {
             throw CLIError.usage(error.message)
         } catch {

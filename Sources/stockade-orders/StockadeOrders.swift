@@ -193,8 +193,7 @@ struct Generate: AsyncParsableCommand {
 /// The client of the node at `url` (`host:port` means RESP); TLS for resps:// and https://,
 /// checked against `caFile` (or the system's roots).
 func nodeClient(_ url: String, token: String, caFile: String?, connections: Int) throws -> StockadeClient {
-    let full = url.contains("://") ? url : "resp://" + url
-    let secure = full.hasPrefix("resps://") || full.hasPrefix("https://")
-    return try StockadeClient(
-        url: full, token: token, connections: connections, tls: secure ? StockadeClient.TLSOptions(caFile: caFile) : nil)
+    try StockadeClient(
+        url: url.contains("://") ? url : "resp://" + url, token: token, connections: connections,
+        tls: StockadeClient.TLSOptions(caFile: caFile))
 }

@@ -152,24 +152,22 @@ public struct Runner: Sendable {
     }
 
     /// A connection in place of `client`'s, which failed (no answer: the node is down, paused or
-    /// cut off): the other endpoints in turn, then all of them again, 100 ms apart, for up to
-    /// about 10 s. A run against one node simply reconnects to it. The old connection is closed.
+    /// cut off): the other endpoints first, then the same one. When none takes it, the old
+    /// (closed) client comes back after a 100 ms pause, so its next call fails at once and tries
+    /// again: a run against a dead node ends with transport errors instead of waiting on it.
     func reconnect(after client: ServiceClient, slot: Int) async -> ServiceClient {
         await client.connection.close()
-        let count = settings.endpoints.count
-        for round in 0..<100 {
-            for offset in 1...count {
-                if let fresh = try? await connect(slot: slot + offset + round) { return fresh }
-            }
-            try? await Task.sleep(for: .milliseconds(100))
+        for offset in 1...settings.endpoints.count {
+            if let fresh = try? await connect(slot: slot + offset) { return fresh }
         }
+        try? await Task.sleep(for: .milliseconds(100))
         return client
     }
 
-    /// A connection to the slot's node, or the next that answers, trying for up to about 30 s.
+    /// A connection to the slot's node, or the next that answers, trying for up to about 10 s.
     func connectPersistently(slot: Int, admin: Bool = false) async throws -> ServiceClient {
         var lastError: Error = LoadError("no endpoint")
-        for round in 0..<100 {
+        for round in 0..<33 {
             for offset in 0..<settings.endpoints.count {
                 do { return try await connect(slot: slot + offset + round, admin: admin) } catch { lastError = error }
             }
