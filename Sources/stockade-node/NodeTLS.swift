@@ -43,7 +43,7 @@ struct NodeTLS {
         }
     }
 
-    /// Whether anything listens in plaintext on an address other than loopback.
+    /// Whether `host` is a loopback address (plaintext there draws no warning).
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
