@@ -159,6 +159,20 @@ extension ReservationPayload {
             writer.endObject()
         }
         writer.endArray()
+        if !conflicts.isEmpty {
+            writer.beginArray("conflicts")
+            for conflict in conflicts {
+                writer.beginObject()
+                writer.field("atIndex", conflict.index)
+                writer.field("message", conflict.reason.message)
+                writer.field("path", conflict.replayed.path.name)
+                writer.field("reason", conflict.reason.name)
+                writer.field("status", conflict.replayed.status.name)
+                writer.field("token", conflict.replayed.token.rawValue)
+                writer.endObject()
+            }
+            writer.endArray()
+        }
         writer.field("createdAt", hold.createdAtMs)
         writer.field("expiresAt", hold.expiresAtMs)
         if hold.status.isFinished { writer.field("finishedAt", hold.finishedAtMs) }

@@ -92,6 +92,9 @@ struct ReservationPayload {
     /// it in (read from the node that granted it), `reconciled` once it has. (Answers to writes
     /// leave it out: a granted `path: local` answer is provisional.)
     var reconciliation: String?
+    /// In reads: holds granted off the quorum path under this id that the ledger could not merge
+    /// into this one (another request, or a contradicting lifecycle); shown, never dropped.
+    var conflicts: [ReplayConflict] = []
 
     init(_ hold: Hold) { self.hold = hold }
 

@@ -33,7 +33,7 @@ extension StockadeAPI {
         let (applied, rows, known) = (ledger.appliedIndex, ledger.auditRows(sku: only), only.map { ledger.stock[$0] != nil } ?? true)
         guard known else { throw StockadeError(.unknownSKU, "unknown sku \(only!)") }
         let local = replica.localAudit(sku: only)
-        let findings = rows.flatMap(\.findings) + cacheFindings + local.findings
+        let findings = rows.flatMap(\.findings) + cacheFindings + local.findings + ledger.conflictFindings(sku: only)
         let payload = AuditPayload(
             nodeId: nodeID, appliedIndex: applied, sku: sku, clean: findings.isEmpty,
             checked: .init(rows: rows.count, cacheRows: cacheRows, provisionalHolds: local.provisionalHolds),

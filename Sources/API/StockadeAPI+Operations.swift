@@ -114,8 +114,9 @@ extension StockadeAPI {
         var payload: ReservationPayload
         if let provisional = replica.provisionalHold(id) {
             payload = ReservationPayload(provisional, provisional: true)
-        } else if let hold = replica.read({ $0.hold(id) }) {
+        } else if let (hold, conflicts) = replica.read({ ledger in ledger.hold(id).map { ($0, ledger.conflicts(of: id)) } }) {
             payload = ReservationPayload(hold, provisional: false)
+            payload.conflicts = conflicts
         } else {
             throw StockadeError(.notFound, "no reservation \(id)")
         }

@@ -349,11 +349,12 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
             send(work.messagesBeforePersist)
             try storage.write(work) { index in withDriver { $0.raft.term(at: index) } }
             send(work.messages)
-            let (applied, active) = withDriver { driver in
+            let (applied, active, conflicts) = withDriver { driver in
                 driver.persisted(work)
-                return (driver.ledger.appliedIndex, driver.ledger.activeHoldCount)
+                return (driver.ledger.appliedIndex, driver.ledger.activeHoldCount, driver.ledger.replayConflicts.count)
             }
             metrics.activeHolds.record(active)
+            metrics.replayConflicts.record(conflicts)
             metrics.appliedIndex.record(Int64(applied))
             deliverOutput()
         }

@@ -155,7 +155,7 @@ public final class HotStockService: Service, @unchecked Sendable {
         var done: [String] = []
         for ((entry, _), result) in zip(batch, results) {
             switch result {
-            case .applied, .duplicate, .superseded:
+            case .applied, .duplicate, .superseded, .conflict:
                 done.append(entry.id)
             case .refused:
                 try await deadLetter(entry, reason: "refused by the ledger")

@@ -117,11 +117,16 @@ public enum HoldReplayResult: UInt8, Sendable, CaseIterable {
     /// Already in the ledger with the same token (a redelivery).
     case duplicate = 1
     /// The id is in the ledger with another token (granted on the quorum path, e.g. a retry while
-    /// Redis was unreachable, or on the other side of a partition). The ledger's hold stands; the
-    /// replayed hold's units stay allotted.
+    /// Redis was unreachable, or on the other side of a partition), answering the same request.
+    /// The ledger's hold stands and carries what was done to the replayed one (a confirm, a
+    /// release, a later expiry); the replayed hold's units stay allotted.
     case superseded = 2
     /// Malformed, or its allotment does not cover it. Never applied; belongs in the dead letters.
     case refused = 3
+    /// The id is in the ledger with another token, and the two cannot be merged (another request,
+    /// or lifecycles that contradict). The ledger's hold stands and the conflict is recorded in
+    /// `Ledger.replayConflicts`; the replayed hold's units stay allotted.
+    case conflict = 4
 
     public var name: String {
         switch self {
@@ -129,6 +134,7 @@ public enum HoldReplayResult: UInt8, Sendable, CaseIterable {
         case .duplicate: "duplicate"
         case .superseded: "superseded"
         case .refused: "refused"
+        case .conflict: "conflict"
         }
     }
 }

@@ -57,7 +57,7 @@ extension Ledger {
     }
 
     /// Turns cache holds into ledger holds, each from its allotments; see `CacheHoldResult`.
-    mutating func applyAllotmentHolds(_ cacheHolds: [CacheHold], index: LogIndex) -> Outcome {
+    mutating func applyAllotmentHolds(_ cacheHolds: [CacheHold], index: LogIndex, timeMs: Int64) -> Outcome {
         guard cacheHolds.count <= limits.cacheHoldsBatchMax else {
             return .rejected(StockadeError(.invalidRequest, "at most \(limits.cacheHoldsBatchMax) cache holds per batch"))
         }
@@ -65,16 +65,21 @@ extension Ledger {
         results.reserveCapacity(cacheHolds.count)
         var position = 0
         for cacheHold in cacheHolds {
-            let result = applyCacheHold(cacheHold, index: index, position: position)
+            let result = applyCacheHold(cacheHold, index: index, position: position, timeMs: timeMs)
             if result == .applied { position += 1 }
             results.append(result)
         }
         return .cacheHoldsApplied(results)
     }
 
-    private mutating func applyCacheHold(_ cacheHold: CacheHold, index: LogIndex, position: Int) -> CacheHoldResult {
+    private mutating func applyCacheHold(_ cacheHold: CacheHold, index: LogIndex, position: Int, timeMs: Int64) -> CacheHoldResult {
         if let existing = holds[cacheHold.reservationId] {
-            return existing.token == cacheHold.token && existing.path == .cache ? .duplicate : .superseded
+            if existing.token == cacheHold.token && existing.path == .cache { return .duplicate }
+            guard existing.token != cacheHold.token, cacheHold.createdAtMs >= 0, cacheHold.createdAtMs <= Int64.max - cacheHold.ttlMs
+            else { return .refused }
+            // Granted on both paths (a retry that reached the quorum while Redis was slow): the
+            // ledger's hold stands and takes the cache hold's later expiry, or the conflict is kept.
+            return mergeReplayed(cacheHold.asHold, into: existing, index: index, timeMs: timeMs)
         }
         guard cacheHold.token.rawValue >= CacheHold.tokenBase else { return .refused }
         let request = cacheHold.request
@@ -94,17 +99,22 @@ extension Ledger {
         for (key, quantity) in needed.sorted(by: { $0.key < $1.key }) {
             moveFromAllotment(key, quantity: quantity, into: .held)
         }
-        let hold = Hold(
-            reservationId: cacheHold.reservationId, orderId: cacheHold.orderId, region: cacheHold.region,
-            allocations: cacheHold.allocations, ttlMs: cacheHold.ttlMs, allowSplit: cacheHold.allowSplit, path: .cache,
-            token: cacheHold.token, createdAtMs: cacheHold.createdAtMs, expiresAtMs: cacheHold.expiresAtMs,
-            status: .held, finishedAtMs: 0)
-        store(hold, sequence: Self.sequence(index: index, position: position))
+        store(cacheHold.asHold, sequence: Self.sequence(index: index, position: position))
         return .applied
     }
 
     /// The allotments of one SKU, by warehouse then holder.
     public func allotments(of sku: SKU) -> [(key: AllotmentKey, allotment: Allotment)] {
         allotments.filter { $0.key.sku == sku }.sorted { $0.key < $1.key }.map { (key: $0.key, allotment: $0.value) }
+    }
+}
+
+extension CacheHold {
+    /// The ledger hold this cache hold becomes.
+    var asHold: Hold {
+        Hold(
+            reservationId: reservationId, orderId: orderId, region: region, allocations: allocations, ttlMs: ttlMs,
+            allowSplit: allowSplit, path: .cache, token: token, createdAtMs: createdAtMs, expiresAtMs: expiresAtMs, status: .held,
+            finishedAtMs: 0)
     }
 }

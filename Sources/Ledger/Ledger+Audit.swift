@@ -60,6 +60,9 @@ public struct AuditFinding: Hashable, Sendable {
         case deadLetters = "dead_letters"
         /// A node's provisional holds against its local reserve in the ledger.
         case local
+        /// A hold granted off the quorum path that the ledger could not merge with its own hold of
+        /// the same id (`Ledger.replayConflicts`): a person must look at it.
+        case conflict
     }
 
     public var sku: SKU?
@@ -110,6 +113,22 @@ extension Ledger {
             audits[row]?.allotments[key.holder, default: 0] += allotment.quantity
         }
         return audits.values.sorted { ($0.sku, $0.warehouse) < ($1.sku, $1.warehouse) }
+    }
+
+    /// The recorded replay conflicts (of `sku`, or all), as audit findings: `ledger` is the units
+    /// of the ledger's hold, `derived` those of the replayed hold.
+    public func conflictFindings(sku only: SKU? = nil) -> [AuditFinding] {
+        replayConflicts.compactMap { conflict in
+            let replayed = conflict.replayed
+            guard only == nil || replayed.allocations.contains(where: { $0.sku == only }) else { return nil }
+            let first = replayed.allocations.first
+            let ledgerUnits = holds[replayed.reservationId].map { $0.token == conflict.ledgerToken ? $0.allocations.reduce(0) { $0 + $1.quantity } : 0 } ?? 0
+            return AuditFinding(
+                sku: first?.sku, warehouse: first?.warehouse, check: .conflict, ledger: ledgerUnits,
+                derived: replayed.allocations.reduce(0) { $0 + $1.quantity },
+                message:
+                    "reservation \(replayed.reservationId): \(replayed.path.name) hold \(replayed.token.rawValue) (\(replayed.status.name)) vs the ledger's \(conflict.ledgerToken.rawValue): \(conflict.reason.message)")
+        }
     }
 
     /// A summary for a live screen: the SKUs with the most units held (and every hot SKU), and

@@ -3,8 +3,8 @@ import StockadeCore
 /// Snapshots: the whole ledger as deterministic bytes. Equal states encode to equal bytes.
 extension Ledger {
     /// 2 added hot SKUs, allotments and each hold's sequence; 3 warehouse owners, local reserve
-    /// policies and local progress. Versions 1 and 2 are still read.
-    static let snapshotFormatVersion: UInt8 = 3
+    /// policies and local progress; 4 replay conflicts. Older versions are still read.
+    static let snapshotFormatVersion: UInt8 = 4
 
     /// Encodes the state: layout, rows sorted by SKU and warehouse, hot SKUs sorted, allotments
     /// sorted by key, holds in sequence order with their sequences.
@@ -62,6 +62,8 @@ extension Ledger {
             writer.write(node)
             writer.write(progress)
         }
+        writer.write(UInt32(replayConflicts.count))
+        for conflict in replayConflicts { writer.write(conflict) }
         writer.write(UInt32(holds.count))
         try holds.forEach { hold, sequence in
             writer.write(sequence)
@@ -122,6 +124,10 @@ extension Ledger {
                 let node = try reader.readUInt64()
                 localProgress[node] = try reader.readLocalProgress()
             }
+        }
+        if version >= 4 {
+            let conflictCount = try reader.readCount(max: limits.replayConflictsKept)
+            for _ in 0..<conflictCount { replayConflicts.append(try reader.readReplayConflict(limits: limits)) }
         }
         let holdCount = try reader.readCount(max: Int(UInt32.max))
         var previousSequence: UInt64 = 0

@@ -28,6 +28,9 @@ public struct Ledger: Sendable {
     public internal(set) var localReserves: [RowKey: LocalReservePolicy] = [:]
     /// Per node, how far its local log has been replayed.
     public internal(set) var localProgress: [UInt64: LocalProgress] = [:]
+    /// Holds granted off the quorum path that could not be merged with the ledger's hold of the
+    /// same id, oldest first, at most `limits.replayConflictsKept` (see `ReplayConflict`).
+    public internal(set) var replayConflicts: [ReplayConflict] = []
     /// The index of the last applied log entry.
     public internal(set) var appliedIndex: LogIndex = 0
     /// How many holds are in `held`.
@@ -79,13 +82,13 @@ public struct Ledger: Sendable {
         case .returnAllotment(let key, let quantity):
             return returnAllotment(key, quantity: quantity)
         case .applyAllotmentHolds(let cacheHolds):
-            return applyAllotmentHolds(cacheHolds, index: index)
+            return applyAllotmentHolds(cacheHolds, index: index, timeMs: time)
         case .setLocalReserve(let key, let policy):
             return setLocalReserve(key, policy)
         case .beginLocalEpoch(let node, let nonce):
             return beginLocalEpoch(node: node, nonce: nonce)
         case .reconcileLocal(let batch):
-            return reconcileLocal(batch, index: index)
+            return reconcileLocal(batch, index: index, timeMs: time)
         }
     }
 

@@ -150,7 +150,7 @@ extension Ledger {
     /// The largest node id whose local tokens are distinct (15 bits of the token).
     public static let localNodeMax: UInt64 = 0x7FFF
 
-    mutating func reconcileLocal(_ batch: LocalReconcile, index: LogIndex) -> Outcome {
+    mutating func reconcileLocal(_ batch: LocalReconcile, index: LogIndex, timeMs: Int64) -> Outcome {
         guard batch.holds.count <= limits.localReconcileHoldsMax, batch.returns.count <= limits.localReconcileHoldsMax else {
             return .rejected(StockadeError(.invalidRequest, "at most \(limits.localReconcileHoldsMax) holds and returns per batch"))
         }
@@ -175,7 +175,7 @@ extension Ledger {
                 results.append(.duplicate)
                 continue
             }
-            let result = applyLocalHold(hold, batch: batch, index: index, position: position)
+            let result = applyLocalHold(hold, batch: batch, index: index, position: position, timeMs: timeMs)
             if result == .applied { position += 1 }
             results.append(result)
         }
@@ -193,11 +193,12 @@ extension Ledger {
         return .localReconciled(duplicate: false, results)
     }
 
-    private mutating func applyLocalHold(_ hold: Hold, batch: LocalReconcile, index: LogIndex, position: Int) -> HoldReplayResult {
-        if let existing = holds[hold.reservationId] {
-            // The same grant replayed again; or the id was granted on the other side of a
-            // partition, and the hold a majority agreed on stands.
-            return existing.token == hold.token && existing.path == .local ? .duplicate : .superseded
+    private mutating func applyLocalHold(
+        _ hold: Hold, batch: LocalReconcile, index: LogIndex, position: Int, timeMs: Int64
+    ) -> HoldReplayResult {
+        if let existing = holds[hold.reservationId], existing.token == hold.token {
+            // The same grant replayed again.
+            return existing.path == .local ? .duplicate : .refused
         }
         guard hold.path == .local, let local = hold.local, local.node == batch.node, local.epoch == batch.epoch,
             local.sequence >= 1, local.sequence <= batch.throughSequence, hold.token == local.token,
@@ -207,6 +208,12 @@ extension Ledger {
             hold.status == .held ? hold.finishedAtMs == 0 : hold.finishedAtMs > 0,
             !(!hold.allowSplit && hold.allocations.count != hold.request.lines.count)
         else { return .refused }
+        if let existing = holds[hold.reservationId] {
+            // The id was granted on the other side of a partition too: the hold a majority agreed
+            // on stands, and what the client did to the provisional hold carries onto it (or the
+            // conflict is kept). The provisional hold's units never left the reserve.
+            return mergeReplayed(hold, into: existing, index: index, timeMs: timeMs)
+        }
         var needed: [AllotmentKey: Int64] = [:]
         for allocation in hold.allocations {
             guard allocation.quantity > 0, stock[allocation.sku]?[allocation.warehouse] != nil else { return .refused }

@@ -307,6 +307,7 @@ public final class Replica: ReplicatedLedger, LoopService, @unchecked Sendable {
             outcomes.append(ledger.apply(entry, index: applyIndex))
         }
         let active = ledger.activeHoldCount
+        let conflicts = ledger.replayConflicts.count
         let applied = ledger.appliedIndex
         ledgerLock.unlock()
         let took = ContinuousClock.now - batchStart
@@ -322,6 +323,7 @@ public final class Replica: ReplicatedLedger, LoopService, @unchecked Sendable {
         }
         precondition(applied == log.lastIndex, "applied \(applied) but logged \(log.lastIndex)")
         metrics.activeHolds.record(active)
+        metrics.replayConflicts.record(conflicts)
         metrics.appliedIndex.record(Int64(applied))
 
         try compactIfSnapshotDurable()

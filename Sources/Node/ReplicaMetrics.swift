@@ -24,6 +24,10 @@ public struct ReplicaMetrics: Sendable {
     public let localOldestAgeSeconds: Gauge
     public let localReconciled: Counter
     public let localReconcileErrors: Counter
+    /// Holds granted off the quorum path (local or cache) that the ledger could not merge with its
+    /// own hold of the same id, as the ledger keeps them (`Ledger.replayConflicts`); a person must
+    /// look at each.
+    public let replayConflicts: Gauge
     /// A cluster member's term, whether it leads (1) and whether it knows a leader (1): alerts
     /// watch the term for elections and the last for a cluster without one.
     public let raftTerm: Gauge
@@ -49,6 +53,7 @@ public struct ReplicaMetrics: Sendable {
         localOldestAgeSeconds = Gauge(label: "stockade_local_provisional_oldest_age_seconds", dimensions: [], factory: factory)
         localReconciled = Counter(label: "stockade_local_reconciled_holds_total", dimensions: [], factory: factory)
         localReconcileErrors = Counter(label: "stockade_local_reconcile_errors_total", dimensions: [], factory: factory)
+        replayConflicts = Gauge(label: "stockade_replay_conflicts", dimensions: [], factory: factory)
         raftTerm = Gauge(label: "stockade_raft_term", dimensions: [], factory: factory)
         raftLeading = Gauge(label: "stockade_raft_leading", dimensions: [], factory: factory)
         raftLeaderKnown = Gauge(label: "stockade_raft_leader_known", dimensions: [], factory: factory)

@@ -73,6 +73,11 @@ public struct LocalHolds {
 
     /// Whether the log exists on disk (or is about to): opened once the node owns a warehouse.
     public private(set) var isOpen = false
+    /// Set when the ledger has taken in a sequence at or above the next one this log would use:
+    /// records were lost from the end of the log (a truncated file), and numbering on would reuse
+    /// sequences the ledger skips as already seen. The node grants nothing until it `reopen`s the
+    /// log under a new nonce, which the ledger numbers as a new epoch.
+    public private(set) var mustReopen = false
 
     /// A log not yet written; `open()` starts it.
     public init(node: UInt64, nonce: UInt64) {
@@ -107,7 +112,20 @@ public struct LocalHolds {
 
     mutating func take(_ record: LocalRecord) {
         switch record {
-        case .opened: isOpen = true
+        case .opened(let nonce):
+            if isOpen {
+                // A new log after one whose sequences the ledger had already taken in: everything
+                // of the old one is reflected, so nothing waits and numbering starts again.
+                precondition(entries.isEmpty && returns.isEmpty, "reopened with records the ledger has not reflected")
+                epoch = nil
+                nextSequence = 1
+                handedOverThrough = 0
+                reflectedThrough = 0
+                pendingUnits = [:]
+                mustReopen = false
+            }
+            self.nonce = nonce
+            isOpen = true
         case .epoch(let epoch): self.epoch = epoch
         case .hold(let sequence, let hold):
             nextSequence = max(nextSequence, sequence + 1)
@@ -137,6 +155,12 @@ public struct LocalHolds {
         take(record)
         unsaved.append(record)
         recordsMade += 1
+    }
+
+    /// Starts a new log under `nonce` after `mustReopen` was set (its holds are all reflected).
+    public mutating func reopen(nonce: UInt64) {
+        precondition(mustReopen && nonce != self.nonce)
+        record(.opened(nonce: nonce))
     }
 
     /// Hands over the records to persist now.
@@ -183,11 +207,12 @@ public struct LocalHolds {
                 pendingUnits[key] = units == 0 ? nil : units
             }
         }
+        if reflectedThrough >= nextSequence { mustReopen = true }
     }
 
     /// Records what the ledger made of a batch's holds, from the reconcile command's results.
-    mutating func noteResults(of batch: LocalReconcile, _ results: [HoldReplayResult]) {
-        for (hold, result) in zip(batch.holds, results) where result == .superseded || result == .refused {
+    public mutating func noteResults(of batch: LocalReconcile, _ results: [HoldReplayResult]) {
+        for (hold, result) in zip(batch.holds, results) where result == .superseded || result == .refused || result == .conflict {
             guard resolutions[hold.reservationId]?.hold.token != hold.token else { continue }
             resolve(hold, result)
         }
@@ -236,7 +261,10 @@ public struct LocalHolds {
         // An id this node's applied ledger knows is the ledger's: its answer (a replay or a
         // conflict) must come from the quorum, so it is never granted here again (seed 50091: an
         // expired quorum hold's id, reused with another body, was granted locally).
-        guard let epoch, entries.count < limits.local.provisionalHoldsMax, nextSequence <= LocalGrant.sequenceMax,
+        // One grant per id: a second request for an id granted here is a replay or a conflict,
+        // never a second hold (two waiting on a cut-off node were both granted once).
+        if let answer = replay(request) { return answer }
+        guard let epoch, !mustReopen, entries.count < limits.local.provisionalHoldsMax, nextSequence <= LocalGrant.sequenceMax,
             serves(region: request.region, in: ledger), ledger.hold(request.reservationId) == nil
         else { return nil }
         if let error = Validation.reserve(request, limits: limits) { return .rejected(error) }
@@ -290,7 +318,9 @@ public struct LocalHolds {
             return .rejected(
                 StockadeError(.unavailable, "provisional reservation \(id) is being reconciled into the ledger; retry shortly"))
         }
-        let time = expiryTimeMs ?? min(timeMs, entry.hold.expiresAtMs - 1)
+        // Never earlier than the hold's own creation: local times do not go back within one hold
+        // (the expiry time is the node's time less a grace).
+        let time = max(expiryTimeMs ?? min(timeMs, entry.hold.expiresAtMs - 1), entry.hold.createdAtMs)
         let step = entry.hold.step(action, timeMs: time, limits: limits)
         if step.hold != entry.hold {
             record(.hold(sequence: nextSequence, step.hold))

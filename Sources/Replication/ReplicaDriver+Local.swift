@@ -25,10 +25,16 @@ extension ReplicaDriver {
     /// The time provisional holds are stamped with: the cluster's agreed time while there is one;
     /// cut off from it, the last agreed time carried forward by the monotonic clock; never having
     /// had one, the wall clock.
-    var localTimeMs: Int64 {
+    var localTimeMs: Int64 { localGrantTimeMs ?? wallMs }
+
+    /// The time a provisional hold is granted at: the cluster's agreed time, or the last one seen
+    /// since this process started, carried forward by the monotonic clock. Nil when none was seen
+    /// (a node restarted while cut off): then nothing is granted, since its wall clock alone
+    /// would decide when the hold expires.
+    var localGrantTimeMs: Int64? {
         if let agreed = clockReading.timeMs { return max(agreed, lastTimeMs) }
         if let last = lastAgreedTime { return last.timeMs + (nowMs - last.atMs) }
-        return wallMs
+        return nil
     }
 
     /// The time by which provisional holds may expire, or nil when this node cannot tell.
@@ -57,7 +63,9 @@ extension ReplicaDriver {
         guard case .local = origin, case .reserve(let request) = command, case .rejected(let error, _) = outcome,
             error.code == .quorumUnavailable || error.code == .outcomeUnknown
         else { return answer(origin, outcome) }
-        guard let granted = local.grant(request, ledger: ledger, term: raft.term, timeMs: localTimeMs, limits: limits) else {
+        guard let timeMs = localGrantTimeMs,
+            let granted = local.grant(request, ledger: ledger, term: raft.term, timeMs: timeMs, limits: limits)
+        else {
             return answer(origin, outcome)
         }
         if case .reservation = granted { fallbacksTaken += 1 }
@@ -117,6 +125,16 @@ extension ReplicaDriver {
     /// due, and (as leader) refill reserves or (as owner) give back what is held beyond them.
     mutating func localTurn() {
         local.follow(ledger)
+        if local.mustReopen {
+            // The ledger took in sequences this log no longer has: a new log, a new epoch.
+            // The new nonce comes from the old one and how far the ledger had read it: distinct,
+            // and it leaves the driver's random stream as it was.
+            var source = SplitMix64(seed: local.nonce ^ local.reflectedThrough)
+            var nonce = source.next() | 1
+            while nonce == local.nonce { nonce = source.next() | 1 }
+            local.reopen(nonce: nonce)
+            localEpochInFlight = false
+        }
         let connected = reachesQuorum
         if connected && local.epoch == nil && !localEpochInFlight && ownsWarehouse {
             local.open()

@@ -25,6 +25,8 @@ public struct Limits: Sendable, Equatable {
     public var holdTTLSecondsDefault: Int64 = 15 * 60
     /// How long a finished (confirmed, released, expired) reservation stays answerable for idempotent replays.
     public var finishedRetentionMs: Int64 = 24 * 3600 * 1000
+    /// Replay conflicts the ledger keeps (`Ledger.replayConflicts`), oldest dropped first.
+    public var replayConflictsKept: Int = 10_000
     /// Most holds one expire-due command expires (and most finished reservations it purges).
     public var expireBatchMax: Int = 10_000
     /// Most warehouses in a layout.
@@ -254,6 +256,7 @@ public struct Limits: Sendable, Equatable {
     public func violations() -> [String] {
         var problems: [String] = []
         if holdTTLSecondsMin < 1 { problems.append("holdTTLSecondsMin must be ≥ 1") }
+        if replayConflictsKept < 1 { problems.append("replayConflictsKept must be ≥ 1") }
         if !(holdTTLSecondsMin...holdTTLSecondsMax).contains(holdTTLSecondsDefault) {
             problems.append("holdTTLSecondsDefault must lie within [holdTTLSecondsMin, holdTTLSecondsMax]")
         }

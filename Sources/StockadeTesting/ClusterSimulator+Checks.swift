@@ -11,6 +11,12 @@ extension ClusterSimulator {
         answers[call.id, default: []].append(outcome)
         if answers[call.id]!.count > 1 { violations.append("call \(call.id) (\(call.command)) answered twice: \(answers[call.id]!)") }
         answerCounts[Self.kind(of: outcome), default: 0] += 1
+        if let problem = witness.close(call.id, outcome) { violations.append("\(problem); step \(step)") }
+        if let id = call.command.reservationID {
+            if let problem = histories[id, default: ReservationHistory()].take(call: call.id, node: call.node, command: call.command, outcome: outcome) {
+                violations.append("\(problem); step \(step)")
+            }
+        }
         guard case .reservation(let hold, let created) = outcome else { return }
         if created && hold.path == .local { localGrants += 1 }
         switch call.command {
@@ -44,6 +50,10 @@ extension ClusterSimulator {
         for (reservation, known) in acknowledged {
             guard let hold = ledger.hold(reservation), hold.token == known.token else { continue }
             acknowledged[reservation] = AcknowledgedHold(hold)
+        }
+        for reservation in histories.keys {
+            guard let hold = ledger.hold(reservation), histories[reservation]!.bounds[hold.token] != nil else { continue }
+            histories[reservation]!.follow(hold)
         }
     }
 
@@ -109,10 +119,8 @@ extension ClusterSimulator {
                 }
             }
             checkedThrough[id] = max(from, raft.commitIndex)
-            if step % 100 == 0 {
-                let problems = driver.ledger.invariantViolations()
-                if !problems.isEmpty { violations.append("node \(id) ledger: \(problems.prefix(3))") }
-            }
+            let problems = driver.ledger.invariantViolations()
+            if !problems.isEmpty { violations.append("node \(id) ledger: \(problems.prefix(3)); step \(step)") }
         }
         if step % 20 == 0 { observeAcknowledged() }
         if localReserves { checkEscrow() }
@@ -124,8 +132,17 @@ extension ClusterSimulator {
     /// made a properly purged hold look lost).
     func noteApplied(_ entries: [Entry]) {
         for entry in entries where entry.index > appliedSeenThrough {
+            guard entry.index == appliedSeenThrough + 1 else {
+                violations.append("index \(entry.index) applied before \(appliedSeenThrough + 1) was; step \(step)")
+                return
+            }
             appliedSeenThrough = entry.index
-            guard !entry.payload.isEmpty, let command = try? TimedCommand(decoding: entry.payload, limits: limits) else { continue }
+            guard !entry.payload.isEmpty, let command = try? TimedCommand(decoding: entry.payload, limits: limits) else {
+                truth.skip(index: entry.index)
+                continue
+            }
+            _ = truth.apply(command, index: entry.index)
+            witness.observe(truth)
             lastCommittedTimeMs = max(lastCommittedTimeMs, command.timeMs)
             if case .reserve(let request) = command.command { committedReserves.insert(request.reservationId) }
         }
@@ -159,30 +176,19 @@ extension ClusterSimulator {
             let ledger = nodes[id]!.driver!.ledger
             let problems = ledger.invariantViolations()
             if !problems.isEmpty { violations.append("node \(id) ledger: \(problems.prefix(3))") }
-            for (reservation, acknowledgedHold) in acknowledged {
-                // Purge after retention is the only way an acknowledged hold may leave the ledger: it
-                // finishes when confirmed or released, or by its expiry at the latest, and is purged
-                // `finishedRetentionMs` later.
-                let purgeable = lastCommittedTimeMs >= acknowledgedHold.finishesByMs + limits.finishedRetentionMs
-                if let hold = ledger.hold(reservation), hold.token == acknowledgedHold.token {
-                    if id == nodeIDs[0] && hold.path == .local { provisionalReconciled += 1 }
-                    if hold.allocations != acknowledgedHold.allocations {
-                        violations.append("acknowledged reservation \(reservation) has other allocations on node \(id)")
-                    }
-                    continue
-                }
-                if purgeable { continue }
-                // A provisional hold whose id a majority granted too: the ledger's hold stands and
-                // the node that granted it recorded so.
-                let token = acknowledgedHold.token.rawValue
-                if token >= LocalGrant.tokenBase,
-                    let granter = nodes[(token >> 48) & 0x7FFF]?.driver,
-                    granter.localResolution(reservation)?.result == .superseded
-                {
-                    if id == nodeIDs[0] { provisionalSuperseded += 1 }
-                    continue
-                }
-                violations.append("acknowledged reservation \(reservation) lost on node \(id)")
+        }
+        if truth.encodeSnapshot() != reference {
+            violations.append("the committed log applied once, in order, differs from the converged replicas")
+        }
+        // Every answer about every id, held to one serial history of its hold (the replicas are
+        // byte for byte the same, so one ledger stands for all).
+        let ledger = nodes[nodeIDs[0]]!.driver!.ledger
+        let purgeable = { (finishesByMs: Int64) in self.lastCommittedTimeMs >= finishesByMs + self.limits.finishedRetentionMs }
+        for (reservation, history) in histories.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            violations += history.violations(reservation, in: ledger, purgeable: purgeable)
+            let final = ledger.hold(reservation)
+            for grant in history.grants where grant.hold.path == .local {
+                if final?.token == grant.hold.token { provisionalReconciled += 1 } else if final != nil { provisionalSuperseded += 1 }
             }
         }
         // A reserve answered as not written never took effect.

@@ -36,6 +36,11 @@ public final class ClusterSimulator {
             "drop \(dropPercent)% dup \(duplicatePercent)% delay≤\(delayMaxSteps) crash \(crashPerMille)‰ torn \(tornWritePercent)% partition \(partitionPerMille)‰ heal \(healPerMille)‰ skew \(clockSkewPercent)% propose \(proposePercent)% leader \(leaderFaultPerMille)‰ jump \(clockJumpPerMille)‰"
         }
 
+        /// No faults at all: for scripted scenarios.
+        public static let none = Faults(
+            dropPercent: 0, duplicatePercent: 0, delayMaxSteps: 1, crashPerMille: 0, tornWritePercent: 0, partitionPerMille: 0,
+            healPerMille: 0, clockSkewPercent: 0, proposePercent: 0, leaderFaultPerMille: 0, clockJumpPerMille: 0)
+
         static func draw(_ random: inout SplitMix64) -> Faults {
             Faults(
                 dropPercent: Int.random(in: 0...20, using: &random), duplicatePercent: Int.random(in: 0...10, using: &random),
@@ -51,6 +56,8 @@ public final class ClusterSimulator {
     public struct Call: Sendable {
         public var id: Int
         public var command: Command
+        /// The node the client called.
+        public var node: NodeID
     }
 
     typealias Driver = ReplicaDriver<Call>
@@ -161,6 +168,12 @@ public final class ClusterSimulator {
     /// it is purged `finishedRetentionMs` after it finished, and it finishes when it is confirmed
     /// or released, or by its (possibly extended) expiry at the latest.
     public internal(set) var acknowledged: [ReservationID: AcknowledgedHold] = [:]
+    /// Every answer about each reservation id, from any node on any path (see `ReservationHistory`).
+    public internal(set) var histories: [ReservationID: ReservationHistory] = [:]
+    /// The committed state, applied entry by entry as the first node applies it: refusals that
+    /// claim something about the state are held to it at every index while they are outstanding.
+    var truth: Ledger
+    var witness = RefusalWitness()
     /// The latest command time in any committed entry.
     var lastCommittedTimeMs: Int64 = 0
     /// The highest index whose entry `noteApplied` has read.
@@ -173,12 +186,14 @@ public final class ClusterSimulator {
 
     /// `localReserves` nil: decided by the seed (half of all seeds), from a stream of its own so
     /// that seeds without it run exactly as they did before local reserves existed.
-    public init(seed: UInt64, nodeCount: Int? = nil, localReserves: Bool? = nil) {
+    /// `layout` set: a scripted scenario (see `ClusterSimulator+Scenarios.swift`) on that layout,
+    /// with no faults but the ones the script makes and no clients but the script's calls.
+    public init(seed: UInt64, nodeCount: Int? = nil, localReserves: Bool? = nil, layout: [Warehouse]? = nil) {
         self.seed = seed
         var localRandom = SplitMix64(seed: seed ^ 0x10CA_1F_A11B_ACC)
         self.localReserves = localReserves ?? (localRandom.next() % 2 == 0)
         var random = SplitMix64(seed: seed)
-        faults = Faults.draw(&random)
+        faults = layout == nil ? Faults.draw(&random) : .none
         let count = nodeCount ?? (Bool.random(using: &random) ? 3 : 5)
         nodeIDs = (1...count).map(NodeID.init)
         var limits = Limits()
@@ -189,10 +204,18 @@ public final class ClusterSimulator {
         limits.snapshotIntervalEntries = Int.random(in: 20...200, using: &random)
         limits.hardStateCommitLagMax = UInt64.random(in: 1...64, using: &random)
         limits.forwardBatchMax = Int.random(in: 1...8, using: &random)
+        // A script restarts nodes and expects them back where they were: the commit index is
+        // written with every change.
+        if layout != nil { limits.hardStateCommitLagMax = 1 }
         self.limits = limits
+        truth = Ledger(limits: limits)
         generator = HistoryGenerator(seed: random.next())
         if self.localReserves { generator.assignOwners(nodeCount: count, random: &localRandom) }
         setupCommands = generator.setup()
+        if let layout {
+            generator.warehouses = layout
+            setupCommands = []
+        }
         self.random = random
         for id in nodeIDs {
             var node = SimulatedNode()
@@ -289,7 +312,8 @@ public final class ClusterSimulator {
         nextCall += 1
         calls[nextCall] = command
         if case .reserve(let request) = command { reserveCalls[request.reservationId, default: 0] += 1 }
-        nodes[id]!.proposals.append(Driver.NewProposal(command, caller: Call(id: nextCall, command: command)))
+        witness.open(nextCall, command, in: truth)
+        nodes[id]!.proposals.append(Driver.NewProposal(command, caller: Call(id: nextCall, command: command, node: id)))
     }
 
     func crash(_ id: NodeID) {

@@ -22,7 +22,7 @@ public struct HistoryGenerator {
     private var cacheHolds: [CacheHold] = []
     private var nextCacheToken: UInt64 = 0
     public var random: SplitMix64
-    public private(set) var warehouses: [Warehouse]
+    public internal(set) var warehouses: [Warehouse]
     public let skus: [SKU]
     public let regions: [String]
     public private(set) var timeMs: Int64 = 1_700_000_000_000

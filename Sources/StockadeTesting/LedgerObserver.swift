@@ -74,6 +74,12 @@ public struct LedgerObserver {
                     case .superseded:
                         if now == nil || now?.token == cacheHold.token {
                             problems.append("cache hold \(cacheHold.reservationId) superseded by nothing")
+                        } else if let now, now.status == .held && now.expiresAtMs < cacheHold.expiresAtMs {
+                            problems.append("cache hold \(cacheHold.reservationId) superseded but its later expiry was not carried")
+                        }
+                    case .conflict:
+                        if !ledger.conflicts(of: cacheHold.reservationId).contains(where: { $0.replayed.token == cacheHold.token }) {
+                            problems.append("cache hold \(cacheHold.reservationId) in conflict but none recorded")
                         }
                     case .refused:
                         break
@@ -143,7 +149,17 @@ public struct LedgerObserver {
                     problems.append("local hold \(hold.reservationId) duplicate of nothing")
                 }
             case .superseded:
-                if now == nil || now?.token == hold.token { problems.append("local hold \(hold.reservationId) superseded by nothing") }
+                if now == nil || now?.token == hold.token {
+                    problems.append("local hold \(hold.reservationId) superseded by nothing")
+                } else if let now, hold.status == .confirmed && now.status != .confirmed {
+                    problems.append("local hold \(hold.reservationId) was confirmed but the ledger's hold is \(now.status.name)")
+                } else if let now, hold.status == .released && now.status == .confirmed {
+                    problems.append("local hold \(hold.reservationId) was released but the ledger's hold is confirmed")
+                }
+            case .conflict:
+                if !ledger.conflicts(of: hold.reservationId).contains(where: { $0.replayed.token == hold.token }) {
+                    problems.append("local hold \(hold.reservationId) in conflict but none recorded")
+                }
             case .refused:
                 break
             }

@@ -110,7 +110,7 @@ import Testing
         #expect(recovered.pendingUnits[Self.row] == 5)
     }
 
-    @Test func anIdTheMajorityGrantedTooIsRecordedAsSuperseded() throws {
+    @Test func anIdTheMajorityGrantedTooForAnotherBodyIsRecordedAsAConflict() throws {
         var (ledger, index) = Self.ledger(reserve: 10)
         var local = LocalHolds(node: Self.node, nonce: 42)
         local.open()
@@ -121,9 +121,13 @@ import Testing
         let next = local.nextBatch(limits: Limits())
         let batch = try #require(next)
         index += 1
-        #expect(ledger.apply(TimedCommand(.reconcileLocal(batch), timeMs: 2_000), index: index) == .localReconciled(duplicate: false, [.superseded]))
+        // Another body under the same id: a conflict, recorded in the ledger and by the node.
+        guard case .localReconciled(false, let results) = ledger.apply(TimedCommand(.reconcileLocal(batch), timeMs: 2_000), index: index)
+        else { Issue.record("not reconciled"); return }
+        #expect(results == [.conflict])
+        local.noteResults(of: batch, results)
         local.follow(ledger)
-        #expect(local.resolutions[ReservationID("both")]?.result == .superseded)
+        #expect(local.resolutions[ReservationID("both")]?.result == .conflict)
         #expect(local.spendable(Self.row, in: ledger) == 10)
     }
 }

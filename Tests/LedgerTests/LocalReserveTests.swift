@@ -114,15 +114,61 @@ import Testing
         #expect(harness.ledger.stock[SKU("tee")]![WarehouseID("yiwu")]! == row)
     }
 
-    @Test func anIdGrantedOnBothSidesKeepsTheLedgersHold() {
+    /// Another request under an id the ledger holds cannot be merged: the ledger's hold stands,
+    /// the reserve keeps the provisional units, and the conflict is recorded (and survives a snapshot).
+    @Test func anIdGrantedOnBothSidesForAnotherRequestIsARecordedConflict() throws {
         var harness = Self.harness()
         harness.apply(.grantAllotment(Self.yiwuReserve, quantity: 20))
         harness.apply(.beginLocalEpoch(node: Self.node, nonce: 1))
         _ = harness.reserve("both", [("tee", 2)])
-        let batch = LocalReconcile(node: Self.node, epoch: 1, throughSequence: 1, holds: [Self.provisional("both", 4, sequence: 1)])
-        #expect(harness.apply(.reconcileLocal(batch)) == .localReconciled(duplicate: false, [.superseded]))
+        let provisional = Self.provisional("both", 4, sequence: 1)
+        let batch = LocalReconcile(node: Self.node, epoch: 1, throughSequence: 1, holds: [provisional])
+        #expect(harness.apply(.reconcileLocal(batch)) == .localReconciled(duplicate: false, [.conflict]))
         #expect(harness.ledger.hold(ReservationID("both"))?.path == .quorum)
         #expect(harness.ledger.allotments[Self.yiwuReserve]?.quantity == 20)
+        let conflicts = harness.ledger.conflicts(of: ReservationID("both"))
+        #expect(conflicts.count == 1 && conflicts[0].reason == .otherRequest && conflicts[0].replayed == provisional)
+        #expect(harness.ledger.conflictFindings().map(\.check) == [.conflict])
+        let restored = try Ledger(snapshot: harness.ledger.encodeSnapshot(), limits: harness.ledger.limits)
+        #expect(restored.replayConflicts == harness.ledger.replayConflicts)
+    }
+
+    /// The same request granted on both sides: what the client did to the provisional hold
+    /// carries onto the ledger's hold. Confirmed there, it is sold here; released there, it is
+    /// released here; a later expiry extends it; a confirm against a hold the ledger already
+    /// released is a conflict, never dropped.
+    @Test(arguments: [HoldStatus.held, .confirmed, .released, .expired])
+    func theSameRequestGrantedOnBothSidesCarriesItsLifecycle(_ status: HoldStatus) {
+        var harness = Self.harness()
+        harness.apply(.grantAllotment(Self.yiwuReserve, quantity: 20))
+        harness.apply(.beginLocalEpoch(node: Self.node, nonce: 1))
+        let provisional = Self.provisional("both", 2, sequence: 1, status: status)
+        guard case .reservation(let ledgerHold, true) = harness.reserve("both", [("tee", 2)]) else {
+            Issue.record("not granted")
+            return
+        }
+        let before = harness.ledger.stock[SKU("tee")]![WarehouseID("yiwu")]!
+        let batch = LocalReconcile(node: Self.node, epoch: 1, throughSequence: 1, holds: [provisional])
+        #expect(harness.apply(.reconcileLocal(batch)) == .localReconciled(duplicate: false, [.superseded]))
+        let hold = harness.ledger.hold(ReservationID("both"))!
+        let row = harness.ledger.stock[SKU("tee")]![WarehouseID("yiwu")]!
+        #expect(hold.token == ledgerHold.token && row.allotted == 20 && harness.ledger.replayConflicts.isEmpty)
+        switch status {
+        case .confirmed: #expect(hold.status == .confirmed && row.sold == before.sold + 2 && row.held == before.held - 2)
+        case .released: #expect(hold.status == .released && row.held == before.held - 2)
+        case .held, .expired: #expect(hold.status == .held && row == before)
+        }
+        if status == .held { #expect(hold.expiresAtMs == max(provisional.expiresAtMs, ledgerHold.expiresAtMs)) }
+        // A confirm made where the ledger's hold had already been released cannot be honoured: shown.
+        if status == .confirmed {
+            var other = Self.harness()
+            other.apply(.grantAllotment(Self.yiwuReserve, quantity: 20))
+            other.apply(.beginLocalEpoch(node: Self.node, nonce: 1))
+            _ = other.reserve("both", [("tee", 2)])
+            other.apply(.release(ReservationID("both")))
+            #expect(other.apply(.reconcileLocal(batch)) == .localReconciled(duplicate: false, [.conflict]))
+            #expect(other.ledger.conflicts(of: ReservationID("both")).first?.reason == .confirmedButFinished)
+        }
     }
 
     @Test func aProvisionalHoldTheReserveDoesNotCoverIsRefused() {
