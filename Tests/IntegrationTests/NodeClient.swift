@@ -20,10 +20,13 @@ struct NodeClient {
         guard status == 200 else { throw NodeProcessError("set stock failed: \(status) \(json)") }
     }
 
-    func reserve(id: String, sku: String, quantity: Int = 1, region: String = "east") async throws -> (Int, [String: Any]) {
-        try await call(
+    func reserve(
+        id: String, sku: String, quantity: Int = 1, region: String = "east", ttlSeconds: Int? = nil
+    ) async throws -> (Int, [String: Any]) {
+        let ttl = ttlSeconds.map { #","ttlSeconds":\#($0)"# } ?? ""
+        return try await call(
             "POST", "/v1/reservations",
-            body: #"{"reservationId":"\#(id)","orderId":"order-\#(id)","region":"\#(region)","lines":[{"sku":"\#(sku)","quantity":\#(quantity)}],"allowSplit":true}"#)
+            body: #"{"reservationId":"\#(id)","orderId":"order-\#(id)","region":"\#(region)","lines":[{"sku":"\#(sku)","quantity":\#(quantity)}],"allowSplit":true\#(ttl)}"#)
     }
 
     /// Sum of `field` over a SKU's rows.

@@ -256,6 +256,101 @@ import Testing
     }
 }
 
+extension PartitionIntegrationTests {
+    /// One reservation id on both sides of a partition, and twice at once on the cut-off node
+    /// (docs/local-fallback.md, "A reservation id granted on both sides"). The majority grants
+    /// `dup-1`; its retry on the cut-off n3 is granted there too and confirmed there. After healing
+    /// and the hold's time-to-live, `dup-1` is confirmed with its unit sold on every node, not
+    /// expired. Two requests for `dup-2` (1 and 3 units) sent to n3 together get one grant and
+    /// one `idempotency_conflict`; two identical ones for `dup-3` get one grant and its replay.
+    @Test func anIdGrantedOnBothSidesKeepsTheConfirmAndACutOffNodeGrantsItOnce() async throws {
+        let cluster = NetnsCluster(prefix: "std\(ProcessInfo.processInfo.processIdentifier % 1000)", quorumDeadlineMs: 1_000)
+        do {
+            try await cluster.up()
+            let admin = NodeClient(connection: try await cluster.connect(1), token: cluster.adminToken)
+            try await admin.setStock("dup", "yiwu", 1_000, admin: cluster.adminToken)
+            await admin.connection.close()
+            try await Self.waitUntil("n3's reserve of dup", within: .seconds(30)) {
+                guard let connection = try? await cluster.connect(3) else { return false }
+                let client = NodeClient(connection: connection, token: cluster.adminToken)
+                let answer = try? await client.call("GET", "/v1/skus/dup/local-reserve?consistency=local")
+                await connection.close()
+                let reserves = answer?.1["reserves"] as? [[String: Any]] ?? []
+                guard (reserves.first { $0["warehouse"] as? String == "yiwu" }?["reserved"] as? Int ?? 0) > 0 else { return false }
+                return (await Self.view(cluster, 3)?["local"] as? [String: Any])?["epoch"] as? Int != nil
+            }
+            try await cluster.partition(3)
+            try await Self.waitUntil("a leader among n1 and n2", within: .seconds(30)) {
+                let leader = await Self.view(cluster, 1)?["leaderId"] as? String
+                return leader == "n1" || leader == "n2"
+            }
+            try await Task.sleep(for: .seconds(2))
+            let ttlSeconds = 20
+            let majority = NodeClient(connection: try await cluster.connect(1), token: cluster.checkoutToken)
+            let (quorumStatus, quorumHold) = try await majority.reserve(id: "dup-1", sku: "dup", ttlSeconds: ttlSeconds)
+            #expect(quorumStatus == 201 && quorumHold["path"] as? String == "quorum", "majority: \(quorumStatus) \(quorumHold)")
+            await majority.connection.close()
+            let isolated = NodeClient(connection: try await cluster.connect(3), token: cluster.checkoutToken)
+            let (localStatus, localHold) = try await isolated.reserve(id: "dup-1", sku: "dup", ttlSeconds: ttlSeconds)
+            #expect(localStatus == 201 && localHold["path"] as? String == "local", "n3: \(localStatus) \(localHold)")
+            let (confirmStatus, confirmed) = try await isolated.call("POST", "/v1/reservations/dup-1/confirm")
+            #expect(confirmStatus == 200 && confirmed["status"] as? String == "confirmed", "confirm on n3: \(confirmStatus) \(confirmed)")
+            #expect((confirmed["finishedAt"] as? Int ?? 0) >= (confirmed["createdAt"] as? Int ?? .max), "local times went back: \(confirmed)")
+            await isolated.connection.close()
+
+            // Two at once on the cut-off node, on two connections: one grant per id.
+            async let oneUnit = Self.reserveOnce(cluster, node: 3, id: "dup-2", quantity: 1, ttlSeconds: ttlSeconds)
+            async let threeUnits = Self.reserveOnce(cluster, node: 3, id: "dup-2", quantity: 3, ttlSeconds: ttlSeconds)
+            let different = try await [oneUnit, threeUnits]
+            #expect(different.map(\.0).sorted() == [201, 409], "dup-2: \(different)")
+            #expect(different.contains { ($0.1["error"] as? [String: Any])?["code"] as? String == "idempotency_conflict" })
+            async let first = Self.reserveOnce(cluster, node: 3, id: "dup-3", quantity: 1, ttlSeconds: ttlSeconds)
+            async let second = Self.reserveOnce(cluster, node: 3, id: "dup-3", quantity: 1, ttlSeconds: ttlSeconds)
+            let same = try await [first, second]
+            #expect(same.map(\.0).sorted() == [200, 201] && same[0].1["token"] as? UInt64 == same[1].1["token"] as? UInt64, "dup-3: \(same)")
+
+            try await cluster.heal()
+            try await Self.waitUntil("n3's provisional holds reconciled", within: .seconds(60)) {
+                let local = await Self.view(cluster, 3)?["local"] as? [String: Any]
+                return local?["provisionalHolds"] as? Int == 0
+            }
+            // Past the time-to-live: the confirmed sale stays sold; the rest expired.
+            try await Task.sleep(for: .seconds(ttlSeconds + 3))
+            try await Self.waitUntil("dup-2 and dup-3 expired everywhere", within: .seconds(30)) {
+                for node in 1...3 {
+                    guard let connection = try? await cluster.connect(node) else { return false }
+                    let rows = try? await NodeClient(connection: connection, token: cluster.checkoutToken).rowsLocal("dup")
+                    await connection.close()
+                    guard rows?["yiwu"]?["held"] == 0 else { return false }
+                }
+                return true
+            }
+            for node in 1...3 {
+                let client = NodeClient(connection: try await cluster.connect(node), token: cluster.checkoutToken)
+                let (status, hold) = try await client.call("GET", "/v1/reservations/dup-1?consistency=local")
+                #expect(status == 200 && hold["status"] as? String == "confirmed", "n\(node) dup-1: \(status) \(hold)")
+                #expect(hold["token"] as? UInt64 == quorumHold["token"] as? UInt64)
+                let rows = try await client.rowsLocal("dup")
+                #expect(rows["yiwu"]?["sold"] == 1, "n\(node) rows: \(rows)")
+                await client.connection.close()
+            }
+        } catch {
+            for node in 1...3 { print("n\(node) log:\n\(cluster.logTail(node))") }
+            await cluster.destroy()
+            throw error
+        }
+        await cluster.destroy()
+    }
+
+    static func reserveOnce(
+        _ cluster: NetnsCluster, node: Int, id: String, quantity: Int, ttlSeconds: Int
+    ) async throws -> (Int, [String: Any]) {
+        let client = NodeClient(connection: try await cluster.connect(node), token: cluster.checkoutToken)
+        defer { Task { await client.connection.close() } }
+        return try await client.reserve(id: id, sku: "dup", quantity: quantity, ttlSeconds: ttlSeconds)
+    }
+}
+
 extension NodeClient {
     /// A SKU's rows from this node's applied state.
     func rowsLocal(_ sku: String) async throws -> [String: [String: Int]] {
