@@ -63,7 +63,8 @@ final class ReplicaStorage {
         }
         let hardState = HardState(term: stored.term, votedFor: stored.votedFor == 0 ? nil : stored.votedFor, commit: stored.commit)
         let records = try localLog.recover().map { try LocalRecord(decoding: $0, limits: limits) }
-        let local = records.isEmpty ? nil : try LocalHolds(node: nodeID, recovering: records)
+        // A log cut short may have lost records the ledger already took in: it starts a new epoch.
+        let local = records.isEmpty ? nil : try LocalHolds(node: nodeID, recovering: records, damaged: localLog.truncatedBytes > 0)
         return Recovered(ledger: ledger, hardState: hardState, snapshot: snapshot, entries: entries, local: local)
     }
 

@@ -18,6 +18,9 @@ public enum LocalRecord: Hashable, Sendable {
     /// won, or the replay was refused); kept so the node still says so after a restart, when the
     /// winner may have been purged.
     case resolved(Hold, HoldReplayResult)
+    /// Recovery cut the log short: records the ledger already took in may be gone, so the node
+    /// grants nothing more in this epoch and opens a new one once what it kept is replayed.
+    case damaged
 }
 
 /// A node's provisional holds: granted from its local reserve while it could not reach the
@@ -78,6 +81,8 @@ public struct LocalHolds {
     /// sequences the ledger skips as already seen. The node grants nothing until it `reopen`s the
     /// log under a new nonce, which the ledger numbers as a new epoch.
     public private(set) var mustReopen = false
+    /// Set by a `damaged` record until the log is reopened.
+    public private(set) var damaged = false
 
     /// A log not yet written; `open()` starts it.
     public init(node: UInt64, nonce: UInt64) {
@@ -92,7 +97,7 @@ public struct LocalHolds {
     }
 
     /// A log read back from disk.
-    public init(node: UInt64, recovering records: [LocalRecord]) throws {
+    public init(node: UInt64, recovering records: [LocalRecord], damaged: Bool = false) throws {
         guard case .opened(let nonce) = records.first else {
             throw StockadeError(.internalError, "the local log does not start with its nonce")
         }
@@ -100,6 +105,8 @@ public struct LocalHolds {
         self.nonce = nonce
         isOpen = true
         for record in records.dropFirst() { take(record) }
+        // Said durably: a restart reads a log that is whole again.
+        if damaged && !self.damaged { record(.damaged) }
     }
 
     /// Provisional holds waiting for the ledger, and the age of the oldest (by its creation time).
@@ -114,15 +121,18 @@ public struct LocalHolds {
         switch record {
         case .opened(let nonce):
             if isOpen {
-                // A new log after one whose sequences the ledger had already taken in: everything
-                // of the old one is reflected, so nothing waits and numbering starts again.
-                precondition(entries.isEmpty && returns.isEmpty, "reopened with records the ledger has not reflected")
+                // A new log after one the ledger had taken in whole (`reopen` checks that): nothing
+                // of the old one waits, and numbering starts again. (Read back at recovery, the old
+                // log's entries are here still: recovery replays records, not the ledger's progress.)
+                entries = [:]
+                returns = []
                 epoch = nil
                 nextSequence = 1
                 handedOverThrough = 0
                 reflectedThrough = 0
                 pendingUnits = [:]
                 mustReopen = false
+                damaged = false
             }
             self.nonce = nonce
             isOpen = true
@@ -141,6 +151,8 @@ public struct LocalHolds {
             }
         case .handover(let through):
             handedOverThrough = max(handedOverThrough, through)
+        case .damaged:
+            damaged = true
         case .resolved(let hold, let result):
             if result == .refused { reconcileErrors += 1 }
             if resolutions[hold.reservationId] == nil { resolutionOrder.append(hold.reservationId) }
@@ -159,7 +171,7 @@ public struct LocalHolds {
 
     /// Starts a new log under `nonce` after `mustReopen` was set (its holds are all reflected).
     public mutating func reopen(nonce: UInt64) {
-        precondition(mustReopen && nonce != self.nonce)
+        precondition(mustReopen && nonce != self.nonce && entries.isEmpty && returns.isEmpty, "reopened with records the ledger has not reflected")
         record(.opened(nonce: nonce))
     }
 
@@ -208,6 +220,7 @@ public struct LocalHolds {
             }
         }
         if reflectedThrough >= nextSequence { mustReopen = true }
+        if damaged && epoch != nil && entries.isEmpty && returns.isEmpty { mustReopen = true }
     }
 
     /// Records what the ledger made of a batch's holds, from the reconcile command's results.
@@ -264,7 +277,7 @@ public struct LocalHolds {
         // One grant per id: a second request for an id granted here is a replay or a conflict,
         // never a second hold (two waiting on a cut-off node were both granted once).
         if let answer = replay(request) { return answer }
-        guard let epoch, !mustReopen, entries.count < limits.local.provisionalHoldsMax, nextSequence <= LocalGrant.sequenceMax,
+        guard let epoch, !mustReopen, !damaged, entries.count < limits.local.provisionalHoldsMax, nextSequence <= LocalGrant.sequenceMax,
             serves(region: request.region, in: ledger), ledger.hold(request.reservationId) == nil
         else { return nil }
         if let error = Validation.reserve(request, limits: limits) { return .rejected(error) }
@@ -414,6 +427,8 @@ extension LocalRecord {
             writer.write(UInt8(6))
             writer.write(hold)
             writer.write(result.rawValue)
+        case .damaged:
+            writer.write(UInt8(7))
         }
         return writer.bytes
     }
@@ -432,6 +447,7 @@ extension LocalRecord {
                 throw ByteReader.Failure(description: "unknown replay result")
             }
             self = .resolved(hold, result)
+        case 7: self = .damaged
         case let tag: throw ByteReader.Failure(description: "unknown local record tag \(tag)")
         }
         guard reader.isAtEnd else { throw ByteReader.Failure(description: "trailing bytes after a local record") }

@@ -19,6 +19,16 @@ extension ClusterSimulator {
         }
         guard case .reservation(let hold, let created) = outcome else { return }
         if created && hold.path == .local { localGrants += 1 }
+        if created {
+            grantsByPath[hold.path.name, default: 0] += 1
+            // A grant is stamped with a time the majority's clocks agree on, on every path: no
+            // single node's clock decides when a hold expires.
+            let timeBoundMs = limits.clockSkewMaxMs + limits.clockRoundTripMaxMs + 1_500
+            if abs(hold.createdAtMs - majorityWallMs) > timeBoundMs + limits.local.expiryGraceMs {
+                violations.append(
+                    "reservation \(hold.reservationId) granted on the \(hold.path.name) path at \(hold.createdAtMs), \(hold.createdAtMs - majorityWallMs) ms from the majority's clocks; step \(step)")
+            }
+        }
         switch call.command {
         case .reserve(let request):
             guard hold.reservationId == request.reservationId else {

@@ -25,11 +25,11 @@ extension ClusterSimulator {
     }
 
     /// Node `id`'s local log as its disk holds it (nil before it wrote one).
-    func localHolds(of id: NodeID) -> LocalHolds? {
+    func localHolds(of id: NodeID, damaged: Bool = false) -> LocalHolds? {
         let records = nodes[id]!.disk.local
         guard !records.isEmpty else { return nil }
         do {
-            return try LocalHolds(node: id, recovering: records)
+            return try LocalHolds(node: id, recovering: records, damaged: damaged)
         } catch {
             violations.append("node \(id) cannot read its local log: \(error)")
             return nil

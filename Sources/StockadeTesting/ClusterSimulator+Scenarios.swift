@@ -48,9 +48,12 @@ extension ClusterSimulator {
 
     /// Crashes `id`, keeps only the first `keeping` records of its local log (as a recovery that
     /// truncates at a damaged record does), and starts it again.
-    public func truncateLocalLog(of id: NodeID, keeping: Int) {
+    /// `damaged` false: recovery does not notice (as a file whose bad record happens to end it
+    /// cleanly would not), and only the ledger's progress tells the node.
+    public func truncateLocalLog(of id: NodeID, keeping: Int, damaged: Bool = true) {
         crash(id)
         nodes[id]!.disk.local = Array(nodes[id]!.disk.local.prefix(keeping))
+        nodes[id]!.disk.localDamaged = damaged
         start(id)
     }
 

@@ -68,6 +68,8 @@ public final class ClusterSimulator {
         var entries: [Entry] = []
         /// The node's local log of provisional holds.
         var local: [LocalRecord] = []
+        /// Recovery will find the local log cut short (a damaged record).
+        var localDamaged = false
 
         mutating func persist(_ newEntries: [Entry]) {
             guard let first = newEntries.first else { return }
@@ -143,6 +145,18 @@ public final class ClusterSimulator {
     var reference: Ledger?
     /// Reserves granted from a node's local reserve, as clients were answered.
     public internal(set) var localGrants = 0
+    /// Grants answered, by the path that granted them.
+    public internal(set) var grantsByPath: [String: Int] = [:]
+    /// Local logs cut short at a damaged record.
+    public internal(set) var damagedLocalLogs = 0
+    /// Whether this seed churns leadership: five nodes, and the leader crashed or cut off often
+    /// with partitions that heal quickly, the ground on which an entry of an older term sits on a
+    /// minority while leaders change (Raft's Figure 8). Decided from a stream of its own, like
+    /// `localReserves`, so other seeds run as before.
+    public let churn: Bool
+    /// Draws of the faults added after the main stream was fixed (a damaged local log), so that
+    /// seeds without them run as before.
+    var damageRandom: SplitMix64
     /// Acknowledged provisional holds found in the converged ledger with their local token, and
     /// those superseded by a hold a majority granted under the same id.
     public internal(set) var provisionalReconciled = 0
@@ -193,8 +207,18 @@ public final class ClusterSimulator {
         var localRandom = SplitMix64(seed: seed ^ 0x10CA_1F_A11B_ACC)
         self.localReserves = localReserves ?? (localRandom.next() % 2 == 0)
         var random = SplitMix64(seed: seed)
-        faults = layout == nil ? Faults.draw(&random) : .none
-        let count = nodeCount ?? (Bool.random(using: &random) ? 3 : 5)
+        var churnRandom = SplitMix64(seed: seed ^ 0xC4_0C_F1_6E_8)
+        churn = layout == nil && nodeCount == nil && churnRandom.next() % 4 == 0
+        damageRandom = SplitMix64(seed: seed ^ 0xDA_4A_6E)
+        var faults = layout == nil ? Faults.draw(&random) : .none
+        var count = nodeCount ?? (Bool.random(using: &random) ? 3 : 5)
+        if churn {
+            count = 5
+            faults.leaderFaultPerMille = Int.random(in: 40...150, using: &churnRandom)
+            faults.healPerMille = Int.random(in: 60...200, using: &churnRandom)
+            faults.crashPerMille = max(faults.crashPerMille, Int.random(in: 5...20, using: &churnRandom))
+        }
+        self.faults = faults
         nodeIDs = (1...count).map(NodeID.init)
         var limits = Limits()
         limits.consensus.inflightAppendsMax = Int.random(in: 1...8, using: &random)
@@ -265,7 +289,10 @@ public final class ClusterSimulator {
             let id = nodeIDs.randomElement(using: &random)!
             if nodes[id]!.driver != nil { crash(id) } else { start(id) }
         }
-        for id in nodeIDs where nodes[id]!.driver == nil && Int.random(in: 0..<100, using: &random) < 3 { start(id) }
+        for id in nodeIDs where nodes[id]!.driver == nil && Int.random(in: 0..<100, using: &random) < 3 {
+            if localReserves && damageRandom.next() % 8 == 0 { damageLocalLog(id) }
+            start(id)
+        }
         if Int.random(in: 0..<1000, using: &random) < faults.partitionPerMille {
             let isolated = nodeIDs.randomElement(using: &random)!
             let oneWay = Bool.random(using: &random)
@@ -326,6 +353,41 @@ public final class ClusterSimulator {
         network.removeAll { $0.packet.to == id }
     }
 
+    /// A damaged record in a stopped node's local log: recovery truncates the log there (as
+    /// `RecordFile.recover` does at the first bad record). Only records the committed ledger has
+    /// already taken in are cut, so nothing acknowledged and unreconciled is lost with them; what
+    /// the node must not do is number new grants with the sequences it lost.
+    func damageLocalLog(_ id: NodeID) {
+        let records = nodes[id]!.disk.local
+        guard let progress = reference?.localProgress[id] else { return }
+        var cut = records.count
+        while cut > 0 {
+            switch records[cut - 1] {
+            case .hold(let sequence, _), .returned(let sequence, _):
+                guard sequence <= progress.sequence else { break }
+                cut -= 1
+                continue
+            case .handover(let through):
+                guard through <= progress.sequence else { break }
+                cut -= 1
+                continue
+            case .resolved:
+                cut -= 1
+                continue
+            case .opened, .epoch, .damaged:
+                break
+            }
+            break
+        }
+        // Only the current epoch's records (after its `.epoch` record) can be reflected by `progress`.
+        guard cut < records.count, let store = localHolds(of: id), store.epoch == progress.epoch, store.nonce == progress.nonce
+        else { return }
+        let keep = Int.random(in: cut..<records.count, using: &damageRandom)
+        nodes[id]!.disk.local = Array(records.prefix(keep))
+        nodes[id]!.disk.localDamaged = true
+        damagedLocalLogs += 1
+    }
+
     /// Starts (or restarts) a node from what its disk holds.
     func start(_ id: NodeID) {
         var ledger = Ledger(limits: limits)
@@ -343,7 +405,8 @@ public final class ClusterSimulator {
                 nodeID: id, voters: nodeIDs, warehouses: generator.warehouses, limits: limits,
                 tickMs: Int64(Self.stepMs), quorumDeadlineMs: 2_000),
             ledger: ledger, hardState: disk.hardState, snapshot: disk.snapshot, entries: disk.entries,
-            random: SplitMix64(seed: random.next()), local: localHolds(of: id))
+            random: SplitMix64(seed: random.next()), local: localHolds(of: id, damaged: nodes[id]!.disk.localDamaged))
+        nodes[id]!.disk.localDamaged = false
     }
 
     // MARK: - One step of time

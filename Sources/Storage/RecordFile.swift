@@ -15,6 +15,9 @@ public final class RecordFile {
     private var buffer: [UInt8] = []
     /// Records in the file.
     public private(set) var count: UInt64 = 0
+    /// Bytes `recover()` cut off after the last whole record (a torn tail, or a damaged record
+    /// and everything after it: the file cannot tell which).
+    public private(set) var truncatedBytes = 0
 
     public init(path: String, payloadBytesMax: Int) {
         self.path = path
@@ -34,6 +37,7 @@ public final class RecordFile {
             payloads.append(entry.payload)
             offset = next
         }
+        truncatedBytes = bytes.count - offset
         if offset < bytes.count {
             try file.truncate(to: offset)
             try file.syncData()

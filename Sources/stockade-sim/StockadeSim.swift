@@ -15,6 +15,8 @@ struct StockadeSim: ParsableCommand {
     @Option(help: "Worker threads.") var workers = 2
     @Flag(name: .customLong("announce"), help: "Name each seed on stderr before running it, so a crash names its seed.")
     var announce = false
+    @Flag(help: "Stop at the first failing seed and say how many seeds it took (for planted bugs).")
+    var untilFailure = false
 
     func run() throws {
         if let seed {
@@ -22,7 +24,8 @@ struct StockadeSim: ParsableCommand {
             let violations = simulator.run(steps: steps)
             print("seed \(seed): faults \(simulator.faults)")
             print("elections \(simulator.leaderElections), applied \(simulator.appliedEntries), acknowledged \(simulator.acknowledged.count)")
-            print("local reserves \(simulator.localReserves), provisional grants \(simulator.localGrants)")
+            print("local reserves \(simulator.localReserves), provisional grants \(simulator.localGrants), churn \(simulator.churn)")
+            print("grants by path: " + simulator.grantsByPath.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if simulator.localReserves { print(simulator.localSummary()) }
             print("answers: " + simulator.answerCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if violations.isEmpty { print("ok") } else {
@@ -36,13 +39,14 @@ struct StockadeSim: ParsableCommand {
         let group = DispatchGroup()
         for worker in 0..<UInt64(max(1, workers)) {
             group.enter()
-            Thread.detachNewThread { [steps, start, seeds, workers, announce] in
+            Thread.detachNewThread { [steps, start, seeds, workers, announce, untilFailure] in
                 var seed = start + worker
-                while seed < start + seeds {
+                while seed < start + seeds && !(untilFailure && !tally.failed.isEmpty) {
                     if announce { FileHandle.standardError.write(Data("seed \(seed)\n".utf8)) }
                     let simulator = ClusterSimulator(seed: seed)
                     let violations = simulator.run(steps: steps)
-                    let done = tally.record(seed: seed, failed: !violations.isEmpty, localGrants: simulator.localGrants)
+                    let done = tally.record(
+                        seed: seed, failed: !violations.isEmpty, localGrants: simulator.localGrants, paths: simulator.grantsByPath)
                     if !violations.isEmpty {
                         FileHandle.standardError.write(Data("FAIL seed \(seed): \(violations.prefix(3))\n".utf8))
                         print("FAIL seed \(seed): \(violations.prefix(3)) (replay: stockade-sim --seed \(seed))")
@@ -56,6 +60,8 @@ struct StockadeSim: ParsableCommand {
         group.wait()
         let failed = tally.failed
         print("\(tally.done) seeds from \(start): \(failed.count) failed in \(Int(Date().timeIntervalSince(began))) s; \(tally.localGrants) provisional grants")
+        print("grants by path: " + tally.paths.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        if untilFailure, let first = failed.min() { print("first failing seed \(first): caught within \(first - start + 1) seeds") }
         if !failed.isEmpty {
             print("failing seeds: \(failed.sorted())")
             throw ExitCode(1)
@@ -69,11 +75,13 @@ final class Tally: @unchecked Sendable {
     private var doneCount = 0
     private var failedSeeds: [UInt64] = []
     private var grants = 0
+    private var byPath: [String: Int] = [:]
 
-    func record(seed: UInt64, failed: Bool, localGrants: Int) -> Int {
+    func record(seed: UInt64, failed: Bool, localGrants: Int, paths: [String: Int]) -> Int {
         lock.withLock {
             doneCount += 1
             grants += localGrants
+            byPath.merge(paths, uniquingKeysWith: +)
             if failed { failedSeeds.append(seed) }
             return doneCount
         }
@@ -82,4 +90,5 @@ final class Tally: @unchecked Sendable {
     var done: Int { lock.withLock { doneCount } }
     var failed: [UInt64] { lock.withLock { failedSeeds } }
     var localGrants: Int { lock.withLock { grants } }
+    var paths: [String: Int] { lock.withLock { byPath } }
 }

@@ -153,7 +153,9 @@ import Testing
     /// Hole 4: a local log that lost its end after the ledger took it in must not reuse the lost
     /// sequences (the ledger would skip the new grants as already seen): the node opens a new
     /// epoch, and a grant made after it reaches the ledger.
-    @Test func aTruncatedLocalLogStartsANewEpochInsteadOfReusingSequences() throws {
+    /// Recovery that notices the cut (`damaged`) opens a new epoch at once; one that does not is
+    /// told by the ledger's progress.
+    @Test(arguments: [true, false]) func aTruncatedLocalLogStartsANewEpochInsteadOfReusingSequences(_ noticed: Bool) throws {
         let simulator = try Self.cluster()
         _ = try Self.cutOffOwner(simulator)
         for id in ["t-1", "t-2"] {
@@ -165,7 +167,7 @@ import Testing
         let epoch = try #require(simulator.ledger(of: 1)?.localProgress[Self.owner])
         #expect(epoch.sequence >= 2)
         // Lose everything after the first grant, and start again connected.
-        simulator.truncateLocalLog(of: Self.owner, keeping: 3)
+        simulator.truncateLocalLog(of: Self.owner, keeping: 3, damaged: noticed)
         simulator.runSteps(400) {
             (simulator.driver(of: Self.owner)?.local.epoch ?? 0) > epoch.epoch
                 && simulator.ledger(of: Self.owner)?.localProgress[Self.owner]?.epoch ?? 0 > epoch.epoch

@@ -130,4 +130,38 @@ import Testing
         #expect(local.resolutions[ReservationID("both")]?.result == .conflict)
         #expect(local.spendable(Self.row, in: ledger) == 10)
     }
+
+    /// A log the ledger took in beyond what it still holds (its end was lost) numbers nothing
+    /// more: it opens a new log under a new nonce, and reading the whole file back gives the new
+    /// log, not the old one's entries. A log recovery cut short says so durably and grants nothing.
+    @Test func aLogBehindTheLedgerReopensAndReadsBackAsTheNewLog() throws {
+        var (ledger, index) = Self.ledger(reserve: 10)
+        var local = LocalHolds(node: Self.node, nonce: 42)
+        local.open()
+        local.follow(ledger)
+        _ = local.grant(Self.request("a", 1), ledger: ledger, term: 2, timeMs: 1_000, limits: Limits())
+        _ = local.grant(Self.request("b", 1), ledger: ledger, term: 2, timeMs: 1_000, limits: Limits())
+        let next = local.nextBatch(limits: Limits())
+        let batch = try #require(next)
+        index += 1
+        _ = ledger.apply(TimedCommand(.reconcileLocal(batch), timeMs: 2_000), index: index)
+        // The log loses its last hold record and what followed it.
+        let records = local.takeUnsaved()
+        let kept = Array(records.prefix { if case .hold(2, _) = $0 { return false } else { return true } })
+        var cut = try LocalHolds(node: Self.node, recovering: kept)
+        #expect(cut.nextSequence == 2)
+        cut.follow(ledger)
+        #expect(cut.mustReopen)
+        #expect(cut.grant(Self.request("c", 1), ledger: ledger, term: 2, timeMs: 1_000, limits: Limits()) == nil)
+        cut.reopen(nonce: 43)
+        #expect(cut.epoch == nil && cut.nonce == 43 && cut.nextSequence == 1 && !cut.mustReopen)
+        let reread = try LocalHolds(node: Self.node, recovering: kept + cut.takeUnsaved())
+        #expect(reread.nonce == 43 && reread.epoch == nil && reread.count == 0 && reread.pendingUnits.isEmpty)
+        // Recovery that cut the file: a durable `damaged` record, and no grant in this epoch.
+        var damaged = try LocalHolds(node: Self.node, recovering: kept, damaged: true)
+        #expect(damaged.damaged && damaged.takeUnsaved() == [.damaged])
+        #expect(damaged.grant(Self.request("d", 1), ledger: ledger, term: 2, timeMs: 1_000, limits: Limits()) == nil)
+        #expect(try LocalHolds(node: Self.node, recovering: kept + [.damaged]).damaged)
+        #expect(try LocalRecord(decoding: LocalRecord.damaged.encoded(), limits: Limits()) == .damaged)
+    }
 }
