@@ -262,7 +262,7 @@ let package = Package(
         .target(
             name: "LoadHarness",
             dependencies: [
-                "StockadeCore", "StockadeClient",
+                "StockadeCore", "StockadeClient", "StockadeTesting",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
@@ -271,7 +271,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "stockade-load",
-            dependencies: ["LoadHarness", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["LoadHarness", "StockadeTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "LoadTests/Sources/stockade-load"
         ),
         .testTarget(

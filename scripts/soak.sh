@@ -58,7 +58,7 @@ node_url() { echo "http://10.232.$1.2:7100"; }
 start=$SECONDS
 "$bin/stockade-load" steady --url "$(node_url 1),$(node_url 2),$(node_url 3)" --rate "$rate" --duration "$seconds" \
     --skus 20 --stock-per-sku "$stock" --connections 48 --timeout-ms 3000 --ttl-seconds 900 --backlog-max 20000 \
-    --report-dir "$dir/report" --no-progress > "$dir/load.out" 2> "$dir/load.err" &
+    --report-dir "$dir/report" --history "$dir/history.jsonl" --no-progress > "$dir/load.out" 2> "$dir/load.err" &
 load_pid=$!
 say "load started: $rate/s for $seconds s over n1, n2, n3 (pid $load_pid); state in $dir"
 
@@ -111,6 +111,13 @@ wait "$load_pid" || load_status=$?
 load_pid=""
 say "load finished (exit $load_status)"
 
+# Every answer the harness got (history.jsonl) against the settled cluster, per reservation: the
+# harness's verdict did this already; checked again from the file, as anyone can.
+history_status=0
+"$bin/stockade-load" check-history --history "$dir/history.jsonl" --url "$(node_url 1),$(node_url 2),$(node_url 3)" \
+    > "$dir/history.out" 2>&1 || history_status=$?
+say "$(head -1 "$dir/history.out") (exit $history_status)"
+
 # Checks beyond the harness's verdict, on every node. An audit finding fails the soak, except
 # cache units stranded by a hold granted on both paths (the ledger allots more to the cache than
 # Redis accounts for: units not for sale until the SKU is demoted, never sold twice); those are
@@ -139,11 +146,12 @@ print(len(findings) - len(under), sum(f["ledger"] - f["derived"] for f in under)
     [[ "$count" == "0" ]] || provisional=$((provisional + 1))
 done
 
-python3 - "$dir/report/report.json" "$faults" "$load_status" "$audits" "$provisional" "$stranded" <<'PY'
+python3 - "$dir/report/report.json" "$faults" "$load_status" "$audits" "$provisional" "$stranded" "$history_status" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
 faults = [line.rstrip("\n").split("\t") for line in open(sys.argv[2]) if line.strip()]
 load_status, audits, provisional, stranded = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+history_status = int(sys.argv[7])
 summary = report.get("summary", report)
 per = summary.get("perSecond", [])
 def window(a, b):
@@ -160,7 +168,7 @@ outcomes = report.get("outcomes", {})
 passed = report.get("verdict") == "pass"
 unknown = outcomes.get("outcome_unknown", 0)
 no_answer = outcomes.get("transport_error", 0)
-ok = load_status == 0 and passed and audits == 0 and provisional == 0
+ok = load_status == 0 and passed and audits == 0 and provisional == 0 and history_status == 0
 print()
 print(f"operations: {report.get('attempts', 0)} reserves, {report.get('granted', 0)} granted, "
       f"{summary.get('confirms', 0)} confirms, {summary.get('releases', 0)} releases, "
@@ -169,7 +177,7 @@ print(f"outcomes: {json.dumps(outcomes, sort_keys=True)}")
 print(f"paths: {json.dumps(report.get('paths', {}), sort_keys=True)}; faults injected: {len(faults)}")
 print(f"reserves without a definite answer: outcome_unknown {unknown}, no answer {no_answer}; "
       f"each was read back after the run and counted as it was found")
-print(f"verdict: harness {'passed' if passed else 'FAILED'}; audits with findings: {audits}; "
+print(f"verdict: harness {'passed' if passed else 'FAILED'}; history check {'passed' if history_status == 0 else 'FAILED'}; audits with findings: {audits}; "
       f"nodes with provisional holds left: {provisional}; cache units stranded by holds granted on both paths: {stranded}")
 for violation in report.get("violations", [])[:20]:
     print("  violation:", violation)

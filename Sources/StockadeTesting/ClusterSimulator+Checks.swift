@@ -12,10 +12,20 @@ extension ClusterSimulator {
         if answers[call.id]!.count > 1 { violations.append("call \(call.id) (\(call.command)) answered twice: \(answers[call.id]!)") }
         answerCounts[Self.kind(of: outcome), default: 0] += 1
         if let problem = witness.close(call.id, outcome) { violations.append("\(problem); step \(step)") }
-        if let id = call.command.reservationID {
-            if let problem = histories[id, default: ReservationHistory()].take(call: call.id, node: call.node, command: call.command, outcome: outcome) {
-                violations.append("\(problem); step \(step)")
+        if let id = call.command.reservationID, let operation = call.command.historyOperation {
+            var hold: HoldView?
+            var created = false
+            var code: String?
+            switch outcome {
+            case .reservation(let answered, let made):
+                hold = HoldView(answered)
+                created = made
+            case .rejected(let error, _): code = error.code.rawValue
+            default: break
             }
+            let answer = HistoryAnswer(
+                call: call.id, node: "n\(call.node)", operation: operation, reservationId: id.rawValue, hold: hold, created: created, code: code)
+            if let problem = histories.take(answer) { violations.append("\(problem); step \(step)") }
         }
         guard case .reservation(let hold, let created) = outcome else { return }
         if created && hold.path == .local { localGrants += 1 }
@@ -61,9 +71,9 @@ extension ClusterSimulator {
             guard let hold = ledger.hold(reservation), hold.token == known.token else { continue }
             acknowledged[reservation] = AcknowledgedHold(hold)
         }
-        for reservation in histories.keys {
-            guard let hold = ledger.hold(reservation), histories[reservation]!.bounds[hold.token] != nil else { continue }
-            histories[reservation]!.follow(hold)
+        for reservation in histories.histories.keys {
+            guard let hold = ledger.hold(ReservationID(reservation)) else { continue }
+            histories.follow(HoldView(hold))
         }
     }
 
@@ -194,11 +204,15 @@ extension ClusterSimulator {
         // byte for byte the same, so one ledger stands for all).
         let ledger = nodes[nodeIDs[0]]!.driver!.ledger
         let purgeable = { (finishesByMs: Int64) in self.lastCommittedTimeMs >= finishesByMs + self.limits.finishedRetentionMs }
-        for (reservation, history) in histories.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-            violations += history.violations(reservation, in: ledger, purgeable: purgeable)
-            let final = ledger.hold(reservation)
-            for grant in history.grants where grant.hold.path == .local {
-                if final?.token == grant.hold.token { provisionalReconciled += 1 } else if final != nil { provisionalSuperseded += 1 }
+        violations += histories.violations(
+            final: { id in
+                let reservation = ReservationID(id)
+                return (ledger.hold(reservation).map(HoldView.init), Set(ledger.conflicts(of: reservation).map(\.replayed.token.rawValue)))
+            }, purgeable: purgeable)
+        for (id, history) in histories.histories {
+            let final = ledger.hold(ReservationID(id))
+            for grant in history.grants where grant.hold.path == "local" {
+                if final?.token.rawValue == grant.hold.token { provisionalReconciled += 1 } else if final != nil { provisionalSuperseded += 1 }
             }
         }
         // A reserve answered as not written never took effect.

@@ -183,7 +183,7 @@ public final class ClusterSimulator {
     /// or released, or by its (possibly extended) expiry at the latest.
     public internal(set) var acknowledged: [ReservationID: AcknowledgedHold] = [:]
     /// Every answer about each reservation id, from any node on any path (see `ReservationHistory`).
-    public internal(set) var histories: [ReservationID: ReservationHistory] = [:]
+    public internal(set) var histories = HistoryCheck()
     /// The committed state, applied entry by entry as the first node applies it: refusals that
     /// claim something about the state are held to it at every index while they are outstanding.
     var truth: Ledger

@@ -37,6 +37,17 @@ import Testing
         return Run(status: status, output: output, report: report)
     }
 
+    static func checkHistory(_ file: String, node: NodeProcess) async throws -> (status: Int32, output: String) {
+        var environment = ProcessInfo.processInfo.environment
+        environment["STOCKADE_ADMIN_TOKEN"] = node.adminToken
+        environment["STOCKADE_CHECKOUT_TOKEN"] = node.checkoutToken
+        let process = try ChildProcess(
+            NodeProcess.productPath("stockade-load"), ["check-history", "--history", file, "--url", "http://127.0.0.1:\(node.port)"],
+            environment: environment, outputPath: file + ".check")
+        let status = await process.exit()
+        return (status, (try? String(contentsOfFile: file + ".check", encoding: .utf8)) ?? "")
+    }
+
     @Test func smallFlashSalePassesItsVerdict() async throws {
         let node = NodeProcess()
         defer { node.destroy() }
@@ -51,15 +62,37 @@ import Testing
         #expect(Set(latency.keys) == ["p50", "p90", "p99", "p999", "max"])
     }
 
-    /// The same scenario over the RESP port: same verdict, same counts.
+    /// The same scenario over the RESP port: same verdict, same counts. With `--history`, every
+    /// answer goes to a file that `check-history` holds to one history per reservation, and a
+    /// history that claims a confirm the node never made fails it.
     @Test func smallFlashSaleOverRESPPassesItsVerdict() async throws {
         let node = NodeProcess(resp: true)
         defer { node.destroy() }
         try await node.start()
+        let historyFile = NodeProcess.temporaryDirectory(prefix: "history") + "/history.jsonl"
         let run = try await Self.load(
-            ["flash-sale", "--stock", "200", "--attempts", "2000", "--concurrency", "32", "--confirm-percent", "30"],
+            ["flash-sale", "--stock", "200", "--attempts", "2000", "--concurrency", "32", "--confirm-percent", "30", "--history", historyFile],
             url: "resp://127.0.0.1:\(node.respPort)", adminToken: node.adminToken, checkoutToken: node.checkoutToken)
         #expect(run.status == 0, "\(run.output)")
+        let lines = try String(contentsOfFile: historyFile, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count >= 2_000, "\(lines.count) answers recorded")
+        let check = try await Self.checkHistory(historyFile, node: node)
+        #expect(check.status == 0 && check.output.contains("0 violations"), "\(check.output)")
+        // A confirm the node never made: one held grant claimed confirmed.
+        let answers = try lines.map { try JSONDecoder().decode(HistoryAnswer.self, from: Data($0.utf8)) }
+        let confirmed = Set(answers.filter { $0.operation == .confirm }.map(\.reservationId))
+        guard var forged = answers.first(where: { $0.operation == .reserve && $0.created && !confirmed.contains($0.reservationId) }) else {
+            Issue.record("no held grant to forge a confirm for")
+            return
+        }
+        forged.operation = .confirm
+        forged.created = false
+        forged.hold?.status = "confirmed"
+        var text = lines.joined(separator: "\n") + "\n"
+        text += String(decoding: try JSONEncoder().encode(forged), as: UTF8.self) + "\n"
+        try text.write(toFile: historyFile, atomically: true, encoding: .utf8)
+        let caught = try await Self.checkHistory(historyFile, node: node)
+        #expect(caught.status == 1 && caught.output.contains("confirm acknowledged but it ends held"), "\(caught.output)")
         #expect(run.report["verdict"] as? String == "pass")
         #expect(run.report["granted"] as? Int == 200)
         #expect(run.report["attempts"] as? Int == 2000)

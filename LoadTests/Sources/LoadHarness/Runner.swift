@@ -1,6 +1,7 @@
 import Foundation
 import HeapModule
 import StockadeClient
+import StockadeTesting
 
 /// Settings shared by every scenario.
 public struct RunSettings: Sendable {
@@ -20,6 +21,8 @@ public struct RunSettings: Sendable {
     public var backlogMax: Int
     public var progress: Bool
     public var runID: String
+    /// Where every answer is recorded for the per-reservation history check (nil: not checked).
+    public var history: HistoryRecorder?
 
     public init(
         endpoints: [(host: String, port: Int)], resp: Bool = false, checkoutToken: String, adminToken: String, connections: Int,
@@ -60,11 +63,15 @@ public struct Runner: Sendable {
     /// A connection to the slot's node; over RESP it speaks for the admin token or the checkout one.
     func connect(slot: Int = 0, admin: Bool = false) async throws -> ServiceClient {
         let endpoint = settings.endpoints[slot % settings.endpoints.count]
+        var connected: ServiceClient
         if settings.resp {
             let token = admin ? settings.adminToken : settings.checkoutToken
-            return client(.resp(try await RESPConnection.connect(host: endpoint.host, port: endpoint.port, token: token)))
+            connected = client(.resp(try await RESPConnection.connect(host: endpoint.host, port: endpoint.port, token: token)))
+        } else {
+            connected = client(.http(try await HTTPConnection.connect(host: endpoint.host, port: endpoint.port)))
         }
-        return client(.http(try await HTTPConnection.connect(host: endpoint.host, port: endpoint.port)))
+        connected.endpoint = "\(endpoint.host):\(endpoint.port)"
+        return connected
     }
 
     public func run(_ workload: Workload) async throws -> RunResult {
@@ -147,8 +154,20 @@ public struct Runner: Sendable {
                 reservationId: order.reservationId, orderId: order.orderId, region: order.region, lines: order.lines,
                 ttlSeconds: settings.ttlSeconds, allowSplit: allowSplit)
             tries += 1
+            settings.history?.record(
+                node: client.endpoint, operation: .reserve, id: order.reservationId, lines: order.lines.map { "\($0.sku)×\($0.quantity)" },
+                status: answer.status, body: answer.body)
             if answer.outcome != "outcome_unknown" || tries == 3 { return answer }
         }
+    }
+
+    /// Confirms or releases, and records the answer; returns the HTTP status (0: no answer).
+    func finish(_ reservationId: String, action: String, client: ServiceClient) async -> Int {
+        let (status, body) = await client.finish(reservationId, action: action)
+        settings.history?.record(
+            node: client.endpoint, operation: action == "confirm" ? .confirm : .release, id: reservationId, lines: nil, status: status,
+            body: body)
+        return status
     }
 
     /// A connection in place of `client`'s, which failed (no answer: the node is down, paused or
@@ -165,7 +184,7 @@ public struct Runner: Sendable {
     }
 
     /// A connection to the slot's node, or the next that answers, trying for up to about 10 s.
-    func connectPersistently(slot: Int, admin: Bool = false) async throws -> ServiceClient {
+    public func connectPersistently(slot: Int, admin: Bool = false) async throws -> ServiceClient {
         var lastError: Error = LoadError("no endpoint")
         for round in 0..<33 {
             for offset in 0..<settings.endpoints.count {
@@ -214,7 +233,7 @@ public struct Runner: Sendable {
                         }
                         // Closed loop: the follow-up goes at once, on the same connection.
                         guard answer.outcome == "granted", let action = order.followUp.action else { continue }
-                        let status = await client.finish(order.reservationId, action: action.name)
+                        let status = await finish(order.reservationId, action: action.name, client: client)
                         recorder.recordFinish(id: order.reservationId, action: action.name, status: status)
                         if status == 0 { client = await reconnect(after: client, slot: slot) }
                     }
@@ -242,7 +261,7 @@ public struct Runner: Sendable {
                             followUps.reserveDone()
                             if answer.outcome == "transport_error" { client = await reconnect(after: client, slot: slot) }
                         case .finish(let id, let action):
-                            let status = await client.finish(id, action: action)
+                            let status = await finish(id, action: action, client: client)
                             recorder.recordFinish(id: id, action: action, status: status)
                             if status == 0 { client = await reconnect(after: client, slot: slot) }
                         }
@@ -307,7 +326,25 @@ public struct Runner: Sendable {
             for try await part in group { for (id, reservation) in part { all[id] = reservation } }
             return all
         }
-        return Verdict.judge(rows: rows, granted: fates.granted, fetched: fetched, released: fates.released)
+        var verdict = Verdict.judge(rows: rows, granted: fates.granted, fetched: fetched, released: fates.released)
+        if let history = settings.history {
+            history.close()
+            let problems = try await checkHistory(history.taken.check, reader: admin) + history.taken.problems
+            verdict.violations += problems
+            verdict.passed = verdict.passed && problems.isEmpty
+        }
+        return verdict
+    }
+
+    /// Holds every id's answers to one serial history of its hold, against the hold each id ends
+    /// with as the cluster reads it now (the simulator's checker; nothing is purged in a run).
+    public func checkHistory(_ check: HistoryCheck, reader: ServiceClient) async throws -> [String] {
+        var finals: [String: (hold: HoldView?, conflicts: Set<UInt64>)] = [:]
+        var client = reader
+        for id in check.histories.keys.sorted() {
+            finals[id] = try await persistently(&client, slot: 0) { try await $0.reservationView(id) }
+        }
+        return check.violations(final: { finals[$0] ?? (nil, []) }, purgeable: { _ in false })
     }
 
     func reportProgress(_ recorder: Recorder, total: Int) async {

@@ -1,3 +1,4 @@
+import StockadeTesting
 import Foundation
 import StockadeClient
 
@@ -25,6 +26,8 @@ public struct ReserveAnswer: Sendable {
     public var path: String?
     public var allocations: [GrantedAllocation]
     public var status: Int
+    /// The answer's body (the HTTP shape, also over RESP), for the history.
+    public var body: [UInt8] = []
 }
 
 /// A reservation read back from the service.
@@ -80,6 +83,8 @@ public struct ServiceClient: Sendable {
     let checkoutToken: String
     let adminToken: String
     let timeout: Duration
+    /// The node this connection reaches (`host:port`), as histories name it.
+    public var endpoint = ""
 
     public init(connection: ServiceLink, checkoutToken: String, adminToken: String, timeout: Duration) {
         self.connection = connection
@@ -124,20 +129,32 @@ public struct ServiceClient: Sendable {
             case 201, 200:
                 return ReserveAnswer(
                     outcome: response.status == 201 ? "granted" : "replayed", path: reply?.path,
-                    allocations: reply?.allocations ?? [], status: response.status)
+                    allocations: reply?.allocations ?? [], status: response.status, body: response.body)
             default:
                 return ReserveAnswer(
                     outcome: reply?.error?.code ?? "http_\(response.status)", path: nil, allocations: [],
-                    status: response.status)
+                    status: response.status, body: response.body)
             }
         } catch {
             return ReserveAnswer(outcome: "transport_error", path: nil, allocations: [], status: 0)
         }
     }
 
-    /// Confirms or releases; returns the HTTP status (0 when no answer came back).
-    public func finish(_ reservationId: String, action: String) async -> Int {
-        (try? await send("POST", "/v1/reservations/\(reservationId)/\(action)", words: [action.uppercased(), reservationId]).status) ?? 0
+    /// Confirms or releases; returns the HTTP status (0 when no answer came back) and the body.
+    public func finish(_ reservationId: String, action: String) async -> (status: Int, body: [UInt8]) {
+        guard let response = try? await send("POST", "/v1/reservations/\(reservationId)/\(action)", words: [action.uppercased(), reservationId])
+        else { return (0, []) }
+        return (response.status, response.body)
+    }
+
+    /// The reservation as `HoldView` with the tokens of its recorded conflicts (nil hold: 404).
+    public func reservationView(_ reservationId: String) async throws -> (hold: HoldView?, conflicts: Set<UInt64>) {
+        let response = try await send("GET", "/v1/reservations/\(reservationId)", words: ["RESERVATION", reservationId])
+        if response.status == 404 { return (nil, []) }
+        guard response.status == 200, let json = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any],
+            let hold = HoldView(json: json)
+        else { throw LoadError("GET reservation \(reservationId): \(response.status)") }
+        return (hold, HoldView.conflictTokens(json: json))
     }
 
     /// The reservation, or nil on 404. Throws when the service cannot be asked.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LoadHarness
+import StockadeTesting
 
 /// `stockade-load`: replays big-promotion peaks against a Stockade node and checks nothing oversold.
 @main
@@ -8,7 +9,7 @@ struct StockadeLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stockade-load",
         abstract: "Replay big-promotion peaks against Stockade and prove nothing oversold.",
-        subcommands: [FlashSale.self, PromotionReplay.self, Steady.self, MakeTrace.self])
+        subcommands: [FlashSale.self, PromotionReplay.self, Steady.self, MakeTrace.self, CheckHistory.self])
 }
 
 /// Options every scenario takes.
@@ -34,6 +35,9 @@ struct Common: ParsableArguments {
     @Option(help: "Seed for the random choices.")
     var seed: UInt64 = 1
 
+    @Option(help: "Write every answer to this file (JSON lines) and hold them to one history per reservation in the verdict (costs harness CPU).")
+    var history: String?
+
     func settings(connections: Int) throws -> RunSettings {
         var endpoints: [(host: String, port: Int)] = []
         var schemes = Set<String>()
@@ -53,10 +57,12 @@ struct Common: ParsableArguments {
         guard (1...4096).contains(connections) else { throw ValidationError("connections must be between 1 and 4096") }
         guard timeoutMs > 0, ttlSeconds > 0, backlogMax > 0 else { throw ValidationError("limits must be positive") }
         let stamp = Int(Date().timeIntervalSince1970) % 1_000_000
-        return RunSettings(
+        var settings = RunSettings(
             endpoints: endpoints, resp: schemes.contains("resp"), checkoutToken: checkout, adminToken: admin, connections: connections,
             timeout: .milliseconds(timeoutMs), ttlSeconds: ttlSeconds, backlogMax: backlogMax, progress: !noProgress,
             runID: "ld\(stamp)\(String(UInt32.random(in: 0...0xFFFF), radix: 16))")
+        if let history { settings.history = try HistoryRecorder(path: history) }
+        return settings
     }
 
     /// Runs, writes the reports, prints the table, and fails the command if the verdict fails.
@@ -202,5 +208,30 @@ struct MakeTrace: AsyncParsableCommand {
         let orders = generator.generate()
         try TraceFile.write(orders, to: out)
         print("wrote \(orders.count) orders over \(hours) h to \(out)")
+    }
+}
+
+/// Checks a history file written by `--history` against the cluster as it stands now.
+struct CheckHistory: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-history",
+        abstract: "Hold every answer in a history file (JSON lines from --history) to one serial history per reservation, against the holds the cluster reads now.")
+
+    @Option(help: "The history file.") var history: String
+    @Option(help: "A node's base URL, or several separated by commas.") var url = "http://127.0.0.1:7101"
+
+    func run() async throws {
+        var common = try Common.parse(["--url", url])
+        common.history = nil
+        let settings = try common.settings(connections: 1)
+        let text = try String(contentsOfFile: history, encoding: .utf8)
+        let (check, problems) = try HistoryCheck.read(lines: text.split(separator: "\n"))
+        let runner = Runner(settings: settings)
+        let reader = try await runner.connectPersistently(slot: 0, admin: true)
+        let violations = try await runner.checkHistory(check, reader: reader) + problems
+        await reader.connection.close()
+        print("history: \(check.answers) answers about \(check.histories.count) reservations, \(violations.count) violations")
+        for violation in violations.prefix(50) { print("VIOLATION: \(violation)") }
+        if !violations.isEmpty { throw ExitCode(1) }
     }
 }
