@@ -229,20 +229,19 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
     private func loop() {
         var stopDeadline: Int64?
         var wasLeader = false
+        let shell = LoopShell(self)
         while true {
             let nextTick = withDriver { $0.nextTurnMs } ?? 0
             let turn = queues.take(until: self.started + .milliseconds(nextTick), gather: wasLeader)
             let started = ContinuousClock.now
             let now = nowMs(started)
-            withDriver {
-                $0.beginTurn(
-                    nowMs: now, wallMs: clock(), messages: turn.messages, forwards: turn.forwards, replies: turn.replies,
-                    proposals: turn.proposals, reads: turn.reads, pings: turn.pings)
+            orCrash {
+                try ReplicaRunner.turn(
+                    shell,
+                    Driver.TurnInput(
+                        nowMs: now, wallMs: clock(), messages: turn.messages, forwards: turn.forwards, replies: turn.replies,
+                        proposals: turn.proposals, reads: turn.reads, pings: turn.pings))
             }
-            workOrCrash()
-            withDriver { $0.endTurn() }
-            // What the deadlines decided (a reserve granted from this node's reserve) is made durable now.
-            workOrCrash()
             let (waiting, status) = withDriver { driver in (driver.waitingCount, driver.status) }
             statusLock.lock()
             self.status = status
@@ -257,7 +256,6 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
             metrics.raftLeaderKnown.record(status.leaderID == nil ? 0 : 1)
             reportLocal(status.local)
             wasLeader = status.role == .leader
-            deliverOutput()
             noteTurn(started: started, proposals: turn.proposals.count, messages: turn.messages.count)
             if turn.stopping {
                 if stopDeadline == nil { stopDeadline = now + configuration.replica.quorumDeadlineMs }
@@ -269,8 +267,7 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
         let closing = StockadeError(.unavailable, "the node is shutting down")
         for proposal in leftover.proposals { run(proposal.caller, .rejected(closing)) }
         for read in leftover.reads { run(read, closing) }
-        withDriver { $0.shutDown() }
-        deliverOutput()
+        ReplicaRunner.shutDown(shell)
         storage.drain()
     }
 
@@ -325,9 +322,10 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
         reserveGauges = reserves
     }
 
-    private func workOrCrash() {
+    /// Runs `body`; a storage failure crashes the process.
+    private func orCrash(_ body: () throws -> Void) {
         do {
-            try work()
+            try body()
         } catch {
             // The disk can no longer be trusted to hold what we acknowledge: crash, and let
             // restart recover exactly what was fsynced.
@@ -336,33 +334,39 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
         }
     }
 
-    /// Works off the driver's `Work` until it has none; the disk writes run outside the lock.
-    private func work() throws {
-        switch try storage.takeFinishedSnapshot() {
-        case .durable(let snapshot): withDriver { $0.snapshotDurable(snapshot) }
-        case .failed: withDriver { $0.snapshotFailed() }
-        case nil: break
+    /// The loop's I/O for `ReplicaRunner`: files through `storage` (outside the driver's lock),
+    /// peers through the sender, callers through their completions.
+    final class LoopShell: ReplicaShell {
+        unowned let replica: ClusterReplica
+
+        init(_ replica: ClusterReplica) { self.replica = replica }
+
+        func withDriver<T>(_ body: (inout Driver) throws -> T) rethrows -> T { try replica.withDriver(body) }
+
+        func send(_ envelopes: [Envelope]) { replica.send(envelopes) }
+
+        func write(_ step: Driver.WriteStep, of work: Driver.Work) throws -> Bool {
+            try replica.storage.write(step) { index in replica.withDriver { $0.raft.term(at: index) } }
+            return true
         }
-        while true {
-            let work = withDriver { $0.nextWork() }
-            if work.isEmpty { return }
-            send(work.messagesBeforePersist)
-            try storage.write(work) { index in withDriver { $0.raft.term(at: index) } }
-            send(work.messages)
-            let (applied, active, conflicts) = withDriver { driver in
-                driver.persisted(work)
-                return (driver.ledger.appliedIndex, driver.ledger.activeHoldCount, driver.ledger.replayConflicts.count)
+
+        func takeFinishedSnapshot() throws -> FinishedSnapshot? { try replica.storage.takeFinishedSnapshot() }
+
+        func deliver(_ output: Driver.Output) { replica.deliver(output) }
+
+        func applied(_ work: Driver.Work) {
+            let (applied, active, conflicts) = replica.withDriver { driver in
+                (driver.ledger.appliedIndex, driver.ledger.activeHoldCount, driver.ledger.replayConflicts.count)
             }
-            metrics.activeHolds.record(active)
-            metrics.replayConflicts.record(conflicts)
-            metrics.appliedIndex.record(Int64(applied))
-            deliverOutput()
+            replica.metrics.activeHolds.record(active)
+            replica.metrics.replayConflicts.record(conflicts)
+            replica.metrics.appliedIndex.record(Int64(applied))
         }
     }
 
     /// Runs what the driver handed over: answers, frames, a snapshot to write, events to log.
-    private func deliverOutput() {
-        let (output, overloads) = withDriver { driver in (driver.takeOutput(), driver.overloadRefusals) }
+    private func deliver(_ output: Driver.Output) {
+        let overloads = withDriver { $0.overloadRefusals }
         if overloads > overloadsCounted {
             metrics.refusedOverload.increment(by: overloads - overloadsCounted)
             overloadsCounted = overloads

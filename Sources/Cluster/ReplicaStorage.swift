@@ -68,40 +68,43 @@ final class ReplicaStorage {
         return Recovered(ledger: ledger, hardState: hardState, snapshot: snapshot, entries: entries, local: local)
     }
 
-    /// Makes `work`'s snapshot, entries and hard state durable. `termAt` gives the protocol's
-    /// term of an index (for a truncation point).
-    func write<Caller>(_ work: ReplicaDriver<Caller>.Work, termAt: (LogIndex) -> Term?) throws {
-        if let snapshot = work.snapshot {
+    /// Makes one step of a `Work` durable (the runner gives them in `Work.writeSteps` order).
+    /// `termAt` gives the protocol's term of an index (for a truncation point).
+    func write<Caller>(_ step: ReplicaDriver<Caller>.WriteStep, termAt: (LogIndex) -> Term?) throws {
+        switch step {
+        case .snapshot(let snapshot, let keepsLog):
             try snapshotWriter.saveNow(index: snapshot.index, term: snapshot.term, bytes: snapshot.data)
-            if work.snapshotKeepsLog && log.lastIndex >= snapshot.index {
+            if keepsLog && log.lastIndex >= snapshot.index {
                 try log.compact(through: snapshot.index)
             } else {
                 try log.reset(after: snapshot.index, term: snapshot.term)
             }
-        }
-        if let first = work.entries.first?.index, first <= log.lastIndex {
-            try log.truncate(after: first - 1, term: first == 1 ? 0 : termAt(first - 1) ?? 0)
-        }
-        if !work.entries.isEmpty || work.snapshot != nil {
-            for entry in work.entries { log.append(LogEntry(index: entry.index, term: entry.term, payload: entry.payload)) }
-            let start = ContinuousClock.now
-            try log.sync()
-            let took = ContinuousClock.now - start
-            fsyncTime += took
-            metrics.fsyncDuration.recordNanoseconds(took.nanoseconds)
-            metrics.commitBatchSize.record(work.entries.count)
-        }
-        if !work.localRecords.isEmpty {
-            for record in work.localRecords { localLog.append(record.encoded()) }
+            try syncLog(entries: 0)
+        case .entries(let entries):
+            if let first = entries.first?.index, first <= log.lastIndex {
+                try log.truncate(after: first - 1, term: first == 1 ? 0 : termAt(first - 1) ?? 0)
+            }
+            for entry in entries { log.append(LogEntry(index: entry.index, term: entry.term, payload: entry.payload)) }
+            try syncLog(entries: entries.count)
+        case .localRecords(let records):
+            for record in records { localLog.append(record.encoded()) }
             let start = ContinuousClock.now
             try localLog.sync()
             fsyncTime += ContinuousClock.now - start
-        }
-        if let hardState = work.hardState {
+        case .hardState(let hardState, let durable):
             try hardStateFile.save(
                 HardStateFile.Value(term: hardState.term, votedFor: hardState.votedFor ?? 0, commit: hardState.commit),
-                durable: work.hardStateDurable)
+                durable: durable)
         }
+    }
+
+    private func syncLog(entries: Int) throws {
+        let start = ContinuousClock.now
+        try log.sync()
+        let took = ContinuousClock.now - start
+        fsyncTime += took
+        metrics.fsyncDuration.recordNanoseconds(took.nanoseconds)
+        if entries > 0 { metrics.commitBatchSize.record(entries) }
     }
 
     /// Starts writing a snapshot the driver asked for: a new log segment begins after it, and the
@@ -112,14 +115,9 @@ final class ReplicaStorage {
         snapshotWriter.write(request.ledger, term: request.term)
     }
 
-    enum SnapshotResult {
-        case durable(Snapshot)
-        case failed
-    }
-
     /// A snapshot that finished since the last call. Once one is durable, the log segments it
     /// covers are deleted.
-    func takeFinishedSnapshot() throws -> SnapshotResult? {
+    func takeFinishedSnapshot() throws -> FinishedSnapshot? {
         if let durable = snapshotWriter.takeDurable() {
             try log.compact(through: durable.index)
             return .durable(Snapshot(index: durable.index, term: durable.term, data: durable.bytes))

@@ -66,15 +66,7 @@ extension ClusterSimulator {
     /// Heals everything, lets the cluster converge and runs the final checks. Returns every violation.
     @discardableResult
     public func settle() -> [String] {
-        healing = true
-        blocked.removeAll()
-        for id in nodeIDs where nodes[id]!.driver == nil { start(id) }
-        var quiet = 0
-        while quiet < 4_000 {
-            advance(lossless: true)
-            quiet += 1
-            if quiet > 40 && quiet % 10 == 0 && converged() { break }
-        }
+        healAndConverge()
         checkFinalState()
         return violations
     }

@@ -105,6 +105,8 @@ public final class ClusterSimulator {
         var forwards: [Driver.IncomingForward] = []
         var replies: [Driver.ForwardReply] = []
         var proposals: [Driver.NewProposal] = []
+        /// A snapshot being written in the background: done (or failed) at `dueStep`.
+        var pendingSnapshot: (request: Driver.SnapshotRequest, dueStep: Int, fails: Bool)?
     }
 
     enum Packet {
@@ -260,7 +262,16 @@ public final class ClusterSimulator {
             advance()
             if !violations.isEmpty { return violations }
         }
-        // Heal: every node up, no partitions, no loss; the cluster must converge.
+        healAndConverge()
+        guard violations.isEmpty else { return violations }
+        checkFinalState()
+        if violations.isEmpty { checkRetries() }
+        return violations
+    }
+
+    /// Heals: every node up, no partitions, no loss; runs until the cluster converges (or a
+    /// violation, or 4,000 steps).
+    func healAndConverge() {
         healing = true
         blocked.removeAll()
         for id in nodeIDs where nodes[id]!.driver == nil { start(id) }
@@ -268,12 +279,9 @@ public final class ClusterSimulator {
         while quiet < 4_000 {
             advance(lossless: true)
             quiet += 1
-            if !violations.isEmpty { return violations }
+            if !violations.isEmpty { return }
             if quiet > 40 && quiet % 10 == 0 && converged() { break }
         }
-        checkFinalState()
-        if violations.isEmpty { checkRetries() }
-        return violations
     }
 
     // MARK: - Faults and clients
@@ -287,7 +295,13 @@ public final class ClusterSimulator {
         }
         if Int.random(in: 0..<1000, using: &random) < faults.crashPerMille {
             let id = nodeIDs.randomElement(using: &random)!
-            if nodes[id]!.driver != nil { crash(id) } else { start(id) }
+            if nodes[id]!.driver == nil {
+                start(id)
+            } else if Int.random(in: 0..<4, using: &random) == 0 {
+                stop(id)
+            } else {
+                crash(id)
+            }
         }
         for id in nodeIDs where nodes[id]!.driver == nil && Int.random(in: 0..<100, using: &random) < 3 {
             if localReserves && damageRandom.next() % 8 == 0 { damageLocalLog(id) }
@@ -345,6 +359,7 @@ public final class ClusterSimulator {
 
     func crash(_ id: NodeID) {
         nodes[id]!.driver = nil
+        nodes[id]!.pendingSnapshot = nil
         nodes[id]!.messages.removeAll()
         nodes[id]!.forwards.removeAll()
         nodes[id]!.replies.removeAll()
@@ -429,101 +444,33 @@ public final class ClusterSimulator {
         return walls[walls.count / 2]
     }
 
-    /// One turn of node `id`, exactly as the shell runs it.
+    /// One turn of node `id`, through the production runner (`ReplicaRunner`) with simulated I/O.
+    /// Like the production loop, a node with nothing arrived sleeps until its driver's
+    /// `nextTurnMs` (its next tick or earliest deadline).
     func turn(_ id: NodeID, lossless: Bool) {
         nodes[id]!.nowMs += Self.stepMs * nodes[id]!.clockRate
         var node = nodes[id]!
         let nowMs = Int64(node.nowMs)
-        node.driver!.beginTurn(
-            nowMs: nowMs, wallMs: wallMs(of: id), messages: node.messages, forwards: node.forwards,
-            replies: node.replies, proposals: node.proposals, pings: node.pings)
+        let input = Driver.TurnInput(
+            nowMs: nowMs, wallMs: wallMs(of: id), messages: node.messages, forwards: node.forwards, replies: node.replies,
+            proposals: node.proposals, pings: node.pings)
+        let snapshotDue = node.pendingSnapshot.map { $0.dueStep <= step } ?? false
+        if input.isEmpty && !snapshotDue, let next = node.driver!.nextTurnMs, next > nowMs { return }
         node.pings.removeAll()
         node.messages.removeAll()
         node.forwards.removeAll()
         node.replies.removeAll()
         node.proposals.removeAll()
         nodes[id] = node
-        guard workOff(id, lossless: lossless) else { return }
-        nodes[id]!.driver!.endTurn()
-        takeOutput(id, lossless: lossless)
-        // What the deadlines decided (a grant from the local reserve) is made durable now.
-        guard workOff(id, lossless: lossless) else { return }
+        let shell = SimulatedShell(self, id, lossless: lossless)
+        // The simulated disk never throws; a crash is `false`.
+        _ = try? ReplicaRunner.turn(shell, input)
     }
 
-    /// Works off the driver's `Work` until it has none; false if the node crashed meanwhile.
-    func workOff(_ id: NodeID, lossless: Bool) -> Bool {
-        while true {
-            let work = nodes[id]!.driver!.nextWork()
-            if work.isEmpty { return true }
-            for envelope in work.messagesBeforePersist { send(.raft(envelope), from: id, lossless: lossless) }
-            if !write(work, on: id, lossless: lossless) { return false }
-            for envelope in work.messages { send(.raft(envelope), from: id, lossless: lossless) }
-            appliedEntries += work.committedCount
-            noteApplied(work.committedEntries)
-            nodes[id]!.driver!.persisted(work)
-            takeOutput(id, lossless: lossless)
-        }
-    }
-
-    /// Writes `work` to the simulated disk; false if the node crashed in the middle of it (a
-    /// prefix of the entries reached the disk, nothing after it did).
-    func write(_ work: Driver.Work, on id: NodeID, lossless: Bool) -> Bool {
-        if !lossless && !work.localRecords.isEmpty && Int.random(in: 0..<1000, using: &random) < faults.crashPerMille
-            && Int.random(in: 0..<100, using: &random) < faults.tornWritePercent
-        {
-            // The local log is written with the rest; a crash keeps a prefix of its records.
-            nodes[id]!.disk.local += work.localRecords.prefix(Int.random(in: 0..<work.localRecords.count, using: &random))
-            crash(id)
-            return false
-        }
-        if !lossless && !work.entries.isEmpty && Int.random(in: 0..<1000, using: &random) < faults.crashPerMille
-            && Int.random(in: 0..<100, using: &random) < faults.tornWritePercent
-        {
-            // Write order is snapshot, entries, hard state: a torn write keeps a prefix of the
-            // entries and never the hard state after them (its commit index may cover them).
-            var kept = Int.random(in: 0..<work.entries.count, using: &random)
-            // Entries after an installed snapshot are written only once the snapshot is: the crash
-            // lands either before the snapshot (nothing after it is on disk) or after it.
-            if let snapshot = work.snapshot {
-                if Bool.random(using: &random) { nodes[id]!.disk.install(snapshot, keepingLog: work.snapshotKeepsLog) } else { kept = 0 }
-            }
-            nodes[id]!.disk.persist(Array(work.entries.prefix(kept)))
-            crash(id)
-            return false
-        }
-        if let snapshot = work.snapshot { nodes[id]!.disk.install(snapshot, keepingLog: work.snapshotKeepsLog) }
-        nodes[id]!.disk.persist(work.entries)
-        nodes[id]!.disk.local += work.localRecords
-        if let hardState = work.hardState { nodes[id]!.disk.hardState = hardState }
-        return true
-    }
-
-    /// Runs what the driver handed over: records answers, sends frames, writes snapshots.
-    func takeOutput(_ id: NodeID, lossless: Bool) {
-        guard nodes[id]!.driver != nil else { return }
-        let output = nodes[id]!.driver!.takeOutput()
-        for (call, outcome) in output.answers { record(call, outcome) }
-        for (frame, peer) in output.frames {
-            switch frame {
-            case .forward(let requestID, let commands):
-                // A peer link that is down refuses the frame at once; the driver keeps the commands.
-                if blocked.contains([id, peer]) || nodes[peer]!.driver == nil {
-                    nodes[id]!.driver!.forwardNotSent(requestID)
-                } else {
-                    send(.forward(from: id, to: peer, requestID: requestID, commands: commands), from: id, lossless: lossless)
-                }
-            case .reply(let requestID, let appliedIndex, let outcomes):
-                send(.reply(to: peer, requestID: requestID, appliedIndex: appliedIndex, outcomes: outcomes), from: id, lossless: lossless)
-            case .clock(let ping):
-                send(.clock(from: id, to: peer, ping: ping), from: id, lossless: lossless)
-            }
-        }
-        if let request = output.snapshot {
-            let snapshot = Snapshot(index: request.index, term: request.term, data: request.ledger.encodeSnapshot())
-            nodes[id]!.disk.snapshot = snapshot
-            nodes[id]!.disk.entries.removeAll { $0.index <= snapshot.index }
-            nodes[id]!.driver!.snapshotDurable(snapshot)
-        }
+    /// Stops node `id` as an operator would: everything waiting gets its answer, then it is down.
+    func stop(_ id: NodeID) {
+        ReplicaRunner.shutDown(SimulatedShell(self, id, lossless: true))
+        crash(id)
     }
 
     func send(_ packet: Packet, from: NodeID, lossless: Bool) {
