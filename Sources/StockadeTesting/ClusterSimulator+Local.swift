@@ -24,6 +24,41 @@ extension ClusterSimulator {
         call(.reserve(request), on: owner)
     }
 
+    /// A damaged record in a stopped node's local log: recovery truncates the log there (as
+    /// `RecordFile.recover` does at the first bad record). Only records the committed ledger has
+    /// already taken in are cut, so nothing acknowledged and unreconciled is lost with them; what
+    /// the node must not do is number new grants with the sequences it lost.
+    func damageLocalLog(_ id: NodeID) {
+        let records = nodes[id]!.disk.local
+        guard let progress = reference?.localProgress[id] else { return }
+        var cut = records.count
+        while cut > 0 {
+            switch records[cut - 1] {
+            case .hold(let sequence, _), .returned(let sequence, _):
+                guard sequence <= progress.sequence else { break }
+                cut -= 1
+                continue
+            case .handover(let through):
+                guard through <= progress.sequence else { break }
+                cut -= 1
+                continue
+            case .resolved:
+                cut -= 1
+                continue
+            case .opened, .epoch, .damaged:
+                break
+            }
+            break
+        }
+        // Only the current epoch's records (after its `.epoch` record) can be reflected by `progress`.
+        guard cut < records.count, let store = localHolds(of: id), store.epoch == progress.epoch, store.nonce == progress.nonce
+        else { return }
+        let keep = Int.random(in: cut..<records.count, using: &damageRandom)
+        nodes[id]!.disk.local = Array(records.prefix(keep))
+        nodes[id]!.disk.localDamaged = true
+        damagedLocalLogs += 1
+    }
+
     /// Node `id`'s local log as its disk holds it (nil before it wrote one).
     func localHolds(of id: NodeID, damaged: Bool = false) -> LocalHolds? {
         let records = nodes[id]!.disk.local
