@@ -62,9 +62,15 @@ final class ReplicaStorage {
             entries.append(Entry(index: entry.index, term: entry.term, payload: entry.payload))
         }
         let hardState = HardState(term: stored.term, votedFor: stored.votedFor == 0 ? nil : stored.votedFor, commit: stored.commit)
-        let records = try localLog.recover().map { try LocalRecord(decoding: $0, limits: limits) }
+        var records = try localLog.recover().map { try LocalRecord(decoding: $0, limits: limits) }
         // A log cut short may have lost records the ledger already took in: it starts a new epoch.
-        let local = records.isEmpty ? nil : try LocalHolds(node: nodeID, recovering: records, damaged: localLog.truncatedBytes > 0)
+        // Said durably before anything else, or a crash now would leave a whole-looking log.
+        if localLog.truncatedBytes > 0 && !records.isEmpty {
+            localLog.append(LocalRecord.damaged.encoded())
+            try localLog.sync()
+            records.append(.damaged)
+        }
+        let local = records.isEmpty ? nil : try LocalHolds(node: nodeID, recovering: records)
         return Recovered(ledger: ledger, hardState: hardState, snapshot: snapshot, entries: entries, local: local)
     }
 

@@ -97,7 +97,7 @@ public struct LocalHolds {
     }
 
     /// A log read back from disk.
-    public init(node: UInt64, recovering records: [LocalRecord], damaged: Bool = false) throws {
+    public init(node: UInt64, recovering records: [LocalRecord]) throws {
         guard case .opened(let nonce) = records.first else {
             throw StockadeError(.internalError, "the local log does not start with its nonce")
         }
@@ -105,8 +105,6 @@ public struct LocalHolds {
         self.nonce = nonce
         isOpen = true
         for record in records.dropFirst() { take(record) }
-        // Said durably: a restart reads a log that is whole again.
-        if damaged && !self.damaged { record(.damaged) }
     }
 
     /// Provisional holds waiting for the ledger, and the age of the oldest (by its creation time).

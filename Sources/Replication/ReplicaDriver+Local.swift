@@ -25,16 +25,25 @@ extension ReplicaDriver {
     /// The time provisional holds are stamped with: the cluster's agreed time while there is one;
     /// cut off from it, the last agreed time carried forward by the monotonic clock; never having
     /// had one, the wall clock.
-    var localTimeMs: Int64 { localGrantTimeMs ?? wallMs }
-
-    /// The time a provisional hold is granted at: the cluster's agreed time, or the last one seen
-    /// since this process started, carried forward by the monotonic clock. Nil when none was seen
-    /// (a node restarted while cut off): then nothing is granted, since its wall clock alone
-    /// would decide when the hold expires.
-    var localGrantTimeMs: Int64? {
+    var localTimeMs: Int64 {
         if let agreed = clockReading.timeMs { return max(agreed, lastTimeMs) }
         if let last = lastAgreedTime { return last.timeMs + (nowMs - last.atMs) }
-        return nil
+        return wallMs
+    }
+
+    /// The time a provisional hold is granted at: the cluster's agreed time; cut off from it, the
+    /// last agreed time seen since this process started, carried forward by the monotonic clock
+    /// and by the wall clock (at its last offset) while the two agree within the allowed skew, the
+    /// later of the two (a hold is never stamped early, so it never expires early). Nil otherwise:
+    /// none seen since start (restarted while cut off), or the two disagree (a jumped wall clock,
+    /// a monotonic clock running fast or slow over a long partition). No single clock stamps it.
+    var localGrantTimeMs: Int64? {
+        if let agreed = clockReading.timeMs { return max(agreed, lastTimeMs) }
+        guard let last = lastAgreedTime else { return nil }
+        let byMonotonic = last.timeMs + (nowMs - last.atMs)
+        let byWall = wallMs - (last.wallMs - last.timeMs)
+        guard abs(byMonotonic - byWall) <= limits.clockSkewMaxMs else { return nil }
+        return max(byMonotonic, byWall)
     }
 
     /// The time by which provisional holds may expire, or nil when this node cannot tell.

@@ -54,17 +54,17 @@ extension ClusterSimulator {
         guard cut < records.count, let store = localHolds(of: id), store.epoch == progress.epoch, store.nonce == progress.nonce
         else { return }
         let keep = Int.random(in: cut..<records.count, using: &damageRandom)
-        nodes[id]!.disk.local = Array(records.prefix(keep))
-        nodes[id]!.disk.localDamaged = true
+        // Recovery cuts the file and marks it, durably, before the node starts.
+        nodes[id]!.disk.local = Array(records.prefix(keep)) + [.damaged]
         damagedLocalLogs += 1
     }
 
     /// Node `id`'s local log as its disk holds it (nil before it wrote one).
-    func localHolds(of id: NodeID, damaged: Bool = false) -> LocalHolds? {
+    func localHolds(of id: NodeID) -> LocalHolds? {
         let records = nodes[id]!.disk.local
         guard !records.isEmpty else { return nil }
         do {
-            return try LocalHolds(node: id, recovering: records, damaged: damaged)
+            return try LocalHolds(node: id, recovering: records)
         } catch {
             violations.append("node \(id) cannot read its local log: \(error)")
             return nil

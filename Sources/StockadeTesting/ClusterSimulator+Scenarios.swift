@@ -52,8 +52,7 @@ extension ClusterSimulator {
     /// cleanly would not), and only the ledger's progress tells the node.
     public func truncateLocalLog(of id: NodeID, keeping: Int, damaged: Bool = true) {
         crash(id)
-        nodes[id]!.disk.local = Array(nodes[id]!.disk.local.prefix(keeping))
-        nodes[id]!.disk.localDamaged = damaged
+        nodes[id]!.disk.local = Array(nodes[id]!.disk.local.prefix(keeping)) + (damaged ? [.damaged] : [])
         start(id)
     }
 

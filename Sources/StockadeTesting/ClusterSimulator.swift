@@ -68,8 +68,6 @@ public final class ClusterSimulator {
         var entries: [Entry] = []
         /// The node's local log of provisional holds.
         var local: [LocalRecord] = []
-        /// Recovery will find the local log cut short (a damaged record).
-        var localDamaged = false
 
         mutating func persist(_ newEntries: [Entry]) {
             guard let first = newEntries.first else { return }
@@ -385,8 +383,7 @@ public final class ClusterSimulator {
                 nodeID: id, voters: nodeIDs, warehouses: generator.warehouses, limits: limits,
                 tickMs: Int64(Self.stepMs), quorumDeadlineMs: 2_000),
             ledger: ledger, hardState: disk.hardState, snapshot: disk.snapshot, entries: disk.entries,
-            random: SplitMix64(seed: random.next()), local: localHolds(of: id, damaged: nodes[id]!.disk.localDamaged))
-        nodes[id]!.disk.localDamaged = false
+            random: SplitMix64(seed: random.next()), local: localHolds(of: id))
     }
 
     // MARK: - One step of time

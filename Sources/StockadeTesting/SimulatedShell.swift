@@ -70,8 +70,12 @@ final class SimulatedShell: ReplicaShell {
         if pending.fails { return .failed }
         let request = pending.request
         let snapshot = Snapshot(index: request.index, term: request.term, data: request.ledger.encodeSnapshot())
-        simulator.nodes[id]!.disk.snapshot = snapshot
-        simulator.nodes[id]!.disk.entries.removeAll { $0.index <= snapshot.index }
+        // A leader's snapshot installed meanwhile is newer: recovery takes the newest, and the
+        // log after it stays whole.
+        if (simulator.nodes[id]!.disk.snapshot?.index ?? 0) < snapshot.index {
+            simulator.nodes[id]!.disk.snapshot = snapshot
+            simulator.nodes[id]!.disk.entries.removeAll { $0.index <= snapshot.index }
+        }
         return .durable(snapshot)
     }
 

@@ -157,11 +157,10 @@ import Testing
         #expect(cut.epoch == nil && cut.nonce == 43 && cut.nextSequence == 1 && !cut.mustReopen)
         let reread = try LocalHolds(node: Self.node, recovering: kept + cut.takeUnsaved())
         #expect(reread.nonce == 43 && reread.epoch == nil && reread.count == 0 && reread.pendingUnits.isEmpty)
-        // Recovery that cut the file: a durable `damaged` record, and no grant in this epoch.
-        var damaged = try LocalHolds(node: Self.node, recovering: kept, damaged: true)
-        #expect(damaged.damaged && damaged.takeUnsaved() == [.damaged])
+        // Recovery that cut the file marks it (`damaged`, written by the storage): no grant in this epoch.
+        var damaged = try LocalHolds(node: Self.node, recovering: kept + [.damaged])
+        #expect(damaged.damaged)
         #expect(damaged.grant(Self.request("d", 1), ledger: ledger, term: 2, timeMs: 1_000, limits: Limits()) == nil)
-        #expect(try LocalHolds(node: Self.node, recovering: kept + [.damaged]).damaged)
         #expect(try LocalRecord(decoding: LocalRecord.damaged.encoded(), limits: Limits()) == .damaged)
     }
 }
