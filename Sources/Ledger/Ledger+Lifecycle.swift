@@ -22,8 +22,7 @@ extension Ledger {
         if hold.status == .held && next.status.isFinished {
             next = finish(hold, as: next.status, timeMs: timeMs)
         } else if next.expiresAtMs != hold.expiresAtMs {
-            holds.update(next)
-            expiryQueue.insert(TimedEntry(timeMs: next.expiresAtMs, sequence: holds.sequence(of: id)!))
+            reschedule(next)
         }
         if let error = step.error { return .rejected(error) }
         return .reservation(next, created: false)
@@ -49,6 +48,12 @@ extension Ledger {
             purged += 1
         }
         return .expired(count: expired, purged: purged)
+    }
+
+    /// Stores a held hold's new expiry and queues it (the old queue entry is skipped when popped).
+    mutating func reschedule(_ hold: Hold) {
+        holds.update(hold)
+        expiryQueue.insert(TimedEntry(timeMs: hold.expiresAtMs, sequence: holds.sequence(of: hold.reservationId)!))
     }
 
     /// Moves a held hold to a final status and returns its stock (or sells it, when confirmed).

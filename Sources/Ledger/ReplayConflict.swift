@@ -78,8 +78,7 @@ extension Ledger {
             if replayed.expiresAtMs > existing.expiresAtMs {
                 var extended = existing
                 extended.expiresAtMs = replayed.expiresAtMs
-                holds.update(extended)
-                expiryQueue.insert(TimedEntry(timeMs: extended.expiresAtMs, sequence: holds.sequence(of: existing.reservationId)!))
+                reschedule(extended)
             }
         case (.confirmed, .released), (.confirmed, .expired):
             return conflict(.confirmedButFinished)

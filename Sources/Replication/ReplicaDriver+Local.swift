@@ -39,11 +39,18 @@ extension ReplicaDriver {
     /// a monotonic clock running fast or slow over a long partition). No single clock stamps it.
     var localGrantTimeMs: Int64? {
         if let agreed = clockReading.timeMs { return max(agreed, lastTimeMs) }
+        return carriedTimes.map { max($0.byMonotonic, $0.byWall) }
+    }
+
+    /// The last agreed time carried forward by the monotonic clock and by the wall clock (at the
+    /// offset it last had), while the two agree within the allowed skew; nil otherwise, or when no
+    /// agreed time was seen since start.
+    var carriedTimes: (byMonotonic: Int64, byWall: Int64)? {
         guard let last = lastAgreedTime else { return nil }
         let byMonotonic = last.timeMs + (nowMs - last.atMs)
         let byWall = wallMs - (last.wallMs - last.timeMs)
         guard abs(byMonotonic - byWall) <= limits.clockSkewMaxMs else { return nil }
-        return max(byMonotonic, byWall)
+        return (byMonotonic, byWall)
     }
 
     /// The time by which provisional holds may expire, or nil when this node cannot tell.
@@ -56,11 +63,7 @@ extension ReplicaDriver {
     /// ledger decides them.
     var localExpiryTimeMs: Int64? {
         if clockReading.timeMs != nil { return localTimeMs }
-        guard let last = lastAgreedTime else { return nil }
-        let byMonotonic = last.timeMs + (nowMs - last.atMs)
-        let byWall = wallMs - (last.wallMs - last.timeMs)
-        guard abs(byMonotonic - byWall) <= limits.clockSkewMaxMs else { return nil }
-        return min(byMonotonic, byWall) - limits.local.expiryGraceMs
+        return carriedTimes.map { min($0.byMonotonic, $0.byWall) - limits.local.expiryGraceMs }
     }
 
     /// Whether this node owns a warehouse, and so may keep a reserve and a local log.
