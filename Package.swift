@@ -196,9 +196,11 @@ let package = Package(
             ]
         ),
         // Test support: history generators, invariant checks, real-process launcher.
+        // Lua 5.1 (Redis's scripting version), for the simulator's Redis: tests and tools only.
+        .systemLibrary(name: "CLua", pkgConfig: "lua5.1", providers: [.apt(["liblua5.1-0-dev"])]),
         .target(
             name: "StockadeTesting",
-            dependencies: ["StockadeCore", "Ledger", "Consensus", "Replication", "StockadeClient", "StockadeTLS"],
+            dependencies: ["StockadeCore", "Ledger", "Consensus", "Replication", "StockadeClient", "StockadeTLS", "HotStock", "CLua"],
             swiftSettings: optimizedEvenInDebug
         ),
         .testTarget(

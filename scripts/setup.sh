@@ -23,6 +23,8 @@ done
 [ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
 # PyYAML, for the deploy-file checks (Kubernetes manifests).
 python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+# Lua 5.1 (the version Redis embeds), which the simulator runs the node's Redis scripts in.
+[ -f /usr/include/lua5.1/lua.h ] || missing+=(liblua5.1-0-dev)
 # SQLite, where the order pipeline keeps its state.
 [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
 for tool in redis-benchmark:redis-tools; do

@@ -62,6 +62,8 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
     var status: ReplicaStatus
     /// `status.caughtUpLeader`, for the reserve fast path to read without copying the status.
     private let caughtUpLeader = Atomic<Bool>(false)
+    /// The driver's grant time as of the last turn, and that turn's monotonic time (see `grantTimeMs`).
+    private let agreedTime = Mutex<(timeMs: Int64, atMs: Int64)?>(nil)
     var caughtUpLeaderNow: Bool { caughtUpLeader.load(ordering: .relaxed) }
 
     private let senderLock = NSLock()
@@ -222,6 +224,17 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
 
     // MARK: - The loop
 
+    /// The driver's grant time at the last turn (`ReplicaDriver.grantTimeMs`: the agreed time, or
+    /// cut off, the last one carried forward while the clocks agree), carried on by the monotonic
+    /// clock while that turn is recent (within the allowed skew); nil otherwise. No wall clock jump
+    /// between turns moves it.
+    public var grantTimeMs: Int64? {
+        guard let agreed = agreedTime.withLock({ $0 }) else { return nil }
+        let elapsed = nowMs(.now) - agreed.atMs
+        guard elapsed >= 0 && elapsed <= limits.clockSkewMaxMs else { return nil }
+        return agreed.timeMs + elapsed
+    }
+
     private func nowMs(_ instant: ContinuousClock.Instant) -> Int64 {
         (instant - started).nanoseconds / 1_000_000
     }
@@ -242,7 +255,8 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
                         nowMs: now, wallMs: clock(), messages: turn.messages, forwards: turn.forwards, replies: turn.replies,
                         proposals: turn.proposals, reads: turn.reads, pings: turn.pings))
             }
-            let (waiting, status) = withDriver { driver in (driver.waitingCount, driver.status) }
+            let (waiting, status, agreed) = withDriver { driver in (driver.waitingCount, driver.status, driver.grantTimeMs) }
+            agreedTime.withLock { $0 = agreed.map { ($0, now) } }
             statusLock.lock()
             self.status = status
             statusLock.unlock()

@@ -12,7 +12,7 @@ import Foundation
 ///
 /// This is leader-local advice, not replicated state: the size travels in the logged
 /// `grantAllotment` command, and a new leader starts measuring afresh (from `chunkMin`).
-struct AllotmentChunk {
+public struct AllotmentChunk: Sendable {
     /// The counter after the last turn's refill, when it was read, the smoothed sales rate and
     /// the size of the last chunk granted.
     private(set) var counter: Int64
@@ -21,14 +21,14 @@ struct AllotmentChunk {
     private(set) var lastChunk: Int64 = 0
 
     /// The first sighting of a row.
-    init(counter: Int64, atMs: Int64) {
+    public init(counter: Int64, atMs: Int64) {
         self.counter = counter
         self.atMs = atMs
     }
 
     /// Takes a new reading of the cache counter (after crediting, before any refill) and returns
     /// whether the row ran dry since the last reading.
-    mutating func observe(counter now: Int64, atMs time: Int64) -> Bool {
+    public mutating func observe(counter now: Int64, atMs time: Int64) -> Bool {
         let elapsed = max(1, time - atMs)
         let sold = max(0, counter - now)
         let instant = Double(sold) * 1000 / Double(elapsed)
@@ -42,13 +42,13 @@ struct AllotmentChunk {
     }
 
     /// Records the counter after a refill (or the unchanged one when none was needed).
-    mutating func settle(counter now: Int64, granted: Int64) {
+    public mutating func settle(counter now: Int64, granted: Int64) {
         counter = now
         if granted > 0 { lastChunk = granted }
     }
 
     /// The chunk to grant a row with `available` units in the ledger.
-    func size(available: Int64, starved: Bool, configuration: HotPathConfiguration) -> Int64 {
+    public func size(available: Int64, starved: Bool, configuration: HotPathConfiguration) -> Int64 {
         Self.size(
             available: available, perSecond: perSecond, starvedAfter: starved ? lastChunk : 0,
             configuration: configuration)

@@ -2,36 +2,46 @@ import Foundation
 import Logging
 import Metrics
 
-/// Closed → open → half-open → closed, over a window of recent calls.
-final class Breaker: @unchecked Sendable {
-    enum State { case closed, open(until: ContinuousClock.Instant), halfOpen(probing: Bool) }
-    private let configuration: HotPathConfiguration
-    private let lock = NSLock()
-    private var state = State.closed
-    private var window: [Bool] = []
-    private var position = 0
+/// The breaker's decisions, pure: closed → open → half-open → closed, over a window of recent
+/// calls, with time passed in (milliseconds of a monotonic clock). The node wraps it in `Breaker`;
+/// the simulator runs it on simulated time.
+public struct BreakerState: Sendable {
+    enum State: Sendable { case closed, open(untilMs: Int64), halfOpen(probing: Bool) }
+    let windowCalls: Int
+    let callsMin: Int
+    let cooldownMs: Int64
+    var state = State.closed
+    var window: [Bool] = []
+    var position = 0
 
-    init(configuration: HotPathConfiguration) { self.configuration = configuration }
+    public init(windowCalls: Int, callsMin: Int, cooldownMs: Int64) {
+        precondition(windowCalls >= 1 && callsMin >= 1 && cooldownMs >= 0)
+        self.windowCalls = windowCalls
+        self.callsMin = callsMin
+        self.cooldownMs = cooldownMs
+    }
 
-    var stateName: String {
-        lock.lock()
-        defer { lock.unlock() }
+    public init(configuration: HotPathConfiguration) {
+        self.init(
+            windowCalls: configuration.breakerWindowCalls, callsMin: configuration.breakerCallsMin,
+            cooldownMs: Int64(configuration.breakerCooldownMs))
+    }
+
+    public var name: String {
         switch state {
-        case .closed: return "closed"
-        case .open: return "open"
-        case .halfOpen: return "half_open"
+        case .closed: "closed"
+        case .open: "open"
+        case .halfOpen: "half_open"
         }
     }
 
     /// Whether a call may go to Redis now. In half-open, one probe at a time.
-    func allows() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
+    public mutating func allows(nowMs: Int64) -> Bool {
         switch state {
         case .closed:
             return true
         case .open(let until):
-            guard ContinuousClock.now >= until else { return false }
+            guard nowMs >= until else { return false }
             state = .halfOpen(probing: true)
             return true
         case .halfOpen(let probing):
@@ -41,22 +51,20 @@ final class Breaker: @unchecked Sendable {
         }
     }
 
-    func record(success: Bool, switches: HotCounters, counter: Counter, logger: Logger) {
-        lock.lock()
-        var opened = false
-        var closed = false
+    /// Takes in a call's result. Returns whether the breaker opened or closed with it.
+    public mutating func record(success: Bool, nowMs: Int64) -> (opened: Bool, closed: Bool) {
         switch state {
         case .closed:
-            if window.count < configuration.breakerWindowCalls {
+            if window.count < windowCalls {
                 window.append(success)
             } else {
                 window[position] = success
-                position = (position + 1) % configuration.breakerWindowCalls
+                position = (position + 1) % windowCalls
             }
             let failures = window.filter { !$0 }.count
-            if window.count >= configuration.breakerCallsMin && failures * 2 >= window.count {
-                state = .open(until: .now + .milliseconds(configuration.breakerCooldownMs))
-                opened = true
+            if window.count >= callsMin && failures * 2 >= window.count {
+                state = .open(untilMs: nowMs + cooldownMs)
+                return (true, false)
             }
         case .open:
             break
@@ -65,12 +73,45 @@ final class Breaker: @unchecked Sendable {
                 state = .closed
                 window.removeAll()
                 position = 0
-                closed = true
-            } else {
-                state = .open(until: .now + .milliseconds(configuration.breakerCooldownMs))
+                return (false, true)
             }
+            state = .open(untilMs: nowMs + cooldownMs)
         }
-        lock.unlock()
+        return (false, false)
+    }
+
+    /// Opens at once (no connection is up). Returns whether it was closed.
+    public mutating func trip(nowMs: Int64) -> Bool {
+        guard case .closed = state else { return false }
+        state = .open(untilMs: nowMs + cooldownMs)
+        return true
+    }
+}
+
+/// `BreakerState` on the node: under a lock, on the monotonic clock, with its switches counted and logged.
+final class Breaker: @unchecked Sendable {
+    private let lock = NSLock()
+    private var state: BreakerState
+    private let start = ContinuousClock.now
+
+    init(configuration: HotPathConfiguration) { state = BreakerState(configuration: configuration) }
+
+    private var nowMs: Int64 {
+        let elapsed = ContinuousClock.now - start
+        return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    var stateName: String { lock.withLock { state.name } }
+
+    /// Whether a call may go to Redis now. In half-open, one probe at a time.
+    func allows() -> Bool {
+        let now = nowMs
+        return lock.withLock { state.allows(nowMs: now) }
+    }
+
+    func record(success: Bool, switches: HotCounters, counter: Counter, logger: Logger) {
+        let now = nowMs
+        let (opened, closed) = lock.withLock { state.record(success: success, nowMs: now) }
         if opened {
             switches.degradeSwitches.add(1, ordering: .relaxed)
             counter.increment()
@@ -85,12 +126,8 @@ final class Breaker: @unchecked Sendable {
 
     /// Opens at once (no connection is up).
     func trip(switches: HotCounters, counter: Counter, logger: Logger) {
-        lock.lock()
-        let wasClosed: Bool
-        if case .closed = state { wasClosed = true } else { wasClosed = false }
-        if wasClosed { state = .open(until: .now + .milliseconds(configuration.breakerCooldownMs)) }
-        lock.unlock()
-        if wasClosed {
+        let now = nowMs
+        if lock.withLock({ state.trip(nowMs: now) }) {
             switches.degradeSwitches.add(1, ordering: .relaxed)
             counter.increment()
             logger.warning("cache breaker open: no Redis connection")

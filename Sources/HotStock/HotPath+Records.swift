@@ -4,8 +4,9 @@ import StockadeCore
 /// The hot path's records: the gate call's encoding, the answers and decrement records it reads back.
 extension HotPath {
 
-    struct GatePlan {
-        var lines: [(ReservationLine, [WarehouseID])]
+    /// Per line of a reservation, the warehouses the cache holds allotments in, in the region's order.
+    public struct GatePlan: Sendable {
+        public var lines: [(ReservationLine, [WarehouseID])]
     }
 
     /// The request's body in canonical form, stored with the cache's answer so that a replay with

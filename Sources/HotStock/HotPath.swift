@@ -144,7 +144,7 @@ public final class HotPath: CacheGate, @unchecked Sendable {
 
     /// Units of `sku` the ledger could still sell outside its allotments.
     func ledgerAvailable(_ sku: SKU) -> Int64 {
-        replica.read { ledger in (ledger.rows(of: sku) ?? []).reduce(Int64(0)) { $0 + max(0, $1.row.available) } }
+        replica.read { ledger in CacheDecisions.ledgerAvailable(sku, in: ledger) }
     }
 
     /// Whether a cache grant of `sku` is in the ledger but not yet credited in Redis (its
@@ -175,18 +175,7 @@ public final class HotPath: CacheGate, @unchecked Sendable {
         }
         // Decide from the applied state: ids the ledger knows, invalid bodies and anything not
         // entirely hot go the usual way.
-        let plan: GatePlan? = replica.read { ledger in
-            guard ledger.hold(request.reservationId) == nil,
-                Validation.reserve(request, limits: ledger.limits) == nil,
-                request.lines.allSatisfy({ ledger.hotSKUs.contains($0.sku) })
-            else { return nil }
-            let order = ledger.warehouseOrder(forRegion: request.region)
-            return GatePlan(
-                lines: request.lines.map { line in
-                    (line, order.filter { ledger.allotments[AllotmentKey(sku: line.sku, warehouse: $0, holder: .cache)] != nil })
-                })
-        }
-        guard let plan else {
+        guard let plan = replica.read({ ledger in CacheDecisions.plan(request, in: ledger) }) else {
             answered(quorum())
             return nil
         }
@@ -202,59 +191,39 @@ public final class HotPath: CacheGate, @unchecked Sendable {
                     detail: RejectionDetail(sku: sku, requested: line.quantity, available: 0)))
             return nil
         }
-        return Self.gateCall(request, plan: plan, createdAtMs: replica.clock())
+        // Stamped with the cluster's agreed time, never this node's clock alone; without one, the
+        // quorum path decides.
+        guard let createdAtMs = replica.grantTimeMs else {
+            answered(quorum())
+            return nil
+        }
+        return Self.gateCall(request, plan: plan, createdAtMs: createdAtMs)
     }
 
-    /// What the gate's reply (or the failure of its call) means for the request.
+    /// What the gate's reply (or the failure of its call) means for the request
+    /// (`CacheDecisions`), with the breaker, the counters and the sold-out memory kept here.
     private func outcome(of result: Result<RedisValue, any Error>, for request: ReserveRequest) -> Outcome? {
-        let reply: RedisValue
-        do {
-            reply = try result.get()
-        } catch let error as RedisError {
-            breaker.record(success: false, switches: counters, counter: degradeCounter, logger: logger)
-            if error.certainlyNotRun { return quorum() }
+        let (verdict, healthy) = CacheDecisions.verdict(of: result, for: request)
+        if let healthy { breaker.record(success: healthy, switches: counters, counter: degradeCounter, logger: logger) }
+        if case .short = verdict { wake.signal() }
+        let outcome = CacheDecisions.outcome(verdict, for: request) { sku in
+            replica.answersFromAppliedState && ledgerAvailable(sku) == 0
+        }
+        switch (verdict, outcome) {
+        case (_, nil):
+            if case .success(let reply) = result, healthy == false { logger.error("unexpected gate reply", metadata: ["reply": "\(reply)"]) }
+            return quorum()
+        case (.unknown(let message), _):
+            if healthy == true { logger.error("unreadable gate answer", metadata: ["detail": "\(message)"]) }
             routed.unknown.increment()
-            return .rejected(StockadeError(.outcomeUnknown, "the cache did not answer in time; retry with the same reservationId"))
-        } catch {
-            return quorum()
-        }
-        guard let parts = reply.elements, let kind = parts.first?.string else {
-            breaker.record(success: false, switches: counters, counter: degradeCounter, logger: logger)
-            logger.error("unexpected gate reply", metadata: ["reply": "\(reply)"])
-            return quorum()
-        }
-        breaker.record(success: true, switches: counters, counter: degradeCounter, logger: logger)
-        switch kind {
-        case "granted", "replay":
-            guard parts.count >= 2, let stored = parts[1].string, let hold = Self.hold(request, stored: stored) else {
-                logger.error("unreadable gate answer", metadata: ["reply": "\(reply)"])
-                routed.unknown.increment()
-                return .rejected(StockadeError(.outcomeUnknown, "the cache answer could not be read; retry with the same reservationId"))
-            }
+        case (.short(let sku, _), _):
+            markSoldOut(sku)
+            fallthrough
+        default:
             routed.cache.increment()
             counters.cacheAnswered.add(1, ordering: .relaxed)
-            return .reservation(hold, created: kind == "granted")
-        case "conflict":
-            routed.cache.increment()
-            counters.cacheAnswered.add(1, ordering: .relaxed)
-            return .rejected(StockadeError(.idempotencyConflict, "reservation \(request.reservationId) exists with a different body"))
-        case "short":
-            let sku = SKU(parts.count > 1 ? parts[1].string ?? "" : "")
-            wake.signal()
-            // Sold out for good only when the ledger has nothing left outside the allotments either.
-            if replica.answersFromAppliedState && ledgerAvailable(sku) == 0 {
-                markSoldOut(sku)
-                routed.cache.increment()
-                counters.cacheAnswered.add(1, ordering: .relaxed)
-                let line = request.lines.first { $0.sku == sku }
-                return .rejected(
-                    StockadeError(.insufficientStock, "sku \(sku): requested \(line?.quantity ?? 0), available \(parts.count > 2 ? parts[2].string ?? "0" : "0") in the cache"),
-                    detail: RejectionDetail(sku: sku, requested: line?.quantity ?? 0, available: parts.count > 2 ? parts[2].integer ?? 0 : 0))
-            }
-            return quorum()
-        default:  // not_hot, backlog
-            return quorum()
         }
+        return outcome
     }
 
     public func settle(_ id: ReservationID) async {

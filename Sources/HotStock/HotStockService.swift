@@ -99,48 +99,16 @@ public final class HotStockService: Service, @unchecked Sendable {
         return entries.count
     }
 
-    struct StreamEntry {
-        var id: String
-        var record: String?
-    }
+    typealias StreamEntry = CacheDecisions.StreamEntry
 
-    static func entries(_ value: RedisValue) -> [StreamEntry] {
-        (value.elements ?? []).compactMap { entry in
-            guard let parts = entry.elements, let id = parts.first?.string else { return nil }
-            let fields = parts.count > 1 ? parts[1].elements ?? [] : []
-            var record: String?
-            var index = 0
-            while index + 1 < fields.count {
-                if fields[index].string == "h" { record = fields[index + 1].string }
-                index += 2
-            }
-            return StreamEntry(id: id, record: record)
-        }
-    }
+    static func entries(_ value: RedisValue) -> [StreamEntry] { CacheDecisions.entries(value) }
 
     /// Applies entries to the ledger in batches; acknowledges (and deletes) each only once its
     /// batch is committed. A batch the ledger could not take stays pending for the next turn.
     func apply(_ entries: [StreamEntry]) async throws {
-        var poisoned: [StreamEntry] = []
-        var batch: [(StreamEntry, CacheHold)] = []
-        var batchBytes = 0
-        let limits = replica.limits
-        for entry in entries {
-            guard let record = entry.record, let cacheHold = HotPath.cacheHold(record: record) else {
-                poisoned.append(entry)
-                continue
-            }
-            let size = record.utf8.count + 64
-            if batch.count >= limits.cacheHoldsBatchMax || batchBytes + size > limits.logEntryBytesMax / 2 {
-                try await commit(batch)
-                batch.removeAll()
-                batchBytes = 0
-            }
-            batch.append((entry, cacheHold))
-            batchBytes += size
-        }
-        if !batch.isEmpty { try await commit(batch) }
-        for entry in poisoned { try await deadLetter(entry, reason: "unreadable record") }
+        let (batches, unreadable) = CacheDecisions.batches(entries, limits: replica.limits)
+        for batch in batches { try await commit(batch) }
+        for entry in unreadable { try await deadLetter(entry, reason: "unreadable record") }
     }
 
     private func commit(_ batch: [(StreamEntry, CacheHold)]) async throws {
@@ -154,10 +122,9 @@ public final class HotStockService: Service, @unchecked Sendable {
         if configuration.debugAckDelayMs > 0 { try? await Task.sleep(for: .milliseconds(configuration.debugAckDelayMs)) }
         var done: [String] = []
         for ((entry, _), result) in zip(batch, results) {
-            switch result {
-            case .applied, .duplicate, .superseded, .conflict:
+            if CacheDecisions.settled(by: result) {
                 done.append(entry.id)
-            case .refused:
+            } else {
                 try await deadLetter(entry, reason: "refused by the ledger")
             }
         }
@@ -238,7 +205,7 @@ public final class HotStockService: Service, @unchecked Sendable {
             let starved = sizing.observe(counter: counter, atMs: now)
             let chunk = sizing.size(available: row.available, starved: starved, configuration: configuration)
             var granted: Int64 = 0
-            if row.available > 0 && counter < max(1, chunk * configuration.lowWaterPercent / 100) {
+            if CacheDecisions.refills(available: row.available, counter: counter, chunk: chunk, limits: configuration.limits) {
                 let outcome = await replica.propose(.grantAllotment(row.key, quantity: chunk), asLeaderOf: term)
                 if case .allotment(_, let moved, let after) = outcome, moved > 0 {
                     allotment = after

@@ -96,6 +96,15 @@ public struct RedisCommand: Sendable {
 
     public var count: Int { lengths.count }
 
+    /// Each argument's bytes, in order.
+    public var arguments: [[UInt8]] {
+        var start = 0
+        return lengths.map { length in
+            defer { start += length }
+            return Array(bytes[start..<start + length])
+        }
+    }
+
     /// The command's name, for logs.
     public var name: String {
         guard let first = lengths.first else { return "" }

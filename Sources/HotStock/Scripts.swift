@@ -25,7 +25,7 @@ public enum HotKeys {
 }
 
 /// The Lua scripts. Each touches only keys passed in KEYS (so ACL key patterns apply to them).
-enum Scripts {
+public enum Scripts {
     /// The reserve gate, for a batch of reservations decided one after another in order, each
     /// all-or-nothing: a reservation sees what the ones before it in the batch took, and a
     /// repeated id in the same batch is a replay (or a conflict) of the first.
@@ -43,7 +43,7 @@ enum Scripts {
     /// token by one INCRBY, and the backlog is read once. What is each reservation's own is its
     /// own: one answer key (`SET … PX`: the canonical body, 0x1C, the answer) and one decrement
     /// record. A script runs alone, so nothing changes these keys between the reads and the writes.
-    static let gate = RedisScript(
+    public static let gate = RedisScript(
         """
         local values, original, taken = {}, {}, {}
         local function read(key)
@@ -154,7 +154,7 @@ enum Scripts {
 
     /// Credits one ledger grant to the cache exactly once. KEYS: fence, counter, grant marker,
     /// hot flag. ARGV: leader term, grant log index, quantity. Returns the counter after.
-    static let credit = RedisScript(
+    public static let credit = RedisScript(
         fence + """
         local last = tonumber(redis.call('GET', KEYS[3]) or '0')
         if last < tonumber(ARGV[2]) then
@@ -169,7 +169,7 @@ enum Scripts {
     /// stream, the dead-letter stream, n allotment counters, then their n grant markers. ARGV: n,
     /// the most records to read per stream. Returns {counters, markers, queued records,
     /// dead records, 1 if a stream was longer than that}.
-    static let audit = RedisScript(
+    public static let audit = RedisScript(
         """
         local n = tonumber(ARGV[1])
         local most = tonumber(ARGV[2])
@@ -190,7 +190,7 @@ enum Scripts {
 
     /// Publishes one node's counts of one second (KEYS: that second's hash; ARGV: expiry ms, then
     /// field and count pairs). HSET, so publishing the same counts again changes nothing.
-    static let publishRates = RedisScript(
+    public static let publishRates = RedisScript(
         """
         redis.call('HSET', KEYS[1], unpack(ARGV, 2))
         redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -202,7 +202,7 @@ enum Scripts {
     /// acknowledged but still in the stream, where nothing would ever deliver or delete it again
     /// and the queue would never read as drained. A script's writes reach the AOF as one
     /// transaction, which Redis replays whole or not at all.
-    static let acknowledge = RedisScript(
+    public static let acknowledge = RedisScript(
         """
         redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
         return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
@@ -213,7 +213,7 @@ enum Scripts {
     /// of the stream's newest entry ("" when it is empty): with the flag gone no later entry can be
     /// for this SKU, so once no entry up to that ID is left in the stream (entries are deleted
     /// only after the ledger has them) everything the cache sold of it is in the ledger.
-    static let stop = RedisScript(
+    public static let stop = RedisScript(
         fence + """
         redis.call('DEL', KEYS[2])
         local left = 0

@@ -37,6 +37,11 @@ public protocol ReplicatedLedger: AnyObject, Sendable {
     /// single node, or a caught-up leader that heard from a majority lately. A node cut off from
     /// the quorum answers nothing from possibly stale shared state.
     var answersFromAppliedState: Bool { get }
+    /// The time a hold granted outside the log (by the cache) is stamped with: a time the cluster's
+    /// clocks agree on (cut off, the last one carried forward while this node's clocks agree), or
+    /// nil when there is none (the quorum path then decides). A single node's clock is the only
+    /// clock there is.
+    var grantTimeMs: Int64? { get }
     /// This node's provisional holds checked against its local reserves in its ledger (see
     /// `LocalHolds.audit`), and how many there are.
     func localAudit(sku: SKU?) -> (provisionalHolds: Int, findings: [AuditFinding])
@@ -51,6 +56,8 @@ extension ReplicatedLedger {
     public func provisionalHold(_ id: ReservationID) -> Hold? { nil }
 
     public var answersFromAppliedState: Bool { true }
+
+    public var grantTimeMs: Int64? { clock() }
 
     public func localAudit(sku: SKU?) -> (provisionalHolds: Int, findings: [AuditFinding]) { (0, []) }
 }

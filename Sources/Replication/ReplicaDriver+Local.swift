@@ -31,14 +31,18 @@ extension ReplicaDriver {
         return wallMs
     }
 
-    /// The time a provisional hold is granted at: the cluster's agreed time; cut off from it, the
+    /// The cluster's agreed time now (never before the last command time), or nil while this node
+    /// sees no agreement.
+    var agreedTimeMs: Int64? { clockReading.timeMs.map { max($0, lastTimeMs) } }
+
+    /// The time a hold granted outside the log (a provisional hold, a cache hold) is stamped with: the cluster's agreed time; cut off from it, the
     /// last agreed time seen since this process started, carried forward by the monotonic clock
     /// and by the wall clock (at its last offset) while the two agree within the allowed skew, the
     /// later of the two (a hold is never stamped early, so it never expires early). Nil otherwise:
     /// none seen since start (restarted while cut off), or the two disagree (a jumped wall clock,
     /// a monotonic clock running fast or slow over a long partition). No single clock stamps it.
-    var localGrantTimeMs: Int64? {
-        if let agreed = clockReading.timeMs { return max(agreed, lastTimeMs) }
+    public var grantTimeMs: Int64? {
+        if let agreed = agreedTimeMs { return agreed }
         return carriedTimes.map { max($0.byMonotonic, $0.byWall) }
     }
 
@@ -75,7 +79,7 @@ extension ReplicaDriver {
         guard case .local = origin, case .reserve(let request) = command, case .rejected(let error, _) = outcome,
             error.code == .quorumUnavailable || error.code == .outcomeUnknown
         else { return answer(origin, outcome) }
-        guard let timeMs = localGrantTimeMs,
+        guard let timeMs = grantTimeMs,
             let granted = local.grant(request, ledger: ledger, term: raft.term, timeMs: timeMs, limits: limits)
         else {
             return answer(origin, outcome)

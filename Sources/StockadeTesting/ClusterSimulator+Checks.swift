@@ -8,6 +8,8 @@ extension ClusterSimulator {
 
     /// A client's answer: each call is answered at most once; grants become acknowledged holds.
     func record(_ call: Call, _ outcome: Outcome) {
+        if call.id < 0 { return cacheAnswered(call, outcome) }
+        if cache != nil && cacheSettles(call, outcome) { return }
         answers[call.id, default: []].append(outcome)
         if answers[call.id]!.count > 1 { violations.append("call \(call.id) (\(call.command)) answered twice: \(answers[call.id]!)") }
         answerCounts[Self.kind(of: outcome), default: 0] += 1
@@ -174,7 +176,7 @@ extension ClusterSimulator {
         let applied = drivers.map(\.ledger.appliedIndex)
         let leaderLast = drivers.first { $0.raft.isLeader }?.raft.lastIndex
         return Set(applied).count == 1 && drivers.allSatisfy { $0.raft.commitIndex == applied[0] } && leaderLast == applied[0]
-            && drivers.allSatisfy { !$0.local.hasUnreplayed }
+            && drivers.allSatisfy { !$0.local.hasUnreplayed } && cacheSettled
     }
 
     // MARK: - The end

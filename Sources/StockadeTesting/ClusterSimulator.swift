@@ -154,6 +154,10 @@ public final class ClusterSimulator {
     /// minority while leaders change (Raft's Figure 8). Decided from a stream of its own, like
     /// `localReserves`, so other seeds run as before.
     public let churn: Bool
+    /// Whether this seed runs the Redis hot path (see `ClusterSimulator+Cache.swift`): decided, and
+    /// its faults drawn, from a stream of its own, so seeds without it run as before.
+    public let cacheOn: Bool
+    var cache: SimulatedCache?
     /// Draws of the faults added after the main stream was fixed (a damaged local log), so that
     /// seeds without them run as before.
     var damageRandom: SplitMix64
@@ -202,7 +206,7 @@ public final class ClusterSimulator {
     /// that seeds without it run exactly as they did before local reserves existed.
     /// `layout` set: a scripted scenario (see `ClusterSimulator+Scenarios.swift`) on that layout,
     /// with no faults but the ones the script makes and no clients but the script's calls.
-    public init(seed: UInt64, nodeCount: Int? = nil, localReserves: Bool? = nil, layout: [Warehouse]? = nil) {
+    public init(seed: UInt64, nodeCount: Int? = nil, localReserves: Bool? = nil, layout: [Warehouse]? = nil, cache: Bool? = nil) {
         self.seed = seed
         var localRandom = SplitMix64(seed: seed ^ 0x10CA_1F_A11B_ACC)
         self.localReserves = localReserves ?? (localRandom.next() % 2 == 0)
@@ -231,6 +235,12 @@ public final class ClusterSimulator {
         // A script restarts nodes and expects them back where they were: the commit index is
         // written with every change.
         if layout != nil { limits.hardStateCommitLagMax = 1 }
+        var cacheRandom = SplitMix64(seed: seed ^ 0xCA_C4E_6A7E)
+        cacheOn = cache ?? (layout == nil && cacheRandom.next() % 2 == 0)
+        if cacheOn {
+            Self.cacheLimits(&limits, random: &cacheRandom)
+            self.cache = SimulatedCache(seed: cacheRandom.next())
+        }
         self.limits = limits
         truth = Ledger(limits: limits)
         generator = HistoryGenerator(seed: random.next())
@@ -352,10 +362,13 @@ public final class ClusterSimulator {
         calls[nextCall] = command
         if case .reserve(let request) = command { reserveCalls[request.reservationId, default: 0] += 1 }
         witness.open(nextCall, command, in: truth)
-        nodes[id]!.proposals.append(Driver.NewProposal(command, caller: Call(id: nextCall, command: command, node: id)))
+        let caller = Call(id: nextCall, command: command, node: id)
+        if cache != nil, case .reserve(let request) = command, cacheTakes(caller, request, on: id) { return }
+        nodes[id]!.proposals.append(Driver.NewProposal(command, caller: caller))
     }
 
     func crash(_ id: NodeID) {
+        cacheCrashed(id)
         nodes[id]!.driver = nil
         nodes[id]!.pendingSnapshot = nil
         nodes[id]!.messages.removeAll()
@@ -391,6 +404,7 @@ public final class ClusterSimulator {
     func advance(lossless: Bool = false) {
         step += 1
         deliver(lossless: lossless)
+        cacheStep()
         for id in nodeIDs.shuffled(using: &random) where nodes[id]!.driver != nil { turn(id, lossless: lossless) }
         checkStep()
     }

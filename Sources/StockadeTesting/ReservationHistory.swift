@@ -152,6 +152,10 @@ public struct ReservationHistory: Sendable {
             {
                 return "reservation \(hold.reservationId) granted twice by n\(node)'s local log: tokens \(earlier.hold.token) and \(hold.token) (calls \(earlier.call), \(answer.call))"
             }
+            // One grant per id in the cache: its answer store is shared by every node.
+            if hold.path == "cache", let earlier = grants.first(where: { $0.hold.path == "cache" }) {
+                return "reservation \(hold.reservationId) granted twice by the cache: tokens \(earlier.hold.token) and \(hold.token) (calls \(earlier.call), \(answer.call))"
+            }
         case .confirm where hold.status == "confirmed":
             confirmed.insert(hold.token)
         case .release where hold.status == "released":

@@ -27,6 +27,7 @@ struct StockadeSim: ParsableCommand {
             print("local reserves \(simulator.localReserves), provisional grants \(simulator.localGrants), churn \(simulator.churn)")
             print("grants by path: " + simulator.grantsByPath.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if simulator.localReserves { print(simulator.localSummary()) }
+            if let cache = simulator.cacheSummary { print("cache: \(cache)") }
             print("answers: " + simulator.answerCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if violations.isEmpty { print("ok") } else {
                 for violation in violations { print("VIOLATION: \(violation)") }

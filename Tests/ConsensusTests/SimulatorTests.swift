@@ -26,8 +26,8 @@ import Testing
     /// early (a cut-off node now expires only while both clocks agree).
     static let regressionSeeds: [UInt64] = [1, 2, 3, 4, 43, 385, 2075, 3768, 4650, 6971, 14360, 14957, 19660, 24993, 47385]
 
-    static func check(seed: UInt64, steps: Int) -> (violations: [String], simulator: ClusterSimulator) {
-        let simulator = ClusterSimulator(seed: seed)
+    static func check(seed: UInt64, steps: Int, cache: Bool? = nil) -> (violations: [String], simulator: ClusterSimulator) {
+        let simulator = ClusterSimulator(seed: seed, cache: cache)
         let violations = simulator.run(steps: steps)
         return (violations, simulator)
     }
@@ -55,9 +55,47 @@ import Testing
         #expect(failures.isEmpty, "\(failures.prefix(5))")
     }
 
+    /// Each as it runs now, and without the hot path (which half of all seeds run), so that the
+    /// history that failed replays exactly.
     @Test(arguments: regressionSeeds) func regressionSeed(_ seed: UInt64) {
         let (violations, _) = Self.check(seed: seed, steps: 300)
         #expect(violations.isEmpty, "seed \(seed): \(violations.prefix(3))")
+        let (withoutCache, _) = Self.check(seed: seed, steps: 300, cache: false)
+        #expect(withoutCache.isEmpty, "seed \(seed) without the cache: \(withoutCache.prefix(3))")
+    }
+
+    /// Seeds that failed once the hot path ran in the simulator.
+    /// 37 (133 in the very first sweep): a node with its wall clock jumped hours away stamped a
+    /// cache hold with it, so the hold would have expired hours early (or late) by everyone else's
+    /// clocks. Cache holds are now stamped as provisional holds are: with the cluster's agreed
+    /// time, or cut off, the last one carried forward while the node's clocks agree; without one
+    /// the quorum path decides.
+    static let cacheRegressionSeeds: [UInt64] = [37]
+
+    @Test(arguments: cacheRegressionSeeds) func cacheRegressionSeed(_ seed: UInt64) {
+        let (violations, simulator) = Self.check(seed: seed, steps: 300, cache: true)
+        #expect(violations.isEmpty, "seed \(seed): \(violations.prefix(3))")
+        #expect(simulator.grantsByPath["cache", default: 0] > 0, "seed \(seed) granted nothing from the cache")
+    }
+
+    /// The cache path's checks only mean something if the cache grants, its records drain into the
+    /// ledger, and Redis fails under it.
+    @Test func simulationsExerciseTheCachePath() async {
+        var grants = 0
+        var cacheSeeds = 0
+        var faults = 0
+        for seed in UInt64(1)...80 {
+            await Task.yield()
+            let (violations, simulator) = Self.check(seed: seed, steps: 300)
+            #expect(violations.isEmpty, "seed \(seed): \(violations.prefix(3))")
+            guard simulator.cacheOn else { continue }
+            cacheSeeds += 1
+            grants += simulator.grantsByPath["cache", default: 0]
+            faults += simulator.cacheFaults
+        }
+        #expect(cacheSeeds > 20)
+        #expect(grants > 20)
+        #expect(faults > 20)
     }
 
     /// Seeds long enough (3,000 faulty steps, 150 s of simulated time) to reach the end of the hold
