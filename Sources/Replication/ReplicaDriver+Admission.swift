@@ -44,7 +44,7 @@ extension ReplicaDriver {
             output.events.append(reading.ownClockOff ? .ownClockOff(distanceMs: reading.ownDistanceMs ?? 0) : .ownClockAgreed)
         }
         clockReading = reading
-        if let agreed = reading.timeMs { lastAgreedTime = (agreed, nowMs, wallMs) }
+        if let agreed = reading.timeMs { fallback.lastAgreedTime = (agreed, nowMs, wallMs) }
         let inAgreement = reading.agreement != nil && !reading.ownClockOff
         raft.mayCampaign = inAgreement
         // A candidate too: votes that arrive later in an election begun before the clock went off

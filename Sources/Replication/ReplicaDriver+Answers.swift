@@ -13,11 +13,11 @@ extension ReplicaDriver {
         case .internal(let task):
             finishLocalTask(task, outcome)
         case .forwarded(let key, let position):
-            guard var batch = incoming[key], batch.outcomes[position] == nil else { return }
+            guard var batch = forwarding.incoming[key], batch.outcomes[position] == nil else { return }
             batch.outcomes[position] = outcome
             batch.remaining -= 1
             if batch.remaining == 0 {
-                incoming[key] = nil
+                forwarding.incoming[key] = nil
                 output.frames.append(
                     (
                         .reply(
@@ -25,7 +25,7 @@ extension ReplicaDriver {
                             outcomes: batch.outcomes.map { $0!.encoded() }), batch.from
                     ))
             } else {
-                incoming[key] = batch
+                forwarding.incoming[key] = batch
             }
         }
     }
@@ -40,32 +40,32 @@ extension ReplicaDriver {
             .quorumUnavailable,
             "no leader reachable within \(configuration.quorumDeadlineMs) ms; a majority of nodes may be down. Nothing was written")
         var stillWaiting: [Proposal] = []
-        for proposal in awaitingLeader {
+        for proposal in forwarding.awaitingLeader {
             if proposal.deadlineMs <= nowMs {
                 settle(proposal.origin, proposal.command, .rejected(noLeader))
             } else {
                 stillWaiting.append(proposal)
             }
         }
-        awaitingLeader = stillWaiting
+        forwarding.awaitingLeader = stillWaiting
         answerForwarded()
-        while let first = forwardedOrder.first, first.deadlineMs <= nowMs || forwardedOut[first.id] == nil {
-            forwardedOrder.removeFirst()
-            for proposal in forwardedOut.removeValue(forKey: first.id) ?? [] {
+        while let first = forwarding.order.first, first.deadlineMs <= nowMs || forwarding.out[first.id] == nil {
+            forwarding.order.removeFirst()
+            for proposal in forwarding.out.removeValue(forKey: first.id) ?? [] {
                 settle(proposal.origin, proposal.command, .rejected(Self.unknown))
             }
         }
         let late = StockadeError(.quorumUnavailable, "no read point from a majority within the deadline")
-        readsNotYetAccepted.removeAll { read in
+        readPoints.notYetAccepted.removeAll { read in
             guard read.deadlineMs <= nowMs else { return false }
             output.readAnswers.append((read.caller, late))
             return true
         }
-        for (id, read) in readsAwaitingState where read.deadlineMs <= nowMs {
-            readsAwaitingState[id] = nil
+        for (id, read) in readPoints.awaitingState where read.deadlineMs <= nowMs {
+            readPoints.awaitingState[id] = nil
             output.readAnswers.append((read.caller, late))
         }
-        readsAwaitingApply.removeAll { item in
+        readPoints.awaitingApply.removeAll { item in
             guard item.waiter.deadlineMs <= nowMs else { return false }
             output.readAnswers.append((item.waiter.caller, late))
             return true
@@ -75,30 +75,30 @@ extension ReplicaDriver {
     // MARK: - Read points
 
     mutating func submitReads() {
-        guard !readsNotYetAccepted.isEmpty else { return }
+        guard !readPoints.notYetAccepted.isEmpty else { return }
         if !raft.isLeader {
             let error = StockadeError(.notLeader, "node \(configuration.nodeID) does not lead")
-            for read in readsNotYetAccepted { output.readAnswers.append((read.caller, error)) }
-            readsNotYetAccepted.removeAll()
+            for read in readPoints.notYetAccepted { output.readAnswers.append((read.caller, error)) }
+            readPoints.notYetAccepted.removeAll()
             return
         }
         var still: [ReadWaiter] = []
-        for read in readsNotYetAccepted {
-            nextReadID += 1
-            if raft.readIndex(nextReadID) {
-                readsAwaitingState[nextReadID] = read
+        for read in readPoints.notYetAccepted {
+            readPoints.nextID += 1
+            if raft.readIndex(readPoints.nextID) {
+                readPoints.awaitingState[readPoints.nextID] = read
             } else {
                 // A new leader must commit in its term first; try again on the next turn.
                 still.append(read)
             }
         }
-        readsNotYetAccepted = still
+        readPoints.notYetAccepted = still
     }
 
     mutating func answerReads() {
-        guard !readsAwaitingApply.isEmpty else { return }
+        guard !readPoints.awaitingApply.isEmpty else { return }
         let applied = ledger.appliedIndex
-        readsAwaitingApply.removeAll { item in
+        readPoints.awaitingApply.removeAll { item in
             guard item.index <= applied else { return false }
             output.readAnswers.append((item.waiter.caller, nil))
             return true

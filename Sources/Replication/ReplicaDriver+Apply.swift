@@ -8,9 +8,9 @@ extension ReplicaDriver {
     /// Commands a follower forwarded: each is proposed here, and the batch is answered in one
     /// reply frame once every command has its outcome.
     mutating func admitForward(_ forward: IncomingForward, deadlineMs: Int64) -> [Proposal] {
-        nextIncomingID += 1
-        let key = nextIncomingID
-        incoming[key] = ForwardBatch(
+        forwarding.nextIncomingID += 1
+        let key = forwarding.nextIncomingID
+        forwarding.incoming[key] = ForwardBatch(
             from: forward.from, requestID: forward.requestID, outcomes: Array(repeating: nil, count: forward.commands.count),
             remaining: forward.commands.count)
         var proposals: [Proposal] = []
@@ -27,7 +27,7 @@ extension ReplicaDriver {
             }
         }
         if forward.commands.isEmpty {
-            incoming[key] = nil
+            forwarding.incoming[key] = nil
             output.frames.append((.reply(requestID: forward.requestID, appliedIndex: ledger.appliedIndex, outcomes: []), forward.from))
         }
         return proposals
@@ -39,32 +39,32 @@ extension ReplicaDriver {
     mutating func forward(_ proposals: [Proposal]) {
         guard !proposals.isEmpty else { return }
         guard let leader = raft.leaderID, leader != configuration.nodeID, reachesQuorum else {
-            awaitingLeader += proposals
+            forwarding.awaitingLeader += proposals
             return
         }
         var start = 0
         while start < proposals.count {
             let chunk = Array(proposals[start..<min(start + limits.forwardBatchMax, proposals.count)])
             start += chunk.count
-            nextForwardID += 1
+            forwarding.nextID += 1
             let commands = chunk.map { TimedCommand($0.command, timeMs: 0).encoded() }
-            output.frames.append((.forward(requestID: nextForwardID, commands: commands), leader))
-            forwardedOut[nextForwardID] = chunk
-            forwardedOrder.append((nextForwardID, chunk.map(\.deadlineMs).max()!))
+            output.frames.append((.forward(requestID: forwarding.nextID, commands: commands), leader))
+            forwarding.out[forwarding.nextID] = chunk
+            forwarding.order.append((forwarding.nextID, chunk.map(\.deadlineMs).max()!))
         }
     }
 
     /// The shell could not send forward frame `requestID` (no link to the leader): its commands
     /// were certainly not written, and wait for the next turn.
     public mutating func forwardNotSent(_ requestID: UInt64) {
-        guard let chunk = forwardedOut.removeValue(forKey: requestID) else { return }
-        awaitingLeader += chunk
+        guard let chunk = forwarding.out.removeValue(forKey: requestID) else { return }
+        forwarding.awaitingLeader += chunk
     }
 
     /// The leader's outcomes for a forwarded batch. `not_leader` means it was not written: try
     /// again with whoever leads now.
     mutating func takeForwardReply(_ reply: ForwardReply) {
-        guard let chunk = forwardedOut.removeValue(forKey: reply.requestID) else { return }
+        guard let chunk = forwarding.out.removeValue(forKey: reply.requestID) else { return }
         var answered: [(Proposal, Outcome)] = []
         for (position, proposal) in chunk.enumerated() {
             guard position < reply.outcomes.count, let outcome = try? Outcome(decoding: reply.outcomes[position], limits: limits)
@@ -73,7 +73,7 @@ extension ReplicaDriver {
                 continue
             }
             if case .rejected(let error, _) = outcome, error.code == .notLeader {
-                awaitingLeader.append(proposal)
+                forwarding.awaitingLeader.append(proposal)
             } else if Self.answersFromLocalState(proposal.command) {
                 answered.append((proposal, outcome))
             } else {
@@ -121,8 +121,8 @@ extension ReplicaDriver {
             preconditionFailure("a leader's snapshot \(snapshot.index) does not decode: \(error)")
         }
         ledger = newLedger
-        snapshotIndex = snapshot.index
-        snapshotHolds = newLedger.holds.count
+        snapshots.index = snapshot.index
+        snapshots.holds = newLedger.holds.count
         while let first = waiting.first, first.index <= snapshot.index {
             waiting.removeFirst()
             answer(first.origin, .rejected(Self.unknown))
@@ -188,27 +188,27 @@ extension ReplicaDriver {
     /// may send it to a follower) only once it is on disk.
     mutating func requestSnapshotIfDue() {
         let applied = ledger.appliedIndex
-        guard !snapshotInProgress,
+        guard !snapshots.inProgress,
             Ledger.snapshotDue(
-                applied: applied, lastIndex: snapshotIndex, lastHolds: snapshotHolds, interval: limits.snapshotIntervalEntries),
+                applied: applied, lastIndex: snapshots.index, lastHolds: snapshots.holds, interval: limits.snapshotIntervalEntries),
             let term = raft.term(at: applied)
         else { return }
-        snapshotInProgress = true
-        snapshotIndex = applied
-        snapshotHolds = ledger.holds.count
+        snapshots.inProgress = true
+        snapshots.index = applied
+        snapshots.holds = ledger.holds.count
         output.snapshot = SnapshotRequest(index: applied, term: term, ledger: ledger)
     }
 
     /// The requested snapshot is on disk: the protocol drops the entries it covers. One taken
     /// before a leader's snapshot was installed is already covered, and is ignored.
     public mutating func snapshotDurable(_ snapshot: Snapshot) {
-        snapshotInProgress = false
+        snapshots.inProgress = false
         raft.compact(snapshot)
     }
 
     /// Writing the requested snapshot failed; the next one will be asked for when due.
     public mutating func snapshotFailed() {
-        snapshotInProgress = false
+        snapshots.inProgress = false
     }
 
     // MARK: - Status
@@ -225,8 +225,8 @@ extension ReplicaDriver {
             caughtUpLeader: mayAnswerFromState, clock: clockReading,
             local: LocalFallbackStatus(
                 epoch: local.epoch, provisionalHolds: local.count,
-                oldestAgeMs: local.count > 0 ? oldestProvisionalMs.map { max(0, localTimeMs - $0) } : nil,
-                fallbacks: fallbacksTaken, reconciledHolds: reconciledHolds, reconcileErrors: local.reconcileErrors))
+                oldestAgeMs: local.count > 0 ? fallback.oldestProvisionalMs.map { max(0, localTimeMs - $0) } : nil,
+                fallbacks: fallback.fallbacksTaken, reconciledHolds: fallback.reconciledHolds, reconcileErrors: local.reconcileErrors))
     }
 }
 

@@ -27,7 +27,7 @@ extension ReplicaDriver {
     /// had one, the wall clock.
     var localTimeMs: Int64 {
         if let agreed = clockReading.timeMs { return max(agreed, lastTimeMs) }
-        if let last = lastAgreedTime { return last.timeMs + (nowMs - last.atMs) }
+        if let last = fallback.lastAgreedTime { return last.timeMs + (nowMs - last.atMs) }
         return wallMs
     }
 
@@ -50,7 +50,7 @@ extension ReplicaDriver {
     /// offset it last had), while the two agree within the allowed skew; nil otherwise, or when no
     /// agreed time was seen since start.
     var carriedTimes: (byMonotonic: Int64, byWall: Int64)? {
-        guard let last = lastAgreedTime else { return nil }
+        guard let last = fallback.lastAgreedTime else { return nil }
         let byMonotonic = last.timeMs + (nowMs - last.atMs)
         let byWall = wallMs - (last.wallMs - last.timeMs)
         guard abs(byMonotonic - byWall) <= limits.clockSkewMaxMs else { return nil }
@@ -84,16 +84,16 @@ extension ReplicaDriver {
         else {
             return answer(origin, outcome)
         }
-        if case .reservation = granted { fallbacksTaken += 1 }
+        if case .reservation = granted { fallback.fallbacksTaken += 1 }
         answerOnceDurable(origin, granted)
     }
 
     /// Answers once the local records made so far are on disk.
     mutating func answerOnceDurable(_ origin: Origin, _ outcome: Outcome) {
-        if local.recordsMade <= localRecordsDurable {
+        if local.recordsMade <= fallback.recordsDurable {
             answer(origin, outcome)
         } else {
-            localAnswers.append((origin, outcome, local.recordsMade))
+            fallback.answers.append((origin, outcome, local.recordsMade))
         }
     }
 
@@ -119,13 +119,13 @@ extension ReplicaDriver {
     mutating func finishLocalTask(_ task: LocalTask, _ outcome: Outcome) {
         switch task {
         case .epoch:
-            localEpochInFlight = false
+            fallback.epochInFlight = false
             local.follow(ledger)
         case .reconcile:
-            reconcileInFlight = false
+            fallback.reconcileInFlight = false
             switch outcome {
             case .localReconciled(_, let results):
-                reconciledHolds += results.filter { $0 == .applied || $0 == .duplicate }.count
+                fallback.reconciledHolds += results.filter { $0 == .applied || $0 == .duplicate }.count
             case .rejected(let error, _) where error.code == .invalidState:
                 local.noteRefusedBatch()
             default:
@@ -133,7 +133,7 @@ extension ReplicaDriver {
             }
             local.follow(ledger)
         case .refill:
-            refillInFlight = false
+            fallback.refillInFlight = false
         }
     }
 
@@ -149,26 +149,26 @@ extension ReplicaDriver {
             var nonce = source.next() | 1
             while nonce == local.nonce { nonce = source.next() | 1 }
             local.reopen(nonce: nonce)
-            localEpochInFlight = false
+            fallback.epochInFlight = false
         }
         let connected = reachesQuorum
-        if connected && local.epoch == nil && !localEpochInFlight && ownsWarehouse {
+        if connected && local.epoch == nil && !fallback.epochInFlight && ownsWarehouse {
             local.open()
-            localEpochInFlight = true
+            fallback.epochInFlight = true
             proposeLocal(.beginLocalEpoch(node: configuration.nodeID, nonce: local.nonce), .epoch)
         }
-        if connected && !reconcileInFlight && readyBatch == nil, local.hasUnreplayed, let batch = local.nextBatch(limits: limits) {
-            readyBatch = (batch, local.recordsMade)
+        if connected && !fallback.reconcileInFlight && fallback.readyBatch == nil, local.hasUnreplayed, let batch = local.nextBatch(limits: limits) {
+            fallback.readyBatch = (batch, local.recordsMade)
         }
         proposeReadyBatch()
-        guard nowMs >= nextLocalCheckMs else { return }
-        nextLocalCheckMs = nowMs + limits.local.refillIntervalMs
-        oldestProvisionalMs = local.oldestCreatedAtMs()
+        guard nowMs >= fallback.nextCheckMs else { return }
+        fallback.nextCheckMs = nowMs + limits.local.refillIntervalMs
+        fallback.oldestProvisionalMs = local.oldestCreatedAtMs()
         if local.count > 0, let expiryTime = localExpiryTimeMs { _ = local.expireDue(timeMs: expiryTime, limit: limits.expireBatchMax) }
-        if connected && mayAnswerFromState && !refillInFlight {
+        if connected && mayAnswerFromState && !fallback.refillInFlight {
             let refills = ledger.localReserveRefills(lowWaterPercent: limits.local.refillLowWaterPercent, limit: limits.local.refillsMax)
             if !refills.isEmpty {
-                refillInFlight = true
+                fallback.refillInFlight = true
                 let term = raft.term
                 proposeBatch(
                     refills.map {
@@ -183,9 +183,9 @@ extension ReplicaDriver {
 
     /// Proposes the handed-over batch once its handover record is on disk.
     mutating func proposeReadyBatch() {
-        guard let (batch, needed) = readyBatch, needed <= localRecordsDurable else { return }
-        readyBatch = nil
-        reconcileInFlight = true
+        guard let (batch, needed) = fallback.readyBatch, needed <= fallback.recordsDurable else { return }
+        fallback.readyBatch = nil
+        fallback.reconcileInFlight = true
         proposeLocal(.reconcileLocal(batch), .reconcile)
     }
 
@@ -216,12 +216,12 @@ extension ReplicaDriver {
     /// Local records up to `count` are durable: answers waiting on them go, and a handed-over batch may leave.
     mutating func localRecordsPersisted(_ count: Int) {
         guard count > 0 else { return }
-        localRecordsDurable += count
+        fallback.recordsDurable += count
         var still: [(Origin, Outcome, Int)] = []
-        for (origin, outcome, needed) in localAnswers {
-            if needed <= localRecordsDurable { answer(origin, outcome) } else { still.append((origin, outcome, needed)) }
+        for (origin, outcome, needed) in fallback.answers {
+            if needed <= fallback.recordsDurable { answer(origin, outcome) } else { still.append((origin, outcome, needed)) }
         }
-        localAnswers = still
+        fallback.answers = still
         proposeReadyBatch()
     }
 

@@ -198,50 +198,30 @@ public struct ReplicaDriver<Caller> {
     public internal(set) var clockReading = ClusterClock.Reading.none
 
     var waiting = Deque<Waiter>()
-    /// A follower's proposals: waiting for a known, reachable leader, and sent to it.
-    var awaitingLeader: [Proposal] = []
-    var forwardedOut: [UInt64: [Proposal]] = [:]
-    var forwardedOrder = Deque<(id: UInt64, deadlineMs: Int64)>()
-    var nextForwardID: UInt64
-    var incoming: [UInt64: ForwardBatch] = [:]
-    var nextIncomingID: UInt64 = 0
+    /// A follower's proposals on their way to the leader, and batches forwarded to this one.
+    var forwarding: Forwarding
+    /// Linearizable reads between their arrival and the applied state they wait for.
+    var readPoints = ReadPoints()
     var awaitingLocalApply: [(index: LogIndex, answers: [(Proposal, Outcome)])] = []
-    var readsNotYetAccepted: [ReadWaiter] = []
-    var readsAwaitingState: [UInt64: ReadWaiter] = [:]
-    var readsAwaitingApply: [(index: LogIndex, waiter: ReadWaiter)] = []
-    var nextReadID: UInt64 = 0
     public internal(set) var lastContactMs: [NodeID: Int64] = [:]
     var wasLeader = false
     var termStartIndex: LogIndex = 0
     var configuredInTerm: Term = 0
     var persistedHardState: HardState
-    var snapshotIndex: LogIndex
-    /// Holds in the newest snapshot (taken, installed or loaded at start): see `Ledger.snapshotDue`.
-    var snapshotHolds: Int
-    var snapshotInProgress = false
+    /// The commit index at the end of the last turn (see `checkTurnBoundary`).
+    var commitAtLastBoundary: LogIndex = 0
+    /// When the next snapshot is due, and whether one is being written.
+    var snapshots: SnapshotCadence
     var output = Output()
     /// Proposals refused because too many entries were uncommitted (for the shell's metrics).
     public internal(set) var overloadRefusals = 0
 
     /// This node's provisional holds and local log (see `ReplicaDriver+Local`).
     public internal(set) var local: LocalHolds
-    /// Answers that wait for local records to be durable: the records made when each was decided.
-    var localAnswers: [(Origin, Outcome, Int)] = []
-    var localRecordsDurable = 0
-    var localEpochInFlight = false
-    var reconcileInFlight = false
-    var refillInFlight = false
-    /// A batch handed over, waiting for its handover record to be durable before it is proposed.
-    var readyBatch: (LocalReconcile, Int)?
-    var nextLocalCheckMs: Int64 = 0
-    /// When the oldest provisional hold was created, as of the last periodic check (for reports:
-    /// finding it is O(provisional holds)).
-    var oldestProvisionalMs: Int64?
-    /// The cluster's agreed time when last there was one, and the monotonic time it was read at.
-    var lastAgreedTime: (timeMs: Int64, atMs: Int64, wallMs: Int64)?
-    /// Reserves granted from this node's reserve, and provisional holds the ledger took in.
-    public internal(set) var fallbacksTaken = 0
-    public internal(set) var reconciledHolds = 0
+    /// The local fallback's own bookkeeping (see `LocalFallbackState`).
+    var fallback = LocalFallbackState()
+    /// Reserves granted from this node's reserve.
+    public var fallbacksTaken: Int { fallback.fallbacksTaken }
 
     /// Starts from what was recovered from disk: the applied state of the newest snapshot (or an
     /// empty ledger), the hard state, and every log entry after the snapshot.
@@ -254,14 +234,13 @@ public struct ReplicaDriver<Caller> {
         limits = configuration.limits
         self.ledger = ledger
         persistedHardState = hardState
-        snapshotIndex = ledger.appliedIndex
-        snapshotHolds = ledger.holds.count
+        snapshots = SnapshotCadence(index: ledger.appliedIndex, holds: ledger.holds.count)
         clock = ClusterClock(nodeID: configuration.nodeID, voters: configuration.voters, limits: configuration.limits)
         var random = random
         self.local = local ?? LocalHolds(node: configuration.nodeID, nonce: random.next() | 1)
         // Forward request ids start at a random point so that a leader's late reply to a frame
         // this node sent before it restarted cannot match one it sends now.
-        nextForwardID = random.next() >> 1
+        forwarding = Forwarding(nextID: random.next() >> 1)
         raft = RaftNode(
             id: configuration.nodeID, voters: configuration.voters, configuration: configuration.limits.consensus,
             random: random, hardState: hardState, snapshot: snapshot, entries: entries)
@@ -284,7 +263,7 @@ public struct ReplicaDriver<Caller> {
     /// arrival, so each queue's first entry has its earliest.
     public var nextTurnMs: Int64? {
         var next = nextTickMs
-        for deadline in [waiting.first?.deadlineMs, awaitingLeader.first?.deadlineMs, forwardedOrder.first?.deadlineMs] {
+        for deadline in [waiting.first?.deadlineMs, forwarding.awaitingLeader.first?.deadlineMs, forwarding.order.first?.deadlineMs] {
             if let deadline { next = min(next ?? deadline, deadline) }
         }
         return next
@@ -318,8 +297,8 @@ public struct ReplicaDriver<Caller> {
         }
         noteLeadership()
         for reply in replies { takeForwardReply(reply) }
-        var batch = awaitingLeader
-        awaitingLeader.removeAll()
+        var batch = forwarding.awaitingLeader
+        forwarding.awaitingLeader.removeAll()
         let deadline = nowMs + configuration.quorumDeadlineMs
         for proposal in proposals {
             let proposal = Proposal(
@@ -329,7 +308,7 @@ public struct ReplicaDriver<Caller> {
         }
         for forward in forwards { batch += admitForward(forward, deadlineMs: deadline) }
         if !batch.isEmpty { proposeBatch(batch) }
-        readsNotYetAccepted += reads.map { ReadWaiter(caller: $0, deadlineMs: deadline) }
+        readPoints.notYetAccepted += reads.map { ReadWaiter(caller: $0, deadlineMs: deadline) }
         submitReads()
         configureWarehousesIfNeeded()
         localTurn()
@@ -389,8 +368,8 @@ public struct ReplicaDriver<Caller> {
         apply(work.ready.committedEntries)
         raft.advance(work.ready)
         for state in work.ready.readStates {
-            if let read = readsAwaitingState.removeValue(forKey: state.requestID) {
-                readsAwaitingApply.append((index: state.index, waiter: read))
+            if let read = readPoints.awaitingState.removeValue(forKey: state.requestID) {
+                readPoints.awaitingApply.append((index: state.index, waiter: read))
             }
         }
         local.follow(ledger)
@@ -415,19 +394,19 @@ public struct ReplicaDriver<Caller> {
     /// Shutdown: whatever is still waiting gets its honest answer.
     public mutating func shutDown() {
         let closing = StockadeError(.unavailable, "the node is shutting down")
-        for proposal in awaitingLeader { answer(proposal.origin, .rejected(closing)) }
-        awaitingLeader.removeAll()
-        for proposal in forwardedOut.values.joined() { answer(proposal.origin, .rejected(Self.unknown)) }
-        forwardedOut.removeAll()
-        forwardedOrder.removeAll()
+        for proposal in forwarding.awaitingLeader { answer(proposal.origin, .rejected(closing)) }
+        forwarding.awaitingLeader.removeAll()
+        for proposal in forwarding.out.values.joined() { answer(proposal.origin, .rejected(Self.unknown)) }
+        forwarding.out.removeAll()
+        forwarding.order.removeAll()
         answerForwarded(force: true)
         while let waiter = waiting.popFirst() { answer(waiter.origin, .rejected(Self.unknown)) }
-        for read in readsNotYetAccepted + Array(readsAwaitingState.values) + readsAwaitingApply.map(\.waiter) {
+        for read in readPoints.notYetAccepted + Array(readPoints.awaitingState.values) + readPoints.awaitingApply.map(\.waiter) {
             output.readAnswers.append((read.caller, closing))
         }
-        readsNotYetAccepted.removeAll()
-        readsAwaitingState.removeAll()
-        readsAwaitingApply.removeAll()
+        readPoints.notYetAccepted.removeAll()
+        readPoints.awaitingState.removeAll()
+        readPoints.awaitingApply.removeAll()
     }
 }
 

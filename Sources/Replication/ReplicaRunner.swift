@@ -44,6 +44,7 @@ public enum ReplicaRunner {
         shell.withDriver { $0.endTurn() }
         guard try workOff(shell) else { return false }
         deliverOutput(shell)
+        shell.withDriver { $0.checkTurnBoundary() }
         return true
     }
 

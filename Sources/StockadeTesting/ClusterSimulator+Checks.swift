@@ -143,6 +143,8 @@ extension ClusterSimulator {
             checkedThrough[id] = max(from, raft.commitIndex)
             let problems = driver.ledger.invariantViolations()
             if !problems.isEmpty { violations.append("node \(id) ledger: \(problems.prefix(3)); step \(step)") }
+            let state = driver.stateViolations
+            if !state.isEmpty { violations.append("node \(id) driver: \(state); step \(step)") }
         }
         if step % 20 == 0 { observeAcknowledged() }
         if localReserves { checkEscrow() }

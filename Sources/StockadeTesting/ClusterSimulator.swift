@@ -236,7 +236,8 @@ public final class ClusterSimulator {
         // written with every change.
         if layout != nil { limits.hardStateCommitLagMax = 1 }
         var cacheRandom = SplitMix64(seed: seed ^ 0xCA_C4E_6A7E)
-        cacheOn = cache ?? (layout == nil && cacheRandom.next() % 2 == 0)
+        let cacheDrawn = cacheRandom.next() % 2 == 0  // drawn either way, so a forced seed runs as drawn
+        cacheOn = cache ?? (layout == nil && cacheDrawn)
         if cacheOn {
             Self.cacheLimits(&limits, random: &cacheRandom)
             self.cache = SimulatedCache(seed: cacheRandom.next())
