@@ -8,7 +8,8 @@
 
 // A host function: reads its arguments from the stack and pushes its results. Returns how many
 // results it pushed, or -1 after pushing an error message, which the trampoline raises: the
-// raise (a longjmp) then crosses only C and Lua frames, never Swift ones.
+// raise (a longjmp) then crosses only C and Lua frames, never Swift ones. (Lua's own errors inside
+// the host, out of memory on a push, would cross Swift frames; the simulator's scripts are small.)
 typedef int (*stockade_lua_host)(lua_State *L, void *context, int variant);
 
 static int stockade_lua_trampoline(lua_State *L) {
@@ -31,6 +32,23 @@ static inline void stockade_lua_set_host(lua_State *L, const char *name, stockad
 }
 
 static inline void stockade_lua_setglobal(lua_State *L, const char *name) { lua_setfield(L, LUA_GLOBALSINDEX, name); }
+// Sets a global past the protection's __newindex (the value is on top of the stack).
+static inline void stockade_lua_rawsetglobal(lua_State *L, const char *name) {
+    lua_pushstring(L, name);
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_GLOBALSINDEX);
+}
+// The libraries Redis opens for scripts; not io, os or package.
+static inline void stockade_lua_open_redis_libraries(lua_State *L) {
+    const luaL_Reg libraries[] = {
+        {"", luaopen_base}, {LUA_TABLIBNAME, luaopen_table}, {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+    };
+    for (unsigned i = 0; i < sizeof(libraries) / sizeof(libraries[0]); i++) {
+        lua_pushcfunction(L, libraries[i].func);
+        lua_pushstring(L, libraries[i].name);
+        lua_call(L, 1, 0);
+    }
+}
 static inline void stockade_lua_getglobal(lua_State *L, const char *name) { lua_getfield(L, LUA_GLOBALSINDEX, name); }
 static inline void stockade_lua_pop(lua_State *L, int n) { lua_settop(L, -(n)-1); }
 static inline int stockade_lua_registry(void) { return LUA_REGISTRYINDEX; }

@@ -226,12 +226,13 @@ public final class ClusterReplica: ClusterMember, LoopService, @unchecked Sendab
 
     /// The driver's grant time at the last turn (`ReplicaDriver.grantTimeMs`: the agreed time, or
     /// cut off, the last one carried forward while the clocks agree), carried on by the monotonic
-    /// clock while that turn is recent (within the allowed skew); nil otherwise. No wall clock jump
-    /// between turns moves it.
+    /// clock while that turn is recent (within the allowed skew, or four ticks, whichever is
+    /// longer: the loop turns at least every tick); nil otherwise. No wall clock jump between turns
+    /// moves it.
     public var grantTimeMs: Int64? {
         guard let agreed = agreedTime.withLock({ $0 }) else { return nil }
         let elapsed = nowMs(.now) - agreed.atMs
-        guard elapsed >= 0 && elapsed <= limits.clockSkewMaxMs else { return nil }
+        guard elapsed >= 0 && elapsed <= max(limits.clockSkewMaxMs, 4 * configuration.replica.tickMs) else { return nil }
         return agreed.timeMs + elapsed
     }
 

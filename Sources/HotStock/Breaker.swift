@@ -15,10 +15,9 @@ public struct BreakerState: Sendable {
     var position = 0
 
     public init(windowCalls: Int, callsMin: Int, cooldownMs: Int64) {
-        precondition(windowCalls >= 1 && callsMin >= 1 && cooldownMs >= 0)
-        self.windowCalls = windowCalls
-        self.callsMin = callsMin
-        self.cooldownMs = cooldownMs
+        self.windowCalls = max(1, windowCalls)
+        self.callsMin = max(1, callsMin)
+        self.cooldownMs = max(0, cooldownMs)
     }
 
     public init(configuration: HotPathConfiguration) {

@@ -132,6 +132,8 @@ public final class HotPath: CacheGate, @unchecked Sendable {
             guard retriesLeft > 0, case .success(let reply) = result, reply.elements?.first?.string == "short",
                 let sku = reply.elements?[1].string.map(SKU.init), ledgerAvailable(sku) == 0
             else { return completion(outcome(of: result, for: request)) }
+            // Redis answered: that is the probe's result too (the retry asks the breaker again).
+            breaker.record(success: true, switches: counters, counter: degradeCounter, logger: logger)
             creditInTransit(sku) { [self] inTransit in
                 guard inTransit else { return completion(outcome(of: result, for: request)) }
                 wake.signal()
@@ -169,10 +171,6 @@ public final class HotPath: CacheGate, @unchecked Sendable {
     private func gateCall(for request: ReserveRequest, counted: Bool, answered: (Outcome?) -> Void) -> GateBatcher.Call? {
         if counted { noteRate(request) }
         if !redis.isConnected { breaker.trip(switches: counters, counter: degradeCounter, logger: logger) }
-        guard breaker.allows() else {
-            answered(quorum())
-            return nil
-        }
         // Decide from the applied state: ids the ledger knows, invalid bodies and anything not
         // entirely hot go the usual way.
         guard let plan = replica.read({ ledger in CacheDecisions.plan(request, in: ledger) }) else {
@@ -194,6 +192,13 @@ public final class HotPath: CacheGate, @unchecked Sendable {
         // Stamped with the cluster's agreed time, never this node's clock alone; without one, the
         // quorum path decides.
         guard let createdAtMs = replica.grantTimeMs else {
+            answered(quorum())
+            return nil
+        }
+        // Asked last, right before the call: in half-open it hands out the one probe, whose reply
+        // then closes or reopens it. A probe handed to a request that then went elsewhere would
+        // leave it half-open for good.
+        guard breaker.allows() else {
             answered(quorum())
             return nil
         }

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import StockadeCore
 import Storage
+import Synchronization
 
 /// A replicated state machine of one: commands in, a durable ordered log, deterministic apply.
 ///
@@ -55,6 +56,8 @@ public final class Replica: ReplicatedLedger, LoopService, @unchecked Sendable {
     /// Holds in the newest snapshot (or the one loaded at start): see `Ledger.snapshotDue`.
     private var snapshotHolds = 0
     private var lastTimeMs: Int64 = 0
+    /// `lastTimeMs` as other threads read it (see `grantTimeMs`).
+    private let lastStampMs = Atomic<Int64>(0)
     private let statsLock = NSLock()
     private var stats = CommitStats()
     private let commitThread = WorkerThread(name: "stockade-commit")
@@ -95,6 +98,7 @@ public final class Replica: ReplicatedLedger, LoopService, @unchecked Sendable {
             replayed += 1
         }
         lastTimeMs = lastTime
+        lastStampMs.store(lastTime, ordering: .relaxed)
         ledger = recovered
         logger.info(
             "recovered",
@@ -147,6 +151,11 @@ public final class Replica: ReplicatedLedger, LoopService, @unchecked Sendable {
 
     /// A single node leads in term 0 for good.
     public var leaderTerm: UInt64? { 0 }
+
+    /// The time the commands are stamped with: the clock, never before the last stamp (a clock
+    /// stepped back does not stamp a cache hold before the ledger's own time, where the next
+    /// expiry pass would end it).
+    public var grantTimeMs: Int64? { max(clock(), lastStampMs.load(ordering: .relaxed)) }
 
     /// Every acknowledged command is already applied here: the single node is its own read point.
     public func readBarrier() async throws {}
@@ -278,6 +287,7 @@ public final class Replica: ReplicatedLedger, LoopService, @unchecked Sendable {
     private func commitBatch(_ commands: [Command]) throws -> [Outcome] {
         let batchStart = ContinuousClock.now
         lastTimeMs = max(lastTimeMs, clock())
+        lastStampMs.store(lastTimeMs, ordering: .relaxed)
         var entries: [TimedCommand] = []
         entries.reserveCapacity(commands.count)
         var index = log.lastIndex

@@ -142,16 +142,17 @@ extension ClusterSimulator {
         var breaker = cache!.breakers[id] ?? BreakerState(windowCalls: limits.hotPath.breakerWindowCalls, callsMin: limits.hotPath.breakerCallsMin, cooldownMs: limits.hotPath.breakerCooldownMs)
         defer { cache!.breakers[id] = breaker }
         if !cache!.isUp(at: step) { _ = breaker.trip(nowMs: nowMs) }
-        guard breaker.allows(nowMs: nowMs) else {
-            cache!.declined["breaker", default: 0] += 1
-            return false
-        }
         guard let plan = CacheDecisions.plan(request, in: driver.ledger) else {
             cache!.declined["plan", default: 0] += 1
             return false
         }
         guard let createdAtMs = driver.grantTimeMs else {
             cache!.declined["no agreed time", default: 0] += 1
+            return false
+        }
+        // Last, as `HotPath` asks it: in half-open it hands out the one probe.
+        guard breaker.allows(nowMs: nowMs) else {
+            cache!.declined["breaker", default: 0] += 1
             return false
         }
         cache!.gateCalls += 1

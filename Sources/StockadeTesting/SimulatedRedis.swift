@@ -76,13 +76,26 @@ public final class SimulatedRedis {
 
     public init() {
         lua = luaL_newstate()
-        luaL_openlibs(lua)
+        // The libraries Redis opens for scripts (base, table, string, math), not io or os.
+        stockade_lua_open_redis_libraries(lua)
         lua_createtable(lua, 0, 4)
         let context = Unmanaged.passUnretained(self).toOpaque()
         for (name, variant) in [("call", 0), ("pcall", 1), ("error_reply", 2), ("status_reply", 3)] {
             stockade_lua_set_host(lua, name, simulatedRedisHost, context, Int32(variant))
         }
         stockade_lua_setglobal(lua, "redis")
+        // As Redis does: a script that reads a global nobody set, or sets one, fails.
+        let protection = """
+            setmetatable(_G, {
+              __index = function(_, name) error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2) end,
+              __newindex = function(_, name) error("Attempt to modify a readonly table", 2) end,
+            })
+            """
+        let source = Array(protection.utf8)
+        let loaded = source.withUnsafeBufferPointer {
+            luaL_loadbuffer(lua, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), $0.count, "@protection")
+        }
+        precondition(loaded == 0 && lua_pcall(lua, 0, 0, 0) == 0, "the global protection did not load")
     }
 
     deinit { lua_close(lua) }
@@ -104,9 +117,9 @@ public final class SimulatedRedis {
         }
         lua_rawgeti(lua, stockade_lua_registry(), compiled[script.source]!)
         pushArray(keys.map { Array($0.utf8) })
-        stockade_lua_setglobal(lua, "KEYS")
+        stockade_lua_rawsetglobal(lua, "KEYS")
         pushArray(arguments.arguments)
-        stockade_lua_setglobal(lua, "ARGV")
+        stockade_lua_rawsetglobal(lua, "ARGV")
         guard lua_pcall(lua, 0, 1, 0) == 0 else { return .error("ERR Error running script: \(string(at: -1))") }
         return reply(at: -1)
     }
@@ -194,7 +207,11 @@ public final class SimulatedRedis {
     private func reply(at index: Int32) -> RedisValue {
         switch lua_type(lua, index) {
         case LUA_TSTRING: return .bulk(bytes(at: index))
-        case LUA_TNUMBER: return .integer(Int64(lua_tonumber(lua, index)))
+        case LUA_TNUMBER:
+            // Redis truncates; a number out of Int64's range (or NaN) has no integer reply.
+            let number = lua_tonumber(lua, index)
+            guard number.isFinite, number > -9.2e18, number < 9.2e18 else { return .error("ERR number out of range") }
+            return .integer(Int64(number))
         case LUA_TBOOLEAN: return lua_toboolean(lua, index) != 0 ? .integer(1) : .bulk(nil)
         case LUA_TTABLE:
             let absolute = index < 0 ? lua_gettop(lua) + index + 1 : index
@@ -288,7 +305,8 @@ public final class SimulatedRedis {
                 current = number
             default: return Self.wrongType
             }
-            let next = name == "INCRBY" ? current + delta : current - delta
+            let (next, overflow) = name == "INCRBY" ? current.addingReportingOverflow(delta) : current.subtractingReportingOverflow(delta)
+            guard !overflow else { return .error("ERR increment or decrement would overflow") }
             data.values[arguments[1]] = .string(Array(String(next).utf8))
             return .integer(next)
         case "DEL", "EXISTS":
@@ -366,7 +384,7 @@ public final class SimulatedRedis {
             var most = Int.max
             if count == 6 {
                 guard arguments[4].uppercased() == "COUNT", let limit = Int(arguments[5]) else { return .error("ERR syntax error") }
-                most = limit
+                most = limit > 0 ? limit : Int.max  // Redis: a count of zero or less is no limit
             }
             var items = (found?.entries ?? []).filter { $0.id >= start && $0.id <= end }
             if reverse { items.reverse() }
@@ -414,7 +432,7 @@ public final class SimulatedRedis {
         case "XREADGROUP":
             // XREADGROUP GROUP group consumer COUNT n STREAMS key id
             guard count == 9, arguments[1].uppercased() == "GROUP", arguments[4].uppercased() == "COUNT",
-                let most = Int(arguments[5]), arguments[6].uppercased() == "STREAMS"
+                let most = Int(arguments[5]), most > 0, arguments[6].uppercased() == "STREAMS"
             else { return .error("ERR syntax error") }
             let key = arguments[7]
             let (existing, wrong) = stream(key)
@@ -440,12 +458,12 @@ public final class SimulatedRedis {
             let from = StreamID(arguments[8], missing: 0) ?? StreamID(ms: 0, seq: 0)
             let mine = group.pending.filter { $0.value.consumer == consumer && $0.key > from }.keys.sorted().prefix(most)
             for id in mine {
-                group.pending[id]!.deliveries += 1
-                group.pending[id]!.deliveredAtMs = nowMs
                 if let item = stream.entries.first(where: { $0.id == id }) {
+                    group.pending[id]!.deliveries += 1
+                    group.pending[id]!.deliveredAtMs = nowMs
                     items.append(Self.entry(item))
                 } else {
-                    items.append(.array([.bulk(Array(id.description.utf8)), .array(nil)]))
+                    items.append(.array([.bulk(Array(id.description.utf8)), .array(nil)]))  // deleted: not delivered again
                 }
             }
             stream.groups[arguments[2]] = group
@@ -453,7 +471,7 @@ public final class SimulatedRedis {
             return .array([.array([.bulk(Array(key.utf8)), .array(items)])])
         case "XAUTOCLAIM":
             // XAUTOCLAIM key group consumer min-idle-time start COUNT n
-            guard count == 8, let idle = Int64(arguments[4]), let most = Int(arguments[7]) else { return .error("ERR syntax error") }
+            guard count == 8, let idle = Int64(arguments[4]), let most = Int(arguments[7]), most > 0 else { return .error("ERR syntax error") }
             let key = arguments[1]
             guard var stream = found, var group = stream.groups[arguments[2]] else {
                 return .error("NOGROUP No such key '\(key)' or consumer group '\(arguments[2])'")
@@ -473,14 +491,15 @@ public final class SimulatedRedis {
                     break
                 }
                 attempts -= 1
-                guard nowMs - group.pending[id]!.deliveredAtMs >= idle else { continue }
-                if let item = stream.entries.first(where: { $0.id == id }) {
-                    group.pending[id] = Pending(consumer: arguments[3], deliveredAtMs: nowMs, deliveries: group.pending[id]!.deliveries + 1)
-                    claimed.append(Self.entry(item))
-                } else {
+                // A deleted entry leaves the pending list however long it has been idle.
+                guard let item = stream.entries.first(where: { $0.id == id }) else {
                     group.pending[id] = nil
                     deleted.append(.bulk(Array(id.description.utf8)))
+                    continue
                 }
+                guard nowMs - group.pending[id]!.deliveredAtMs >= idle else { continue }
+                group.pending[id] = Pending(consumer: arguments[3], deliveredAtMs: nowMs, deliveries: group.pending[id]!.deliveries + 1)
+                claimed.append(Self.entry(item))
             }
             stream.groups[arguments[2]] = group
             data.values[key] = .stream(stream)

@@ -93,7 +93,7 @@ import Testing
                                 "r\(Int.random(in: 0..<25, using: &random))", chosen.map { ($0, Int64.random(in: 1...3, using: &random)) },
                                 split: Bool.random(using: &random), order: "o\(Int.random(in: 0..<2, using: &random))"))
                     }
-                    let (keys, arguments) = GateBatcher.scriptCall(calls, answerRetentionMs: 60_000, backlogMax: Int.random(in: 3...60, using: &random))
+                    let (keys, arguments) = GateBatcher.scriptCall(calls, answerRetentionMs: 86_400_000, backlogMax: Int.random(in: 3...60, using: &random))
                     check(try await bothScript(Scripts.gate, keys, arguments), "step \(step) gate")
                 case 35..<47:
                     var arguments = RedisCommand()
