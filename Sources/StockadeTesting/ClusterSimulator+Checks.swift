@@ -9,7 +9,11 @@ extension ClusterSimulator {
     /// A client's answer: each call is answered at most once; grants become acknowledged holds.
     func record(_ call: Call, _ outcome: Outcome) {
         if call.id < 0 { return cacheAnswered(call, outcome) }
-        if cache != nil && cacheSettles(call, outcome) { return }
+        if cache != nil && cacheSettles(call, outcome) {
+            answerNotes[call.id, default: ""] += "not_found at step \(step), asked again after the cache settled; "
+            return
+        }
+        answerNotes[call.id, default: ""] += "answered by n\(call.node) at step \(step)"
         answers[call.id, default: []].append(outcome)
         if answers[call.id]!.count > 1 { violations.append("call \(call.id) (\(call.command)) answered twice: \(answers[call.id]!)") }
         answerCounts[Self.kind(of: outcome), default: 0] += 1
@@ -53,6 +57,29 @@ extension ClusterSimulator {
         default:
             break
         }
+    }
+
+    /// Every call about reservation `id`, in call order, with the node asked and its answers, and
+    /// the hold the most advanced replica ends with (for `stockade-sim --seed`).
+    public func trace(_ id: String) -> [String] {
+        var lines = calls.keys.sorted().compactMap { number -> String? in
+            guard let command = calls[number], command.reservationID?.rawValue == id else { return nil }
+            let answered = (answers[number] ?? []).map { outcome -> String in
+                switch outcome {
+                case .reservation(let hold, let created):
+                    "\(created ? "granted" : "hold") \(hold.path.name) token \(hold.token.rawValue) \(hold.status.name) expires \(hold.expiresAtMs) finished \(hold.finishedAtMs)"
+                default: Self.kind(of: outcome)
+                }
+            }
+            return "call \(number) \(command.historyOperation?.rawValue ?? "?"): \(answered.isEmpty ? "no answer" : answered.joined(separator: ", ")) (\(answerNotes[number] ?? ""))"
+        }
+        let ledger = nodeIDs.compactMap { nodes[$0]!.driver?.ledger }.max { $0.appliedIndex < $1.appliedIndex }
+        if let hold = ledger?.hold(ReservationID(id)) {
+            lines.append("final: \(hold.path.name) token \(hold.token.rawValue) \(hold.status.name) created \(hold.createdAtMs) expires \(hold.expiresAtMs) finished \(hold.finishedAtMs); conflicts \(ledger!.conflicts(of: ReservationID(id)).count)")
+        } else {
+            lines.append("final: no hold")
+        }
+        return lines
     }
 
     static func kind(of outcome: Outcome) -> String {

@@ -180,6 +180,8 @@ public final class ClusterSimulator {
     /// Every call a client made, and the answers it got (in order).
     var calls: [Int: Command] = [:]
     var answers: [Int: [Outcome]] = [:]
+    /// Who answered each call and when, for traces.
+    var answerNotes: [Int: String] = [:]
     /// How many calls named each reservation id in a reserve.
     var reserveCalls: [ReservationID: Int] = [:]
     /// Every reservation acknowledged as granted, with what bounds when it may leave the ledger:

@@ -24,13 +24,23 @@ struct StockadeSim: ParsableCommand {
             let violations = simulator.run(steps: steps)
             print("seed \(seed): faults \(simulator.faults)")
             print("elections \(simulator.leaderElections), applied \(simulator.appliedEntries), acknowledged \(simulator.acknowledged.count)")
-            print("local reserves \(simulator.localReserves), provisional grants \(simulator.localGrants), churn \(simulator.churn)")
+            print("local reserves \(simulator.localReserves), provisional grants \(simulator.localGrants), damaged local logs \(simulator.damagedLocalLogs), churn \(simulator.churn)")
             print("grants by path: " + simulator.grantsByPath.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if simulator.localReserves { print(simulator.localSummary()) }
             if let cache = simulator.cacheSummary { print("cache: \(cache)") }
             print("answers: " + simulator.answerCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if violations.isEmpty { print("ok") } else {
                 for violation in violations { print("VIOLATION: \(violation)") }
+                // The calls behind each reservation a violation names.
+                let named = Set(violations.flatMap { violation in
+                    violation.split(separator: " ").enumerated().compactMap { position, word in
+                        position > 0 && violation.split(separator: " ")[position - 1] == "reservation" ? String(word.trimmingCharacters(in: CharacterSet(charactersIn: ":,"))) : nil
+                    }
+                })
+                for id in named.sorted() {
+                    print("reservation \(id):")
+                    for line in simulator.trace(id) { print("  \(line)") }
+                }
                 throw ExitCode(1)
             }
             return
